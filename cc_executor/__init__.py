@@ -1,0 +1,1 @@
+"""cc-executor: run the Claude Code CLI as a supervised subprocess."""

@@ -1,0 +1,237 @@
+"""Boundary models: what a caller passes in (config, request) and gets back (result, progress)."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+PermissionMode = Literal["acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"]
+PERMISSION_MODES: tuple[str, ...] = ("acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan")
+
+MAX_TASK_BYTES = 4 * 1024 * 1024
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    IDLE_TIMEOUT = "idle_timeout"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+class CCExecutorConfig(BaseModel):
+    """How a run is executed. Every field has a safe default; the seed's names are kept."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    timeout: float | None = Field(
+        default=None, gt=0, le=MAX_TIMEOUT_S, description="Wall-clock limit in seconds; None = the default (1800 s)."
+    )
+    idle_timeout: float | None = Field(
+        default=300.0, gt=0, le=MAX_TIMEOUT_S, description="Kill the run after this many seconds without a stream line."
+    )
+    stream_output: bool = Field(default=False, description="Print live progress lines on stderr.")
+    save_transcript: bool = Field(default=True, description="Keep the raw stream-json transcript of each run.")
+    transcript_dir: Path | None = Field(default=None, description="Where transcripts go; default <state dir>/transcripts.")
+    model: str | None = None
+    permission_mode: PermissionMode = "acceptEdits"
+    allowed_tools: list[str] = Field(default_factory=list)
+    disallowed_tools: list[str] = Field(default_factory=list)
+    add_dirs: list[Path] = Field(default_factory=list)
+    max_turns: int | None = Field(default=None, ge=1, le=10_000)
+    max_budget_usd: float | None = Field(default=None, gt=0)
+    append_system_prompt: str | None = None
+    claude_path: str | None = Field(default=None, description="Explicit `claude` executable; else CC_EXECUTOR_CLAUDE, PATH, ...")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment for the CLI (never recorded).")
+    max_attempts: int = Field(default=3, ge=1, le=20, description="Attempts for retryable failures (429, 529, 5xx).")
+    retry_base_delay_s: float = Field(default=2.0, ge=0)
+    retry_max_wait_s: float = Field(default=300.0, ge=0, description="Never wait longer than this before a retry.")
+    kill_grace_s: float = Field(default=2.0, ge=0, le=60, description="Seconds between SIGINT, SIGTERM and SIGKILL.")
+    heartbeat_s: float = Field(default=5.0, gt=0, le=5.0, description="Progress at least this often, even when silent.")
+    track_files: bool = Field(default=True, description="Diff the working directory to list files created/modified.")
+    max_line_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="Longer stream lines are spilled to the transcript unparsed.")
+
+    @field_validator("allowed_tools", "disallowed_tools")
+    @classmethod
+    def _tool_names(cls, tools: list[str]) -> list[str]:
+        for name in tools:
+            if not name.strip() or "\n" in name:
+                raise ValueError(f"invalid tool name {name!r}")
+        return tools
+
+
+DEFAULT_TIMEOUT_S = 1800.0
+
+
+class RunRequest(BaseModel):
+    """One run to execute: the task plus everything that shapes it. Validated before anything starts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str
+    cwd: Path
+    config: CCExecutorConfig = Field(default_factory=CCExecutorConfig)
+    json_schema: dict[str, Any] | None = None
+    return_json: bool = False
+    run_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    list_id: str | None = None
+    parent_run_id: str | None = None
+    resume_session_id: str | None = None
+    fork_session: bool = False
+    timeout_basis: str | None = None
+
+    @field_validator("task")
+    @classmethod
+    def _task(cls, task: str) -> str:
+        if not task.strip():
+            raise ValueError("task is empty")
+        if len(task.encode("utf-8", "surrogatepass")) > MAX_TASK_BYTES:
+            raise ValueError(f"task is larger than {MAX_TASK_BYTES // (1024 * 1024)} MiB")
+        if "\x00" in task:
+            raise ValueError("task contains a NUL byte")
+        return task
+
+    @field_validator("cwd")
+    @classmethod
+    def _cwd(cls, cwd: Path) -> Path:
+        resolved = cwd.expanduser().resolve()
+        if not resolved.exists():
+            raise ValueError(f"cwd {str(cwd)!r} does not exist")
+        if not resolved.is_dir():
+            raise ValueError(f"cwd {str(cwd)!r} is not a directory")
+        return resolved
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id(cls, run_id: str) -> str:
+        if not RUN_ID_PATTERN.match(run_id):
+            raise ValueError(f"run_id {run_id!r} is not a lowercase UUID")
+        return run_id
+
+    @field_validator("json_schema")
+    @classmethod
+    def _schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
+        if schema is None:
+            return None
+        from cc_executor.schema import check_schema
+
+        check_schema(schema)
+        return schema
+
+    @model_validator(mode="after")
+    def _dirs_exist(self) -> RunRequest:
+        for directory in self.config.add_dirs:
+            if not directory.expanduser().is_dir():
+                raise ValueError(f"add_dirs entry {str(directory)!r} is not a directory")
+        return self
+
+    @property
+    def timeout_s(self) -> float:
+        return self.config.timeout or DEFAULT_TIMEOUT_S
+
+
+class ExecutionResult(BaseModel):
+    """What a run produced. ``files_*`` come from a diff of ``cwd``, never from the model's claims."""
+
+    run_id: str = Field(description="Harness-owned UUID of the run (the seed's execution_uuid).")
+    status: RunStatus
+    task: str = ""
+    cwd: str = ""
+    result: str | None = Field(default=None, description="The final text (partial output for failed runs).")
+    structured_output: Any = None
+    summary: str | None = None
+    files_created: list[str] = Field(default_factory=list)
+    files_modified: list[str] = Field(default_factory=list)
+    files_deleted: list[str] = Field(default_factory=list)
+    files_truncated: bool = Field(default=False, description="True when the tree was too big to diff fully.")
+    session_id: str | None = None
+    cost_usd: float | None = None
+    usage: dict[str, Any] = Field(default_factory=dict)
+    num_turns: int | None = None
+    duration_s: float | None = None
+    exit_code: int | None = None
+    error_class: str | None = None
+    error: str | None = None
+    permission_denials: list[dict[str, Any]] = Field(default_factory=list)
+    transcript_path: str | None = None
+    stderr_path: str | None = None
+    attempts: int = 1
+    timeout_s: float | None = None
+    timeout_basis: str | None = None
+    list_id: str | None = None
+    parent_run_id: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is RunStatus.SUCCESS
+
+    @property
+    def execution_uuid(self) -> str:
+        return self.run_id
+
+    def seed_dict(self) -> dict[str, Any]:
+        """The seed's return_json shape: result and summary from structured output, files from the diff."""
+        structured = self.structured_output if isinstance(self.structured_output, dict) else {}
+        return {
+            "result": structured.get("result", self.result),
+            "summary": structured.get("summary", self.summary),
+            "files_created": self.files_created,
+            "files_modified": self.files_modified,
+            "execution_uuid": self.run_id,
+        }
+
+
+ProgressKind = Literal["queued", "started", "event", "heartbeat", "finished"]
+
+
+class ProgressUpdate(BaseModel):
+    """A human-readable progress snapshot of one run."""
+
+    run_id: str
+    kind: ProgressKind
+    message: str
+    elapsed_s: float = 0.0
+    turn: int = 0
+    last_tool: str | None = None
+    files_touched: list[str] = Field(default_factory=list)
+    tokens: int = 0
+    cost_usd: float | None = None
+    queue_position: int | None = None
+
+
+def compact_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class RunRecord(ExecutionResult):
+    """A run's row in the store: the result plus bookkeeping (argv, pids, timestamps, latest progress)."""
+
+    argv: list[str] = Field(default_factory=list)
+    model: str | None = None
+    permission_mode: str | None = None
+    idle_timeout_s: float | None = None
+    pid: int | None = None
+    pgid: int | None = None
+    owner_pid: int | None = None
+    created_at: str | None = None
+    last_progress: str | None = None
+
+    def to_result(self) -> ExecutionResult:
+        return ExecutionResult.model_validate(self.model_dump(include=set(ExecutionResult.model_fields)))

@@ -1,0 +1,1 @@
+"""MCP stdio server for cc-executor (installed as cc_executor_mcp)."""

@@ -18,6 +18,8 @@
         ├── RunTimeoutError         wall-clock timeout; the tree was killed
         │   └── IdleTimeoutError    no stream line for idle_timeout seconds
         ├── RunCancelledError       cancelled by cancel_run / a list stop (a caller's own cancel re-raises anyio's)
+        ├── RunLostError            its owner process died mid-run (found and marked on the next start)
+        ├── StructuredOutputError   json_schema given but the reply is missing or does not match it
         ├── CLICrashError           the CLI exited without a result line (crash, signal, refusal)
         └── StreamCorruptionError   the stream could not be read (oversized final line, broken pipe)
 
@@ -137,6 +139,14 @@ class RunCancelledError(RunError):
     pass
 
 
+class RunLostError(RunError):
+    pass
+
+
+class StructuredOutputError(RunError):
+    pass
+
+
 class CLICrashError(RunError):
     def __init__(
         self, message: str, result: ExecutionResult | None = None, *, exit_code: int | None = None, stderr_tail: str = ""
@@ -166,6 +176,8 @@ ERROR_CLASSES: dict[str, type[RunError]] = {
         RunTimeoutError,
         IdleTimeoutError,
         RunCancelledError,
+        RunLostError,
+        StructuredOutputError,
         CLICrashError,
         StreamCorruptionError,
     )

@@ -1,0 +1,208 @@
+"""The library's front door: ``cc_execute`` (seed-compatible), ``run_stream`` for callers who want
+events as they happen, and ``reconcile`` for runs a dead process left behind."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal, overload
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from cc_executor.errors import ERROR_CLASSES, InvalidRequestError, RunError
+from cc_executor.events import Event
+from cc_executor.models import CCExecutorConfig, ExecutionResult, ProgressUpdate, RunRequest
+from cc_executor.paths import db_path
+from cc_executor.recovery import reconcile
+from cc_executor.runner import EventCallback, ProgressCallback, execute_run
+from cc_executor.slots import RunSlots
+from cc_executor.store import RunStore
+
+__all__ = ["build_request", "cc_execute", "open_store", "raise_for_result", "run_stream"]
+
+
+def build_request(
+    task: str,
+    *,
+    config: CCExecutorConfig | None = None,
+    cwd: str | Path | None = None,
+    json_schema: Mapping[str, Any] | None = None,
+    return_json: bool = False,
+    **fields: Any,
+) -> RunRequest:
+    """Validate everything up front; an InvalidRequestError names the field and the problem."""
+    from pydantic import ValidationError
+
+    try:
+        return RunRequest(
+            task=task,
+            cwd=Path(cwd) if cwd is not None else Path.cwd(),
+            config=config or CCExecutorConfig(),
+            json_schema=dict(json_schema) if json_schema is not None else None,
+            return_json=return_json,
+            **fields,
+        )
+    except ValidationError as exc:
+        raise InvalidRequestError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: Any) -> str:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ())) or "request"
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        problems.append(f"{where}: {message}")
+    return "; ".join(problems)
+
+
+@asynccontextmanager
+async def open_store(path: Path | None = None) -> AsyncIterator[RunStore]:
+    """The run registry at ``path`` (default: the state dir), with stale runs reconciled on open."""
+    async with RunStore.open(path or db_path()) as store:
+        await reconcile(store)
+        yield store
+
+
+def raise_for_result(result: ExecutionResult) -> None:
+    """Raise the typed error of a failed result (with ``.result`` attached); no-op on success."""
+    if result.ok:
+        return
+    cls = ERROR_CLASSES.get(result.error_class or "", RunError)
+    error = cls.__new__(cls)
+    RunError.__init__(error, result.error or result.status.value, result)
+    raise error
+
+
+def _stderr_printer(on_progress: ProgressCallback | None) -> ProgressCallback:
+    async def show(update: ProgressUpdate) -> None:
+        sys.stderr.write(f"[cc-executor {update.run_id[:8]}] {update.message}\n")
+        sys.stderr.flush()
+        if on_progress is not None:
+            maybe = on_progress(update)
+            if maybe is not None:
+                await maybe
+
+    return show
+
+
+@overload
+async def cc_execute(
+    task: str,
+    *,
+    config: CCExecutorConfig | None = ...,
+    return_json: Literal[True],
+    stream: bool = ...,
+    json_schema: Mapping[str, Any] | None = ...,
+    cwd: str | Path | None = ...,
+    on_progress: ProgressCallback | None = ...,
+    on_event: EventCallback | None = ...,
+    check: bool = ...,
+    store: RunStore | None = ...,
+    slots: RunSlots | None = ...,
+    **fields: Any,
+) -> dict[str, Any]: ...
+
+
+@overload
+async def cc_execute(
+    task: str,
+    *,
+    config: CCExecutorConfig | None = ...,
+    return_json: Literal[False] = ...,
+    stream: bool = ...,
+    json_schema: Mapping[str, Any] | None = ...,
+    cwd: str | Path | None = ...,
+    on_progress: ProgressCallback | None = ...,
+    on_event: EventCallback | None = ...,
+    check: bool = ...,
+    store: RunStore | None = ...,
+    slots: RunSlots | None = ...,
+    **fields: Any,
+) -> ExecutionResult: ...
+
+
+async def cc_execute(
+    task: str,
+    *,
+    config: CCExecutorConfig | None = None,
+    return_json: bool = False,
+    stream: bool = False,
+    json_schema: Mapping[str, Any] | None = None,
+    cwd: str | Path | None = None,
+    on_progress: ProgressCallback | None = None,
+    on_event: EventCallback | None = None,
+    check: bool = True,
+    store: RunStore | None = None,
+    slots: RunSlots | None = None,
+    **fields: Any,
+) -> ExecutionResult | dict[str, Any]:
+    """Run one task through the Claude Code CLI and return its verified, recorded result.
+
+    ``return_json=True`` returns the seed's dict ``{result, summary, files_created, files_modified,
+    execution_uuid}`` (result/summary via the CLI's native structured output, files from a diff of
+    ``cwd``). ``stream=True`` (or ``config.stream_output``) prints live progress on stderr. With
+    ``check=True`` (default) a failed run raises its RunError subclass, whose ``.result`` holds the
+    partial output; with ``check=False`` the result is returned whatever its status.
+    """
+    request = build_request(task, config=config, cwd=cwd, json_schema=json_schema, return_json=return_json, **fields)
+    if stream or request.config.stream_output:
+        on_progress = _stderr_printer(on_progress)
+    if store is None:
+        async with open_store() as own_store:
+            result = await execute_run(request, own_store, on_progress=on_progress, on_event=on_event, slots=slots)
+    else:
+        result = await execute_run(request, store, on_progress=on_progress, on_event=on_event, slots=slots)
+    if check:
+        raise_for_result(result)
+    return result.seed_dict() if return_json else result
+
+
+StreamItem = Event | ProgressUpdate | ExecutionResult
+
+
+@asynccontextmanager
+async def run_stream(
+    task: str,
+    *,
+    config: CCExecutorConfig | None = None,
+    cwd: str | Path | None = None,
+    json_schema: Mapping[str, Any] | None = None,
+    store: RunStore | None = None,
+    **fields: Any,
+) -> AsyncIterator[MemoryObjectReceiveStream[StreamItem]]:
+    """Events and progress as they happen, then the ExecutionResult as the last item.
+
+        async with run_stream("fix the tests", cwd=repo) as items:
+            async for item in items:
+                ...
+
+    Leaving the block early cancels the run (its process tree is killed and the row says cancelled).
+    """
+    request = build_request(task, config=config, cwd=cwd, json_schema=json_schema, **fields)
+    send, receive = anyio.create_memory_object_stream[StreamItem](1000)
+
+    async def produce(run_store: RunStore) -> None:
+        async with send:
+            result = await execute_run(request, run_store, on_progress=send.send, on_event=send.send)
+            await send.send(result)
+
+    run_store = store if store is not None else await _connect_default()
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(produce, run_store)
+            async with receive:
+                yield receive
+            group.cancel_scope.cancel()
+    finally:
+        if store is None:
+            with anyio.CancelScope(shield=True):
+                await run_store.close()
+
+
+async def _connect_default() -> RunStore:
+    run_store = await RunStore.connect(db_path())
+    await reconcile(run_store)
+    return run_store

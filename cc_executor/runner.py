@@ -1,0 +1,483 @@
+"""``execute_run``: one run end to end — queue, spawn, stream, progress, timeouts, retries, record.
+
+This is the unit a remote backend would wrap (e.g. as a Temporal activity): it takes a validated
+RunRequest and a store, and leaves behind a finished row, a transcript and no process.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import anyio.abc
+
+from cc_executor import changes, process
+from cc_executor.command import build_argv, build_env, find_claude, redact_argv
+from cc_executor.errors import (
+    IdleTimeoutError,
+    RunCancelledError,
+    RunError,
+    RunTimeoutError,
+    StructuredOutputError,
+    UsageLimitError,
+)
+from cc_executor.events import (
+    AssistantText,
+    Event,
+    InitEvent,
+    NonJsonLine,
+    OversizedLine,
+    PermissionDenied,
+    ResultEvent,
+    parse_line,
+)
+from cc_executor.models import ExecutionResult, ProgressUpdate, RunRequest, RunStatus
+from cc_executor.outcome import classify
+from cc_executor.paths import transcript_paths
+from cc_executor.progress import ProgressTracker, shorten
+from cc_executor.schema import reply_error
+from cc_executor.slots import RunSlots, default_slots
+from cc_executor.store import RunStore, utc_now
+from cc_executor.stream import Line, LineFramer, SpillPiece
+from cc_executor.transcript import TranscriptWriter
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[ProgressUpdate], Awaitable[None] | None]
+EventCallback = Callable[[Event], Awaitable[None] | None]
+
+_PARTIAL_TEXT_BYTES = 64 * 1024
+_STDERR_TAIL_BYTES = 8 * 1024
+_READ_CHUNK = 256 * 1024
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """What one CLI process produced."""
+
+    n: int
+    started_at: str
+    result: ResultEvent | None = None
+    session_id: str | None = None
+    texts: list[str] = field(default_factory=list)
+    text_bytes: int = 0
+    denials: list[dict[str, object]] = field(default_factory=list)
+    oversized_lines: int = 0
+    stderr_tail: bytearray = field(default_factory=bytearray)
+    exit_code: int | None = None
+    stopped: RunError | None = None
+    pid: int | None = None
+    last_line_at: float = field(default_factory=time.monotonic)
+
+    def keep_text(self, text: str) -> None:
+        self.texts.append(text)
+        self.text_bytes += len(text)
+        while self.text_bytes > _PARTIAL_TEXT_BYTES and len(self.texts) > 1:
+            self.text_bytes -= len(self.texts.pop(0))
+
+    def error(self) -> RunError | None:
+        if self.stopped is not None:
+            return self.stopped
+        tail = self.stderr_tail.decode("utf-8", "replace")
+        return classify(self.result, exit_code=self.exit_code, stderr_tail=tail, oversized_lines=self.oversized_lines)
+
+
+class _Emitter:
+    """Delivers progress and events to the caller's callbacks; a failing callback never kills the run."""
+
+    def __init__(self, on_progress: ProgressCallback | None, on_event: EventCallback | None, store: RunStore, run_id: str):
+        self.on_progress = on_progress
+        self.on_event = on_event
+        self.store = store
+        self.run_id = run_id
+        self.last_emit = time.monotonic()
+        self._last_stored = 0.0
+
+    async def progress(self, update: ProgressUpdate) -> None:
+        self.last_emit = time.monotonic()
+        if self.last_emit - self._last_stored >= 1.0 or update.kind != "event":
+            self._last_stored = self.last_emit
+            await self.store.set_progress(self.run_id, update.message)
+        await _call(self.on_progress, update)
+
+    async def event(self, event: Event) -> None:
+        await _call(self.on_event, event)
+
+
+async def _call(callback: Callable[[object], Awaitable[None] | None] | None, value: object) -> None:
+    if callback is None:
+        return
+    try:
+        maybe = callback(value)
+        if inspect.isawaitable(maybe):
+            await maybe
+    except Exception:  # a broken callback must not break the run it watches
+        log.exception("progress/event callback failed")
+
+
+async def execute_run(
+    request: RunRequest,
+    store: RunStore,
+    *,
+    on_progress: ProgressCallback | None = None,
+    on_event: EventCallback | None = None,
+    slots: RunSlots | None = None,
+    transcript_dir: Path | None = None,
+) -> ExecutionResult:
+    """Run ``request`` to completion and return its result (failures are a status, not an exception).
+
+    Cancelling the caller kills the process tree, records ``cancelled`` and re-raises.
+    """
+    config = request.config
+    claude = find_claude(config.claude_path, {**os.environ, **config.env})
+    argv = build_argv(request, claude)
+    env = build_env(request)
+    stdout_path, stderr_path = transcript_paths(request.run_id, transcript_dir or config.transcript_dir)
+    await store.create_run(
+        request,
+        argv=redact_argv(argv),
+        owner_pid=os.getpid(),
+        transcript_path=str(stdout_path) if config.save_transcript else None,
+        stderr_path=str(stderr_path) if config.save_transcript else None,
+    )
+    tracker = ProgressTracker(request.run_id)
+    emitter = _Emitter(on_progress, on_event, store, request.run_id)
+    run = _Run(request, argv, env, store, tracker, emitter, stdout_path, stderr_path)
+    try:
+        async with (slots or default_slots()).acquire(lambda pos: run.queued(pos)):
+            return await run.execute()
+    except anyio.get_cancelled_exc_class():
+        with anyio.CancelScope(shield=True):
+            await run.record_cancelled()
+        raise
+
+
+class _Run:
+    def __init__(
+        self,
+        request: RunRequest,
+        argv: list[str],
+        env: dict[str, str],
+        store: RunStore,
+        tracker: ProgressTracker,
+        emitter: _Emitter,
+        stdout_path: Path,
+        stderr_path: Path,
+    ) -> None:
+        self.request = request
+        self.config = request.config
+        self.argv = argv
+        self.env = env
+        self.store = store
+        self.tracker = tracker
+        self.emitter = emitter
+        self.stdout_path = stdout_path
+        self.stderr_path = stderr_path
+        self.attempts: list[_Attempt] = []
+        self.started = time.monotonic()
+        self.started_at: str | None = None
+        self.deadline = self.started + request.timeout_s
+        self.before: changes.Snapshot | None = None
+        self.writer: TranscriptWriter | None = None
+        self.cancel_reason: str | None = None
+
+    async def queued(self, position: int) -> None:
+        update = self.tracker.update("queued", f"queued: position {position} (concurrency limit reached)")
+        update.queue_position = position
+        await self.emitter.progress(update)
+
+    async def execute(self) -> ExecutionResult:
+        self.started = time.monotonic()
+        self.deadline = self.started + self.request.timeout_s
+        self.started_at = utc_now()
+        self.tracker.started = self.started
+        if self.config.track_files:
+            self.before = await changes.take_snapshot(self.request.cwd)
+        self.writer = self._open_writer()
+        try:
+            error = await self._attempts()
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+        result = await self._result(error)
+        await self.store.finish_run(result)
+        await self.emitter.progress(self.tracker.update("finished", f"{result.status.value}: {self._final_line(result)}"))
+        return result
+
+    def _open_writer(self) -> TranscriptWriter | None:
+        if not self.config.save_transcript:
+            return None
+        return TranscriptWriter.open(self.stdout_path, self.stderr_path)
+
+    async def _attempts(self) -> RunError | None:
+        error: RunError | None = None
+        for n in range(1, self.config.max_attempts + 1):
+            attempt = _Attempt(n=n, started_at=utc_now())
+            self.attempts.append(attempt)
+            await self._run_attempt(attempt)
+            error = attempt.error()
+            await self._record_attempt(attempt, error)
+            delay = self._retry_delay(error, n)
+            if delay is None:
+                return error
+            message = f"{type(error).__name__}: retrying in {delay:.0f}s (attempt {n + 1}/{self.config.max_attempts})"
+            await self.emitter.progress(self.tracker.update("event", message))
+            await anyio.sleep(delay)
+        return error
+
+    def _retry_delay(self, error: RunError | None, n: int) -> float | None:
+        """Seconds to wait before retrying, or None to stop: only retryable classes, within the deadline."""
+        if error is None or not error.retryable or n >= self.config.max_attempts:
+            return None
+        if isinstance(error, UsageLimitError):
+            wait = error.retry_after_s or 0.0
+            if wait > self.config.retry_max_wait_s:
+                return None  # fail fast with the reset time rather than sleep for hours
+        else:
+            wait = self.config.retry_base_delay_s * 2 ** (n - 1) * random.uniform(0.5, 1.5)
+            wait = min(wait, self.config.retry_max_wait_s)
+        if time.monotonic() + wait >= self.deadline:
+            return None
+        return wait
+
+    async def _record_attempt(self, attempt: _Attempt, error: RunError | None) -> None:
+        result = attempt.result
+        await self.store.record_attempt(
+            self.request.run_id,
+            attempt.n,
+            started_at=attempt.started_at,
+            finished_at=utc_now(),
+            status=_status_for(error).value,
+            exit_code=attempt.exit_code,
+            error_class=type(error).__name__ if error else None,
+            error=str(error) if error else None,
+            session_id=attempt.session_id,
+            cost_usd=result.total_cost_usd if result else None,
+        )
+
+    async def _run_attempt(self, attempt: _Attempt) -> None:
+        if attempt.n > 1 and self.writer is not None:
+            self.writer.write_line(json.dumps({"type": "cc_executor", "subtype": "attempt", "n": attempt.n}).encode())
+        child = await process.spawn(self.argv, cwd=self.request.cwd, env=self.env, marker=self.request.run_id)
+        attempt.pid = child.pid
+        try:
+            await self.store.mark_started(self.request.run_id, pid=child.pid, pgid=child.pgid)
+            await self.emitter.progress(self.tracker.update("started", f"claude started (pid {child.pid})"))
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._feed_stdin, child)
+                group.start_soon(self._drain_stderr, child, attempt)
+                group.start_soon(self._watch, child, attempt)
+                reader_done = anyio.Event()
+                group.start_soon(self._read_stdout, child, attempt, reader_done)
+                await child.process.wait()
+                await self._await_reader(child, reader_done)
+                group.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                if child.returncode is None:
+                    await process.terminate_tree(child, grace_s=self.config.kill_grace_s)
+                await process.sweep_marked(child.marker)
+                process.forget(child)
+                attempt.exit_code = child.returncode
+
+    async def _feed_stdin(self, child: process.ChildProcess) -> None:
+        stdin = child.process.stdin
+        assert stdin is not None
+        try:
+            await stdin.send(self.request.task.encode("utf-8", "surrogatepass"))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            log.debug("claude closed stdin before reading the whole prompt")
+        finally:
+            await stdin.aclose()
+
+    async def _drain_stderr(self, child: process.ChildProcess, attempt: _Attempt) -> None:
+        stream = child.process.stderr
+        assert stream is not None
+        async for chunk in stream:
+            attempt.stderr_tail += chunk
+            del attempt.stderr_tail[:-_STDERR_TAIL_BYTES]
+            if self.writer is not None:
+                self.writer.write_stderr(chunk)
+
+    async def _await_reader(self, child: process.ChildProcess, reader_done: anyio.Event) -> None:
+        """After claude exits its stdout should close; leftovers that inherited the pipe are killed."""
+        with anyio.move_on_after(2.0):
+            await reader_done.wait()
+        if not reader_done.is_set():
+            await process.sweep_marked(child.marker)
+            with anyio.move_on_after(2.0):
+                await reader_done.wait()
+
+    async def _read_stdout(self, child: process.ChildProcess, attempt: _Attempt, done: anyio.Event) -> None:
+        stream = child.process.stdout
+        assert stream is not None
+        framer = LineFramer(self.config.max_line_bytes)
+        try:
+            async for chunk in stream:
+                attempt.last_line_at = time.monotonic()
+                for item in framer.push(chunk):
+                    await self._handle_framed(item, attempt)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            log.debug("claude's stdout closed abruptly")
+        for item in framer.flush():
+            await self._handle_framed(item, attempt)
+        done.set()
+
+    async def _handle_framed(self, item: Line | SpillPiece, attempt: _Attempt) -> None:
+        if isinstance(item, SpillPiece):
+            if self.writer is not None:
+                self.writer.write_piece(item.data)
+                if item.last:
+                    self.writer.end_piece()
+            if item.last:
+                attempt.oversized_lines += 1
+                oversized = OversizedLine(size=item.total, head=item.head.decode("utf-8", "replace"))
+                await self._handle_event(oversized, attempt)
+            return
+        if self.writer is not None:
+            self.writer.write_line(item.data)
+        for event in parse_line(item.data):
+            await self._handle_event(event, attempt)
+
+    async def _handle_event(self, event: Event, attempt: _Attempt) -> None:
+        match event:
+            case InitEvent(session_id=session_id):
+                attempt.session_id = session_id
+            case AssistantText(text=text):
+                attempt.keep_text(text)
+            case PermissionDenied():
+                attempt.denials.append(dict(event.raw))
+            case ResultEvent(session_id=session_id):
+                attempt.result = event
+                attempt.session_id = session_id or attempt.session_id
+            case NonJsonLine(text=text):
+                log.debug("non-JSON stdout line kept in transcript: %s", shorten(text, 200))
+        await self.emitter.event(event)
+        if self.tracker.feed(event):
+            await self.emitter.progress(self.tracker.update("event"))
+
+    async def _watch(self, child: process.ChildProcess, attempt: _Attempt) -> None:
+        """Wall-clock and idle timeouts, and the heartbeat that keeps hosts' progress alive."""
+        idle = self.config.idle_timeout
+        while True:
+            await anyio.sleep(0.25)
+            now = time.monotonic()
+            if now >= self.deadline:
+                attempt.stopped = RunTimeoutError(f"timed out after {self.request.timeout_s:g}s; process tree killed")
+            elif idle is not None and now - attempt.last_line_at >= idle:
+                attempt.stopped = IdleTimeoutError(f"no output from claude for {idle:g}s; process tree killed")
+            if attempt.stopped is not None:
+                with anyio.CancelScope(shield=True):
+                    await process.terminate_tree(child, grace_s=self.config.kill_grace_s)
+                return
+            if now - self.emitter.last_emit >= self.config.heartbeat_s - 0.25:
+                await self.emitter.progress(self.tracker.update("heartbeat"))
+
+    async def _result(self, error: RunError | None) -> ExecutionResult:
+        last = self.attempts[-1]
+        result_event = last.result
+        structured = result_event.structured_output if result_event else None
+        error = error or self._schema_error(structured)
+        files = await self._file_changes()
+        text = result_event.result if result_event and result_event.result is not None else "\n".join(last.texts) or None
+        result = ExecutionResult(
+            run_id=self.request.run_id,
+            status=_status_for(error),
+            task=self.request.task,
+            cwd=str(self.request.cwd),
+            result=text,
+            structured_output=structured,
+            summary=_summary(structured, text),
+            files_created=files.created if files else [],
+            files_modified=files.modified if files else [],
+            files_deleted=files.deleted if files else [],
+            files_truncated=files.truncated if files else False,
+            session_id=last.session_id,
+            cost_usd=sum((a.result.total_cost_usd or 0.0) for a in self.attempts if a.result) or None,
+            usage=result_event.usage if result_event else {},
+            num_turns=result_event.num_turns if result_event else (self.tracker.turn or None),
+            duration_s=round(time.monotonic() - self.started, 3),
+            exit_code=last.exit_code,
+            error_class=type(error).__name__ if error else None,
+            error=str(error) if error else None,
+            permission_denials=(result_event.permission_denials if result_event else []) or last.denials,
+            transcript_path=str(self.stdout_path) if self.config.save_transcript else None,
+            stderr_path=str(self.stderr_path) if self.config.save_transcript else None,
+            attempts=len(self.attempts),
+            timeout_s=self.request.timeout_s,
+            timeout_basis=self.request.timeout_basis,
+            list_id=self.request.list_id,
+            parent_run_id=self.request.parent_run_id,
+            started_at=self.started_at,
+            finished_at=utc_now(),
+        )
+        if error is not None:
+            error.result = result
+        return result
+
+    def _schema_error(self, structured: object) -> RunError | None:
+        from cc_executor.command import effective_schema
+
+        schema = effective_schema(self.request)
+        if schema is None:
+            return None
+        if structured is None:
+            return StructuredOutputError("a json_schema was given but claude returned no structured output")
+        mismatch = reply_error(schema, structured)
+        return StructuredOutputError(mismatch) if mismatch else None
+
+    async def _file_changes(self) -> changes.FileChanges | None:
+        if self.before is None:
+            return None
+        with anyio.CancelScope(shield=True):
+            after = await changes.take_snapshot(self.request.cwd)
+        return changes.diff_snapshots(self.before, after)
+
+    async def record_cancelled(self) -> None:
+        """The caller cancelled: the tree is already dead (shielded finally); write the row."""
+        error = RunCancelledError(self.cancel_reason or "cancelled by the caller; process tree killed")
+        if self.writer is not None:
+            self.writer.close()
+        try:
+            result = await self._result(error) if self.attempts else None
+        except Exception:
+            log.exception("could not assemble the result of a cancelled run")
+            result = None
+        if result is not None:
+            await self.store.finish_run(result)
+        else:
+            await self.store.mark_status(
+                self.request.run_id, RunStatus.CANCELLED, error_class="RunCancelledError", error=str(error)
+            )
+
+    @staticmethod
+    def _final_line(result: ExecutionResult) -> str:
+        return shorten(" ".join((result.error or result.result or "").split()), 120)
+
+
+def _status_for(error: RunError | None) -> RunStatus:
+    if error is None:
+        return RunStatus.SUCCESS
+    if isinstance(error, IdleTimeoutError):
+        return RunStatus.IDLE_TIMEOUT
+    if isinstance(error, RunTimeoutError):
+        return RunStatus.TIMEOUT
+    if isinstance(error, RunCancelledError):
+        return RunStatus.CANCELLED
+    return RunStatus.FAILED
+
+
+def _summary(structured: object, text: str | None) -> str | None:
+    if isinstance(structured, dict) and isinstance(structured.get("summary"), str):
+        return str(structured["summary"])
+    if text:
+        return shorten(" ".join(text.split()), 200)
+    return None

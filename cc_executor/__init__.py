@@ -1,1 +1,76 @@
-"""cc-executor: run the Claude Code CLI as a supervised subprocess."""
+"""cc-executor: run the Claude Code CLI as a supervised subprocess.
+
+    from cc_executor import cc_execute
+    result = await cc_execute("Write fizzbuzz.py and run it", cwd="/tmp/work")
+"""
+
+from cc_executor.api import build_request, cc_execute, open_store, raise_for_result, run_stream
+from cc_executor.backend import Backend, LocalBackend
+from cc_executor.errors import (
+    ApiError,
+    ApiServerError,
+    AuthenticationError,
+    BadRequestError,
+    BudgetExceededError,
+    CCExecutorError,
+    ClaudeNotFoundError,
+    CLICrashError,
+    IdleTimeoutError,
+    InvalidRequestError,
+    MaxTurnsError,
+    OverloadedError,
+    RateLimitError,
+    RunCancelledError,
+    RunError,
+    RunLostError,
+    RunNotFoundError,
+    RunTimeoutError,
+    StreamCorruptionError,
+    StructuredOutputError,
+    TranscriptNotFoundError,
+    UsageLimitError,
+)
+from cc_executor.models import CCExecutorConfig, ExecutionResult, ProgressUpdate, RunRecord, RunRequest, RunStatus
+from cc_executor.runner import execute_run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ApiError",
+    "ApiServerError",
+    "AuthenticationError",
+    "Backend",
+    "BadRequestError",
+    "BudgetExceededError",
+    "CCExecutorConfig",
+    "CCExecutorError",
+    "CLICrashError",
+    "ClaudeNotFoundError",
+    "ExecutionResult",
+    "IdleTimeoutError",
+    "InvalidRequestError",
+    "LocalBackend",
+    "MaxTurnsError",
+    "OverloadedError",
+    "ProgressUpdate",
+    "RateLimitError",
+    "RunCancelledError",
+    "RunError",
+    "RunLostError",
+    "RunNotFoundError",
+    "RunRecord",
+    "RunRequest",
+    "RunStatus",
+    "RunTimeoutError",
+    "StreamCorruptionError",
+    "StructuredOutputError",
+    "TranscriptNotFoundError",
+    "UsageLimitError",
+    "__version__",
+    "build_request",
+    "cc_execute",
+    "execute_run",
+    "open_store",
+    "raise_for_result",
+    "run_stream",
+]

@@ -136,6 +136,12 @@ async def execute_run(
 
     Cancelling the caller kills the process tree, records ``cancelled`` and re-raises.
     """
+    run = await prepare_run(request, store, transcript_dir=transcript_dir)
+    return await run.execute(on_progress=on_progress, on_event=on_event, slots=slots)
+
+
+async def prepare_run(request: RunRequest, store: RunStore, *, transcript_dir: Path | None = None) -> Run:
+    """Everything that can fail fast (no CLI, root bypass) fails here, before a row is written."""
     config = request.config
     claude = find_claude(config.claude_path, {**os.environ, **config.env})
     argv = build_argv(request, claude)
@@ -148,27 +154,18 @@ async def execute_run(
         transcript_path=str(stdout_path) if config.save_transcript else None,
         stderr_path=str(stderr_path) if config.save_transcript else None,
     )
-    tracker = ProgressTracker(request.run_id)
-    emitter = _Emitter(on_progress, on_event, store, request.run_id)
-    run = _Run(request, argv, env, store, tracker, emitter, stdout_path, stderr_path)
-    try:
-        async with (slots or default_slots()).acquire(lambda pos: run.queued(pos)):
-            return await run.execute()
-    except anyio.get_cancelled_exc_class():
-        with anyio.CancelScope(shield=True):
-            await run.record_cancelled()
-        raise
+    return Run(request, argv, env, store, stdout_path, stderr_path)
 
 
-class _Run:
+class Run:
+    """A prepared run (its row exists). ``execute`` runs it once; ``cancel_reason`` is recorded on cancel."""
+
     def __init__(
         self,
         request: RunRequest,
         argv: list[str],
         env: dict[str, str],
         store: RunStore,
-        tracker: ProgressTracker,
-        emitter: _Emitter,
         stdout_path: Path,
         stderr_path: Path,
     ) -> None:
@@ -177,8 +174,8 @@ class _Run:
         self.argv = argv
         self.env = env
         self.store = store
-        self.tracker = tracker
-        self.emitter = emitter
+        self.tracker = ProgressTracker(request.run_id)
+        self.emitter = _Emitter(None, None, store, request.run_id)
         self.stdout_path = stdout_path
         self.stderr_path = stderr_path
         self.attempts: list[_Attempt] = []
@@ -194,7 +191,24 @@ class _Run:
         update.queue_position = position
         await self.emitter.progress(update)
 
-    async def execute(self) -> ExecutionResult:
+    async def execute(
+        self,
+        *,
+        on_progress: ProgressCallback | None = None,
+        on_event: EventCallback | None = None,
+        slots: RunSlots | None = None,
+    ) -> ExecutionResult:
+        self.emitter.on_progress = on_progress
+        self.emitter.on_event = on_event
+        try:
+            async with (slots or default_slots()).acquire(self.queued):
+                return await self._execute()
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self.record_cancelled()
+            raise
+
+    async def _execute(self) -> ExecutionResult:
         self.started = time.monotonic()
         self.deadline = self.started + self.request.timeout_s
         self.started_at = utc_now()
@@ -208,6 +222,8 @@ class _Run:
             if self.writer is not None:
                 self.writer.close()
         result = await self._result(error)
+        if (await self.store.get(self.request.run_id)).status is RunStatus.CANCELLED:
+            result = self._as_cancelled(result)  # `cc-executor cancel` from another process got there first
         await self.store.finish_run(result)
         await self.emitter.progress(self.tracker.update("finished", f"{result.status.value}: {self._final_line(result)}"))
         return result
@@ -457,6 +473,12 @@ class _Run:
             await self.store.mark_status(
                 self.request.run_id, RunStatus.CANCELLED, error_class="RunCancelledError", error=str(error)
             )
+
+    @staticmethod
+    def _as_cancelled(result: ExecutionResult) -> ExecutionResult:
+        return result.model_copy(
+            update={"status": RunStatus.CANCELLED, "error_class": "RunCancelledError", "error": "cancelled by request"}
+        )
 
     @staticmethod
     def _final_line(result: ExecutionResult) -> str:

@@ -1,0 +1,123 @@
+"""Schema migrations: an ordered list of named async functions (the llm pattern).
+
+Applied names are recorded in ``_migrations(name, applied_at)``; order is list order and the key is the function
+name, so never rename or reorder a shipped migration, only append new ones. Each step runs in its own transaction
+(``BEGIN IMMEDIATE``), so a failed step leaves nothing half-applied. Each step must use ``execute`` only, never
+``executescript``: that commits the open transaction first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import aiosqlite
+import anyio
+
+Migration = Callable[[aiosqlite.Connection], Awaitable[None]]
+
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Register ``fn`` as the next migration."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+async def migrate(db: aiosqlite.Connection) -> None:
+    """Apply every migration not yet recorded, each in its own transaction."""
+    await db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    await db.commit()
+    for fn in MIGRATIONS:
+        await _apply(db, fn)
+
+
+async def applied_migrations(db: aiosqlite.Connection) -> list[str]:
+    rows = await db.execute_fetchall("SELECT name FROM _migrations ORDER BY rowid")
+    return [str(row[0]) for row in rows]
+
+
+async def _apply(db: aiosqlite.Connection, fn: Migration) -> None:
+    # The check sits inside the write lock, so two processes migrating at once cannot both apply a step.
+    try:
+        await db.execute("BEGIN IMMEDIATE")  # inside the try: a cancelled BEGIN still runs and must be rolled back
+        rows = await db.execute_fetchall("SELECT 1 FROM _migrations WHERE name = ?", (fn.__name__,))
+        if not list(rows):
+            await fn(db)
+            applied_at = datetime.now(UTC).isoformat(timespec="microseconds")
+            await db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (fn.__name__, applied_at))
+        await db.commit()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await db.rollback()
+        raise
+
+
+@migration
+async def m001_runs(db: aiosqlite.Connection) -> None:
+    await db.execute(
+        """
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            list_id TEXT,
+            parent_run_id TEXT,
+            task TEXT NOT NULL,
+            cwd TEXT NOT NULL,
+            argv TEXT,
+            model TEXT,
+            permission_mode TEXT,
+            status TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            pid INTEGER,
+            pgid INTEGER,
+            owner_pid INTEGER,
+            exit_code INTEGER,
+            session_id TEXT,
+            cost_usd REAL,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            usage TEXT,
+            num_turns INTEGER,
+            duration_s REAL,
+            error_class TEXT,
+            error TEXT,
+            result TEXT,
+            structured_output TEXT,
+            summary TEXT,
+            files_created TEXT,
+            files_modified TEXT,
+            files_deleted TEXT,
+            files_truncated INTEGER,
+            permission_denials TEXT,
+            transcript_path TEXT,
+            stderr_path TEXT,
+            timeout_s REAL,
+            idle_timeout_s REAL,
+            timeout_basis TEXT,
+            attempts INTEGER DEFAULT 0,
+            last_progress TEXT
+        )
+        """
+    )
+    for column in ("status", "created_at", "list_id", "cwd"):
+        await db.execute(f"CREATE INDEX idx_runs_{column} ON runs ({column})")
+    await db.execute(
+        """
+        CREATE TABLE attempts (
+            run_id TEXT REFERENCES runs(id),
+            n INTEGER,
+            started_at TEXT,
+            finished_at TEXT,
+            status TEXT,
+            exit_code INTEGER,
+            error_class TEXT,
+            error TEXT,
+            session_id TEXT,
+            cost_usd REAL,
+            PRIMARY KEY (run_id, n)
+        )
+        """
+    )

@@ -70,6 +70,8 @@ def raise_for_result(result: ExecutionResult) -> None:
     """Raise the typed error of a failed result (with ``.result`` attached); no-op on success."""
     if result.ok:
         return
+    if isinstance(result._exception, RunError):
+        raise result._exception
     cls = ERROR_CLASSES.get(result.error_class or "", RunError)
     error = cls.__new__(cls)
     RunError.__init__(error, result.error or result.status.value, result)

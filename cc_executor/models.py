@@ -9,7 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 PermissionMode = Literal["acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"]
 PERMISSION_MODES: tuple[str, ...] = ("acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan")
@@ -119,7 +119,7 @@ class RunRequest(BaseModel):
     @field_validator("run_id")
     @classmethod
     def _run_id(cls, run_id: str) -> str:
-        if not RUN_ID_PATTERN.match(run_id):
+        if not RUN_ID_PATTERN.fullmatch(run_id):
             raise ValueError(f"run_id {run_id!r} is not a lowercase UUID")
         return run_id
 
@@ -177,6 +177,11 @@ class ExecutionResult(BaseModel):
     parent_run_id: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    _exception: Exception | None = PrivateAttr(default=None)  # the typed RunError, when this run produced it
+
+    def __str__(self) -> str:
+        """The result text, so seed-style ``print(await cc_execute(...))`` keeps working."""
+        return self.result or ""
 
     @property
     def ok(self) -> bool:

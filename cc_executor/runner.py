@@ -437,6 +437,7 @@ class Run:
         )
         if error is not None:
             error.result = result
+            result._exception = error
         return result
 
     def _schema_error(self, structured: object) -> RunError | None:
@@ -476,9 +477,11 @@ class Run:
 
     @staticmethod
     def _as_cancelled(result: ExecutionResult) -> ExecutionResult:
-        return result.model_copy(
+        cancelled = result.model_copy(
             update={"status": RunStatus.CANCELLED, "error_class": "RunCancelledError", "error": "cancelled by request"}
         )
+        cancelled._exception = RunCancelledError("cancelled by request", cancelled)
+        return cancelled
 
     @staticmethod
     def _final_line(result: ExecutionResult) -> str:

@@ -220,6 +220,17 @@ class RunStore:
         sql = f"SELECT * FROM runs {where} ORDER BY created_at DESC, rowid DESC LIMIT ?"
         return await self._records(sql, (*used.values(), _check_limit(limit)))
 
+    async def find_ids(self, prefix: str, *, limit: int = 10) -> list[str]:
+        """Ids starting with ``prefix`` (lowercase hex and dashes), newest first: the CLI accepts a unique prefix."""
+        if not prefix or prefix.strip("0123456789abcdef-"):
+            raise InvalidRequestError(f"invalid run id prefix {prefix!r}: expected lowercase hex digits and dashes")
+        # Ids use only '-', '0'-'9', 'a'-'f' (all below 'g'), so [prefix, prefix + "g") is exactly the ids with
+        # that prefix, and the primary-key index answers it.
+        sql = "SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        async with self._lock:
+            rows = await self._db.execute_fetchall(sql, (prefix, prefix + "g", _check_limit(limit)))
+        return [str(row[0]) for row in rows]
+
     async def unfinished_runs(self) -> list[RunRecord]:
         """Queued or running rows, oldest first: the ones a restart must adopt or mark lost."""
         sql = "SELECT * FROM runs WHERE status IN (?, ?) ORDER BY created_at, rowid"

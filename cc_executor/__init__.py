@@ -1,7 +1,7 @@
 """cc-executor: run the Claude Code CLI as a supervised subprocess.
 
-    from cc_executor import cc_execute
-    result = await cc_execute("Write fizzbuzz.py and run it", cwd="/tmp/work")
+from cc_executor import cc_execute
+result = await cc_execute("Write fizzbuzz.py and run it", cwd="/tmp/work")
 """
 
 from cc_executor.api import build_request, cc_execute, open_store, raise_for_result, run_stream

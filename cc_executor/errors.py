@@ -100,9 +100,7 @@ class RateLimitError(ApiError):
 class UsageLimitError(RateLimitError):
     """Subscription usage limit; ``reset_at`` is the epoch second when it resets."""
 
-    def __init__(
-        self, message: str, result: ExecutionResult | None = None, *, reset_at: int, now: float
-    ) -> None:
+    def __init__(self, message: str, result: ExecutionResult | None = None, *, reset_at: int, now: float) -> None:
         super().__init__(message, result, retry_after_s=max(0.0, reset_at - now))
         self.reset_at = reset_at
 
@@ -149,7 +147,12 @@ class StructuredOutputError(RunError):
 
 class CLICrashError(RunError):
     def __init__(
-        self, message: str, result: ExecutionResult | None = None, *, exit_code: int | None = None, stderr_tail: str = ""
+        self,
+        message: str,
+        result: ExecutionResult | None = None,
+        *,
+        exit_code: int | None = None,
+        stderr_tail: str = "",
     ) -> None:
         super().__init__(message, result)
         self.exit_code = exit_code

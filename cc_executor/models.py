@@ -47,7 +47,9 @@ class CCExecutorConfig(BaseModel):
     )
     stream_output: bool = Field(default=False, description="Print live progress lines on stderr.")
     save_transcript: bool = Field(default=True, description="Keep the raw stream-json transcript of each run.")
-    transcript_dir: Path | None = Field(default=None, description="Where transcripts go; default <state dir>/transcripts.")
+    transcript_dir: Path | None = Field(
+        default=None, description="Where transcripts go; default <state dir>/transcripts."
+    )
     model: str | None = None
     permission_mode: PermissionMode = "acceptEdits"
     allowed_tools: list[str] = Field(default_factory=list)
@@ -56,7 +58,9 @@ class CCExecutorConfig(BaseModel):
     max_turns: int | None = Field(default=None, ge=1, le=10_000)
     max_budget_usd: float | None = Field(default=None, gt=0)
     append_system_prompt: str | None = None
-    claude_path: str | None = Field(default=None, description="Explicit `claude` executable; else CC_EXECUTOR_CLAUDE, PATH, ...")
+    claude_path: str | None = Field(
+        default=None, description="Explicit `claude` executable; else CC_EXECUTOR_CLAUDE, PATH, ..."
+    )
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment for the CLI (never recorded).")
     max_attempts: int = Field(default=3, ge=1, le=20, description="Attempts for retryable failures (429, 529, 5xx).")
     retry_base_delay_s: float = Field(default=2.0, ge=0)
@@ -64,7 +68,9 @@ class CCExecutorConfig(BaseModel):
     kill_grace_s: float = Field(default=2.0, ge=0, le=60, description="Seconds between SIGINT, SIGTERM and SIGKILL.")
     heartbeat_s: float = Field(default=5.0, gt=0, le=5.0, description="Progress at least this often, even when silent.")
     track_files: bool = Field(default=True, description="Diff the working directory to list files created/modified.")
-    max_line_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="Longer stream lines are spilled to the transcript unparsed.")
+    max_line_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="Longer stream lines are spilled to the transcript unparsed."
+    )
 
     @field_validator("allowed_tools", "disallowed_tools")
     @classmethod

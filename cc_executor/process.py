@@ -114,7 +114,7 @@ async def sweep_marked(marker: str, *, grace_s: float = 1.0) -> int:
         return 0
     _signal_all(leftovers, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and marked_processes(marker):
+    while time.monotonic() < deadline and marked_processes(marker):  # noqa: ASYNC110 - polling /proc, no event
         await anyio.sleep(0.05)
     _signal_all(marked_processes(marker), signal.SIGKILL)
     return len(leftovers)

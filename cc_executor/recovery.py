@@ -21,7 +21,11 @@ async def reconcile(store: RunStore) -> list[str]:
         if owner is not None and (owner == os.getpid() or process.pid_alive(owner)):
             continue  # still owned by a live process (maybe this one)
         killed = process.kill_marked_group(record.pgid, record.run_id)
-        note = f"owner process {owner} died; {killed} leftover process(es) killed" if killed else f"owner process {owner} died"
+        note = (
+            f"owner process {owner} died; {killed} leftover process(es) killed"
+            if killed
+            else f"owner process {owner} died"
+        )
         await store.mark_status(record.run_id, RunStatus.LOST, error_class="RunLostError", error=note)
         log.info("run %s marked lost: %s", record.run_id, note)
         lost.append(record.run_id)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 import anyio.abc
@@ -51,6 +52,7 @@ from cc_executor.transcript import TranscriptWriter
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 ProgressCallback = Callable[[ProgressUpdate], Awaitable[None] | None]
 EventCallback = Callable[[Event], Awaitable[None] | None]
 
@@ -93,7 +95,9 @@ class _Attempt:
 class _Emitter:
     """Delivers progress and events to the caller's callbacks; a failing callback never kills the run."""
 
-    def __init__(self, on_progress: ProgressCallback | None, on_event: EventCallback | None, store: RunStore, run_id: str):
+    def __init__(
+        self, on_progress: ProgressCallback | None, on_event: EventCallback | None, store: RunStore, run_id: str
+    ):
         self.on_progress = on_progress
         self.on_event = on_event
         self.store = store
@@ -112,7 +116,7 @@ class _Emitter:
         await _call(self.on_event, event)
 
 
-async def _call(callback: Callable[[object], Awaitable[None] | None] | None, value: object) -> None:
+async def _call(callback: Callable[[_T], Awaitable[None] | None] | None, value: _T) -> None:
     if callback is None:
         return
     try:
@@ -225,7 +229,9 @@ class Run:
         if (await self.store.get(self.request.run_id)).status is RunStatus.CANCELLED:
             result = self._as_cancelled(result)  # `cc-executor cancel` from another process got there first
         await self.store.finish_run(result)
-        await self.emitter.progress(self.tracker.update("finished", f"{result.status.value}: {self._final_line(result)}"))
+        await self.emitter.progress(
+            self.tracker.update("finished", f"{result.status.value}: {self._final_line(result)}")
+        )
         return result
 
     def _open_writer(self) -> TranscriptWriter | None:
@@ -403,7 +409,9 @@ class Run:
         structured = result_event.structured_output if result_event else None
         error = error or self._schema_error(structured)
         files = await self._file_changes()
-        text = result_event.result if result_event and result_event.result is not None else "\n".join(last.texts) or None
+        text = (
+            result_event.result if result_event and result_event.result is not None else "\n".join(last.texts) or None
+        )
         result = ExecutionResult(
             run_id=self.request.run_id,
             status=_status_for(error),

@@ -23,7 +23,7 @@ def check_schema(schema: dict[str, Any]) -> None:
     if not isinstance(schema, dict):
         raise ValueError("json_schema must be a JSON object")
     if schema.get("type", "object") != "object":
-        raise ValueError("json_schema must describe an object (\"type\": \"object\")")
+        raise ValueError('json_schema must describe an object ("type": "object")')
     validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         validator.check_schema(schema)

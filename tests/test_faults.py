@@ -24,7 +24,9 @@ def with_mode(config: CCExecutorConfig, mode: str, **env: str) -> CCExecutorConf
     return config.model_copy(update={"env": {"FAKE_CLAUDE_MODE": mode, **env}})
 
 
-async def test_a_100_mb_line_is_spilled_to_the_transcript_not_held(fake_config: CCExecutorConfig, workdir: Path) -> None:
+async def test_a_100_mb_line_is_spilled_to_the_transcript_not_held(
+    fake_config: CCExecutorConfig, workdir: Path
+) -> None:
     events: list[Event] = []
     config = with_mode(fake_config, "huge_line", FAKE_CLAUDE_LINE_MB="100")
     result = await cc_execute("big", config=config, cwd=workdir, on_event=events.append)
@@ -47,7 +49,9 @@ async def test_a_line_under_the_limit_parses_whole(fake_config: CCExecutorConfig
 
 
 async def test_an_oversized_result_line_is_a_stream_error(fake_config: CCExecutorConfig, workdir: Path) -> None:
-    config = with_mode(fake_config, "huge_result", FAKE_CLAUDE_LINE_MB="2").model_copy(update={"max_line_bytes": 1024 * 1024})
+    config = with_mode(fake_config, "huge_result", FAKE_CLAUDE_LINE_MB="2").model_copy(
+        update={"max_line_bytes": 1024 * 1024}
+    )
     with pytest.raises(StreamCorruptionError, match="oversized") as caught:
         await cc_execute("big result", config=config, cwd=workdir)
     result = caught.value.result
@@ -91,7 +95,9 @@ async def test_a_child_that_ignores_sigterm_is_killed_on_timeout(fake_config: CC
     assert marked_processes(result.run_id) == []
 
 
-async def test_grandchildren_and_daemons_die_with_the_run(fake_config: CCExecutorConfig, workdir: Path, tmp_path: Path) -> None:
+async def test_grandchildren_and_daemons_die_with_the_run(
+    fake_config: CCExecutorConfig, workdir: Path, tmp_path: Path
+) -> None:
     pidfile = tmp_path / "pids.json"
     config = with_mode(
         fake_config, "grandchildren", FAKE_CLAUDE_PIDFILE=str(pidfile), FAKE_CLAUDE_IGNORE_TERM="1"
@@ -110,7 +116,9 @@ async def test_grandchildren_and_daemons_die_with_the_run(fake_config: CCExecuto
 
 async def test_cancel_kills_grandchildren_too(fake_config: CCExecutorConfig, workdir: Path, tmp_path: Path) -> None:
     pidfile = tmp_path / "pids.json"
-    config = with_mode(fake_config, "grandchildren", FAKE_CLAUDE_PIDFILE=str(pidfile), FAKE_CLAUDE_GRANDCHILD_STDIO="devnull")
+    config = with_mode(
+        fake_config, "grandchildren", FAKE_CLAUDE_PIDFILE=str(pidfile), FAKE_CLAUDE_GRANDCHILD_STDIO="devnull"
+    )
     with anyio.move_on_after(1.5):
         await cc_execute("x", config=config, cwd=workdir)
     pids = json.loads(pidfile.read_text())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -36,7 +37,9 @@ from cc_executor.transcript import read_page
 pytestmark = pytest.mark.anyio
 
 
-async def test_text_run_is_recorded_with_transcript(fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path) -> None:
+async def test_text_run_is_recorded_with_transcript(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
     fake_api.scenario = scenarios.text("hello from fake")
     result = await cc_execute("say hi", config=config, cwd=workdir)
 
@@ -53,7 +56,9 @@ async def test_text_run_is_recorded_with_transcript(fake_api: FakeAnthropic, con
     assert types[0] == "system" and types[-1] == "result"
 
 
-async def test_prompt_goes_over_stdin_not_argv(fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path) -> None:
+async def test_prompt_goes_over_stdin_not_argv(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
     """A 1 MiB prompt (beyond Linux's 128 KiB argv limit) reaches the API whole; argv never holds it."""
     task = "Summarise this: " + "lorem ipsum " * 90_000
     result = await cc_execute(task, config=config, cwd=workdir)
@@ -84,13 +89,17 @@ async def test_write_and_edit_are_measured_from_the_directory(
     assert (workdir / "existing.txt").read_text() == "new\n"
 
 
-async def test_model_claims_are_not_reported_as_files(fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path) -> None:
+async def test_model_claims_are_not_reported_as_files(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
     fake_api.scenario = scenarios.text('{"files_created": ["ghost.py"]} I created ghost.py')
     result = await cc_execute("claim things", config=config, cwd=workdir)
     assert result.files_created == [] and not (workdir / "ghost.py").exists()
 
 
-async def test_permission_denials_are_reported(fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path) -> None:
+async def test_permission_denials_are_reported(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
     fake_api.scenario = scenarios.write_file("out.txt", "hi\n")
     config = config.model_copy(update={"permission_mode": "default"})  # headless: whatever would prompt is denied
     result = await cc_execute("write a file", config=config, cwd=workdir)
@@ -99,7 +108,9 @@ async def test_permission_denials_are_reported(fake_api: FakeAnthropic, config: 
     assert not (workdir / "out.txt").exists() and result.files_created == []
 
 
-async def test_structured_output_with_callers_schema(fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path) -> None:
+async def test_structured_output_with_callers_schema(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
     schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
     fake_api.scenario = scenarios.structured({"name": "Ada"})
     result = await cc_execute("who?", config=config, cwd=workdir, json_schema=schema)
@@ -126,7 +137,9 @@ def test_reply_validation_names_the_mismatch() -> None:
     assert "age" in (reply_error(schema, {"age": -3}) or "")
 
 
-async def test_return_json_gives_the_seed_dict(fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path) -> None:
+async def test_return_json_gives_the_seed_dict(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
     fake_api.scenario = scenarios.Scenario(
         [
             scenarios.ToolUse("Write", {"file_path": "{cwd}/out.md", "content": "# out\n"}),
@@ -177,7 +190,9 @@ async def test_usage_limit_carries_the_reset_time_and_fails_fast(
     assert caught.value.result is not None and caught.value.result.attempts == 1
 
 
-async def test_rate_limit_is_retried_then_succeeds(fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path) -> None:
+async def test_rate_limit_is_retried_then_succeeds(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
     fake_api.scenario = scenarios.api_error(429, times=1, then="recovered")
     config.retry_base_delay_s = 0.1
     result = await cc_execute("hi", config=config, cwd=workdir)
@@ -187,7 +202,9 @@ async def test_rate_limit_is_retried_then_succeeds(fake_api: FakeAnthropic, conf
     assert [(a["n"], a["error_class"]) for a in attempts] == [(1, "RateLimitError"), (2, None)]
 
 
-async def test_non_retryable_errors_are_not_retried(fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path) -> None:
+async def test_non_retryable_errors_are_not_retried(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
     fake_api.scenario = scenarios.api_error(401)
     with pytest.raises(AuthenticationError):
         await cc_execute("hi", config=config, cwd=workdir)
@@ -245,7 +262,9 @@ async def test_a_long_run_that_keeps_streaming_is_not_idle(
 
 
 @pytest.mark.slow
-async def test_progress_has_messages_and_heartbeats(fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path) -> None:
+async def test_progress_has_messages_and_heartbeats(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
     fake_api.scenario = scenarios.Scenario(
         [scenarios.ToolUse("Bash", {"command": "sleep 3 && echo done"}), scenarios.Text("finished")]
     )
@@ -256,7 +275,7 @@ async def test_progress_has_messages_and_heartbeats(fake_api: FakeAnthropic, con
     assert any("Bash: sleep 3 && echo done" in u.message for u in updates)
     assert sum(1 for u in updates if u.kind == "heartbeat") >= 2  # the CLI is silent during `sleep 3`
     assert updates[-1].kind == "finished" and "success" in updates[-1].message
-    gaps = [b.elapsed_s - a.elapsed_s for a, b in zip(updates, updates[1:], strict=False)]
+    gaps = [b.elapsed_s - a.elapsed_s for a, b in itertools.pairwise(updates)]
     assert max(gaps) < 2.0
 
 
@@ -282,7 +301,9 @@ async def test_cancelling_the_caller_kills_the_tree_and_records_it(
     assert row.finished_at is not None
 
 
-async def test_transcript_pages_cover_every_line(fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path) -> None:
+async def test_transcript_pages_cover_every_line(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
     fake_api.scenario = scenarios.slow(steps=6, seconds=0)
     result = await cc_execute("many turns", config=config.model_copy(update={"allowed_tools": ["Bash"]}), cwd=workdir)
     path = Path(result.transcript_path or "")
@@ -300,7 +321,11 @@ async def test_bad_input_is_rejected_before_anything_starts(config: CCExecutorCo
     cases = [
         ("   ", {"cwd": workdir}, "task is empty"),
         ("hi", {"cwd": workdir / "missing"}, "does not exist"),
-        ("hi", {"cwd": workdir, "json_schema": {"type": "object", "properties": {"a": {"type": "nope"}}}}, "json_schema"),
+        (
+            "hi",
+            {"cwd": workdir, "json_schema": {"type": "object", "properties": {"a": {"type": "nope"}}}},
+            "json_schema",
+        ),
     ]
     for task, kwargs, message in cases:
         with pytest.raises(InvalidRequestError, match=message):

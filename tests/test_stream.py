@@ -61,7 +61,9 @@ def test_the_framer_never_buffers_more_than_the_limit() -> None:
 
 
 def test_events_are_typed_and_keep_raw() -> None:
-    init = parse_line(json.dumps({"type": "system", "subtype": "init", "session_id": "s", "tools": ["Bash"], "model": "m"}))
+    init = parse_line(
+        json.dumps({"type": "system", "subtype": "init", "session_id": "s", "tools": ["Bash"], "model": "m"})
+    )
     assert isinstance(init[0], InitEvent) and init[0].session_id == "s" and init[0].raw["model"] == "m"
     assistant = parse_line(
         json.dumps(
@@ -83,7 +85,9 @@ def test_events_are_typed_and_keep_raw() -> None:
         json.dumps(
             {
                 "type": "user",
-                "message": {"content": [{"type": "tool_result", "tool_use_id": "t1", "content": "out", "is_error": True}]},
+                "message": {
+                    "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "out", "is_error": True}]
+                },
             }
         )
     )
@@ -97,7 +101,9 @@ def test_events_are_typed_and_keep_raw() -> None:
 
 
 def test_unknown_and_broken_lines_are_kept() -> None:
-    assert parse_line('{"type":"brand_new","x":1}') == [UnknownEvent(type="brand_new", raw={"type": "brand_new", "x": 1})]
+    assert parse_line('{"type":"brand_new","x":1}') == [
+        UnknownEvent(type="brand_new", raw={"type": "brand_new", "x": 1})
+    ]
     assert isinstance(parse_line("[SandboxDebug] hi")[0], NonJsonLine)
     assert isinstance(parse_line('{"broken": ')[0], NonJsonLine)
     assert isinstance(parse_line("[1, 2]")[0], NonJsonLine)

@@ -12,6 +12,7 @@ assistant turns already in its history), so one server can serve many concurrent
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import re
@@ -178,7 +179,9 @@ def sse_reply(step: Text | ToolUse, model: str, cwd: str) -> bytes:
         start = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:20]}", "name": step.name, "input": {}}
         blocks.append((start, {"type": "input_json_delta", "partial_json": json.dumps(tool_input)}))
     for index, (start_block, delta) in enumerate(blocks):
-        out.append(_sse("content_block_start", {"type": "content_block_start", "index": index, "content_block": start_block}))
+        out.append(
+            _sse("content_block_start", {"type": "content_block_start", "index": index, "content_block": start_block})
+        )
         out.append(_sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
         out.append(_sse("content_block_stop", {"type": "content_block_stop", "index": index}))
     stop_reason = "tool_use" if isinstance(step, ToolUse) else "end_turn"
@@ -186,7 +189,11 @@ def sse_reply(step: Text | ToolUse, model: str, cwd: str) -> bytes:
     out.append(
         _sse(
             "message_delta",
-            {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None}, "usage": {"output_tokens": output_tokens}},
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                "usage": {"output_tokens": output_tokens},
+            },
         )
     )
     out.append(_sse("message_stop", {"type": "message_stop"}))
@@ -208,7 +215,7 @@ class FakeAnthropic:
         self.requests: list[RecordedRequest] = []
         self.port = port
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._listener: anyio.abc.SocketListener | None = None
+        self._listener: anyio.abc.Listener[anyio.abc.SocketStream] | None = None
 
     @property
     def base_url(self) -> str:
@@ -219,8 +226,9 @@ class FakeAnthropic:
         return [r for r in self.requests if r.path.startswith("/v1/messages")]
 
     async def __aenter__(self) -> FakeAnthropic:
-        self._listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=self.port)
-        self.port = int(self._listener.extra(anyio.abc.SocketAttribute.local_port))
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=self.port)
+        self.port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
+        self._listener = listener
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         self._task_group.start_soon(self._listener.serve, self._handle_connection)
@@ -276,7 +284,12 @@ class FakeAnthropic:
             await _send(stream, 200, "text/plain", b"")
             return
         if method != "POST" or not path.startswith("/v1/messages"):
-            await _send(stream, 404, "application/json", json.dumps({"type": "error", "error": {"type": "not_found_error", "message": path}}).encode())
+            await _send(
+                stream,
+                404,
+                "application/json",
+                json.dumps({"type": "error", "error": {"type": "not_found_error", "message": path}}).encode(),
+            )
             return
         turn_index = sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
         tools = {str(t.get("name")) for t in body.get("tools", []) if isinstance(t, dict)}
@@ -295,10 +308,19 @@ class FakeAnthropic:
 
 
 async def _send(
-    stream: anyio.abc.SocketStream, status: int, content_type: str, payload: bytes, extra: Mapping[str, str] | None = None
+    stream: anyio.abc.SocketStream,
+    status: int,
+    content_type: str,
+    payload: bytes,
+    extra: Mapping[str, str] | None = None,
 ) -> None:
     reason = {200: "OK", 404: "Not Found", 429: "Too Many Requests", 529: "Overloaded"}.get(status, "Error")
-    lines = [f"HTTP/1.1 {status} {reason}", f"content-type: {content_type}", f"content-length: {len(payload)}", "connection: keep-alive"]
+    lines = [
+        f"HTTP/1.1 {status} {reason}",
+        f"content-type: {content_type}",
+        f"content-length: {len(payload)}",
+        "connection: keep-alive",
+    ]
     lines += [f"{k}: {v}" for k, v in (extra or {}).items()]
     await stream.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
 
@@ -318,10 +340,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scenario", default="text", help="a scenario name from cc_executor.testing.scenarios")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         anyio.run(_serve_forever, args.scenario, args.port)
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -4,7 +4,15 @@ from cc_executor import cc_execute
 result = await cc_execute("Write fizzbuzz.py and run it", cwd="/tmp/work")
 """
 
-from cc_executor.api import build_request, cc_execute, open_store, raise_for_result, run_stream
+from cc_executor.api import (
+    build_request,
+    build_resume_request,
+    cc_execute,
+    open_store,
+    raise_for_result,
+    resume,
+    run_stream,
+)
 from cc_executor.backend import Backend, LocalBackend
 from cc_executor.errors import (
     ApiError,
@@ -30,6 +38,7 @@ from cc_executor.errors import (
     TranscriptNotFoundError,
     UsageLimitError,
 )
+from cc_executor.lists import ListTask, TaskListResult, cc_execute_list
 from cc_executor.models import CCExecutorConfig, ExecutionResult, ProgressUpdate, RunRecord, RunRequest, RunStatus
 from cc_executor.runner import execute_run
 
@@ -49,6 +58,7 @@ __all__ = [
     "ExecutionResult",
     "IdleTimeoutError",
     "InvalidRequestError",
+    "ListTask",
     "LocalBackend",
     "MaxTurnsError",
     "OverloadedError",
@@ -64,13 +74,17 @@ __all__ = [
     "RunTimeoutError",
     "StreamCorruptionError",
     "StructuredOutputError",
+    "TaskListResult",
     "TranscriptNotFoundError",
     "UsageLimitError",
     "__version__",
     "build_request",
+    "build_resume_request",
     "cc_execute",
+    "cc_execute_list",
     "execute_run",
     "open_store",
     "raise_for_result",
+    "resume",
     "run_stream",
 ]

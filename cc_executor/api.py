@@ -21,7 +21,15 @@ from cc_executor.runner import EventCallback, ProgressCallback, execute_run
 from cc_executor.slots import RunSlots
 from cc_executor.store import RunStore
 
-__all__ = ["build_request", "cc_execute", "open_store", "raise_for_result", "run_stream"]
+__all__ = [
+    "build_request",
+    "build_resume_request",
+    "cc_execute",
+    "open_store",
+    "raise_for_result",
+    "resume",
+    "run_stream",
+]
 
 
 def build_request(
@@ -208,3 +216,55 @@ async def _connect_default() -> RunStore:
     run_store = await RunStore.connect(db_path())
     await reconcile(run_store)
     return run_store
+
+
+async def build_resume_request(
+    store: RunStore,
+    run_id: str,
+    prompt: str,
+    *,
+    fork: bool = False,
+    config: CCExecutorConfig | None = None,
+    **fields: Any,
+) -> RunRequest:
+    """A request continuing ``run_id``'s Claude session, in that run's cwd (the CLI only finds sessions
+    from their own cwd), linked to it as parent. ``fork=True`` branches a new session instead."""
+    parent = await store.get(run_id)
+    if not parent.session_id:
+        raise InvalidRequestError(f"run {run_id} has no Claude session to resume (status {parent.status.value})")
+    return build_request(
+        prompt,
+        config=config,
+        cwd=parent.cwd,
+        resume_session_id=parent.session_id,
+        fork_session=fork,
+        parent_run_id=run_id,
+        **fields,
+    )
+
+
+async def resume(
+    run_id: str,
+    prompt: str,
+    *,
+    fork: bool = False,
+    config: CCExecutorConfig | None = None,
+    check: bool = True,
+    store: RunStore | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> ExecutionResult:
+    """Continue a finished run's conversation with ``prompt``. The new run's ``session_id`` is the one the
+    CLI produced for this turn; resume that run next to continue the chain."""
+
+    async def go(run_store: RunStore) -> ExecutionResult:
+        request = await build_resume_request(run_store, run_id, prompt, fork=fork, config=config)
+        return await execute_run(request, run_store, on_progress=on_progress)
+
+    if store is not None:
+        result = await go(store)
+    else:
+        async with open_store() as own:
+            result = await go(own)
+    if check:
+        raise_for_result(result)
+    return result

@@ -28,6 +28,7 @@ class RunStatus(StrEnum):
     IDLE_TIMEOUT = "idle_timeout"
     CANCELLED = "cancelled"
     LOST = "lost"
+    SKIPPED = "skipped"
 
     @property
     def finished(self) -> bool:
@@ -71,6 +72,11 @@ class CCExecutorConfig(BaseModel):
     max_line_bytes: int = Field(
         default=32 * 1024 * 1024, ge=1024, description="Longer stream lines are spilled to the transcript unparsed."
     )
+    agent_predict_timeout: bool = Field(
+        default=False,
+        description="With no timeout given, also ask a cheap model for an estimate (recorded beside history).",
+    )
+    prediction_model: str | None = Field(default=None, description="Model for agent_predict_timeout; default: `model`.")
 
     @field_validator("allowed_tools", "disallowed_tools")
     @classmethod
@@ -225,6 +231,8 @@ class ProgressUpdate(BaseModel):
     tokens: int = 0
     cost_usd: float | None = None
     queue_position: int | None = None
+    list_index: int | None = Field(default=None, description="1-based position in a task list.")
+    list_total: int | None = None
 
 
 def compact_json(value: Any) -> str:

@@ -204,7 +204,7 @@ class FakeAnthropic:
     """An in-process HTTP/1.1 server on a free loopback port, serving scripted scenarios.
 
     ``routes`` maps a marker string to a scenario: a request whose first user message contains the
-    marker gets that scenario; every other request gets ``scenario``.
+    marker gets that scenario (the marker found latest wins); every other request gets ``scenario``.
     """
 
     def __init__(
@@ -244,10 +244,9 @@ class FakeAnthropic:
 
     def scenario_for(self, body: Mapping[str, Any]) -> Scenario:
         prompt = first_user_text(body)
-        for marker, scenario in self.routes.items():
-            if marker in prompt:
-                return scenario
-        return self.scenario
+        # The marker found latest in the prompt wins: a task list puts earlier tasks' text before the current task.
+        found = [(prompt.rfind(marker), scenario) for marker, scenario in self.routes.items() if marker in prompt]
+        return max(found, key=lambda pair: pair[0])[1] if found else self.scenario
 
     async def _handle_connection(self, stream: anyio.abc.SocketStream) -> None:
         from anyio.streams.buffered import BufferedByteReceiveStream

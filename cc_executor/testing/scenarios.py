@@ -39,7 +39,11 @@ def bash(command: str, final: str = "ran it") -> Scenario:
 def slow(steps: int = 3, seconds: float = 1.0, final: str = "all steps done") -> Scenario:
     """A multi-step run: each turn runs ``sleep S && echo step i`` through the Bash tool."""
     calls: list[Text | ToolUse | ApiError] = [
-        ToolUse("Bash", {"command": f"sleep {seconds:g} && echo step {i}", "description": f"step {i}"}, preamble=f"Step {i} of {steps}.")
+        ToolUse(
+            "Bash",
+            {"command": f"sleep {seconds:g} && echo step {i}", "description": f"step {i}"},
+            preamble=f"Step {i} of {steps}.",
+        )
         for i in range(1, steps + 1)
     ]
     return Scenario([*calls, Text(final)])
@@ -85,13 +89,21 @@ def demo() -> Scenario:
     """The offline demo: look around, write a file, run it, report."""
     return Scenario(
         [
-            ToolUse("Bash", {"command": "sleep 1 && ls -la", "description": "look at the directory"}, preamble="Let me look first."),
+            ToolUse(
+                "Bash",
+                {"command": "sleep 1 && ls -la", "description": "look at the directory"},
+                preamble="Let me look first.",
+            ),
             ToolUse(
                 "Write",
                 {"file_path": "{cwd}/fizzbuzz.py", "content": _FIZZBUZZ},
                 preamble="Now I'll write the program.",
             ),
-            ToolUse("Bash", {"command": "sleep 1 && python3 fizzbuzz.py | head -5", "description": "run it"}, preamble="Let me run it."),
+            ToolUse(
+                "Bash",
+                {"command": "sleep 1 && python3 fizzbuzz.py | head -5", "description": "run it"},
+                preamble="Let me run it.",
+            ),
             ToolUse(
                 "StructuredOutput",
                 {"result": "fizzbuzz.py prints FizzBuzz for 1..15", "summary": "Wrote fizzbuzz.py and ran it."},

@@ -1,0 +1,434 @@
+"""The MCP server: tools, resources and instructions over the cc_executor core.
+
+``create_server(settings)`` builds an MCPServer; the tools are thin wrappers over runs.py, lists.py and
+transcripts.py. Importing this module loads no cc_executor code: the core comes in on the first tool call, so the
+initialize answer costs little more than importing the SDK.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeAlias
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from . import lists, runs, transcripts
+from .progress import ProgressSink
+from .schemas import (
+    MAX_LIST_TASKS,
+    MAX_PAGE_LINES,
+    MAX_PARALLEL,
+    AllowedToolsParam,
+    BudgetParam,
+    CwdParam,
+    DisallowedToolsParam,
+    IdleTimeoutParam,
+    JsonSchemaParam,
+    MaxTurnsParam,
+    ModelParam,
+    PermissionModeParam,
+    RunId,
+    RunList,
+    RunOptions,
+    RunResult,
+    RunStatusName,
+    Task,
+    TaskListResult,
+    TaskSpec,
+    TimeoutParam,
+    TranscriptPage,
+)
+from .settings import MAX_RETURN_AFTER_S, MAX_WAIT_S, ServerSettings
+from .state import AppState, lifespan_for
+
+Ctx: TypeAlias = Context[AppState, Any]
+
+SERVER_NAME = "cc-executor"
+VERSION = "0.1.0"
+
+INSTRUCTIONS = """\
+cc-executor runs Claude Code (the `claude` CLI) as a supervised subprocess: it does real work in a directory you
+name — reads and edits files, runs commands — and reports back. Every run gets a run_id and is recorded.
+
+How to use it:
+- execute_task(task, cwd) runs one task and returns its result. It waits at most return_after_s (server default
+  {return_after}s) so your host's tool-call timeout is never hit; if the task is still going then, you get
+  status "running" and a run_id: call wait_run(run_id) (repeat while status is "running") to get the result.
+  The run keeps going on the server in the meantime. Progress notifications are sent while a call waits.
+- For work you know is long, or several runs at once: start_task returns a run_id at once; then wait_run,
+  get_run (status + latest progress, no waiting), cancel_run, list_runs.
+- execute_task_list runs several tasks under one list_id: sequential by default, where each later task sees a
+  summary of the earlier results; or parallel with max_parallel.
+- Permissions: by default Claude Code may edit files in cwd (permission_mode "acceptEdits") but other tools such
+  as Bash need allowed_tools, e.g. ["Bash"] or ["Bash(npm test:*)"]. If a result lists permission_denials, run
+  again with those tools in allowed_tools. permission_mode "plan" is read-only; "bypassPermissions" allows
+  everything and belongs only in a trusted or sandboxed directory.
+- Results are trimmed to about {max_chars} characters. When result_truncated is true, read the rest with
+  get_transcript(run_id, format="text", tail=1) or the resource cc-executor://runs/{{run_id}}/result.
+- json_schema makes the final answer structured (returned as structured_output). resume_run_id continues the
+  Claude conversation of an earlier run in the same directory.
+- files_created / files_modified come from a diff of cwd, not from what the model claims.
+"""
+
+_RUNNING = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
+_READING = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+_WAITING = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+_CANCELLING = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
+
+ReturnAfter = Annotated[
+    float | None,
+    Field(
+        ge=0,
+        le=MAX_RETURN_AFTER_S,
+        description=(
+            "Return after this many seconds even if the task is still running (status 'running' + run_id; "
+            "then call wait_run). Default: the server's CC_EXECUTOR_RETURN_AFTER_S (50 s). 0 = like start_task."
+        ),
+    ),
+]
+ResumeRunId = Annotated[
+    RunId | None,
+    Field(description="Continue the Claude conversation of this earlier run (same cwd; the new run gets its own id)."),
+]
+
+
+def _state(ctx: Ctx) -> AppState:
+    return ctx.request_context.lifespan_context
+
+
+def _sink(ctx: Ctx, total: float | None = None) -> ProgressSink:
+    return ProgressSink(ctx.report_progress, total=total)
+
+
+def _options(**values: Any) -> RunOptions:
+    return RunOptions(**values)
+
+
+# --- tools ---------------------------------------------------------------------------------------------------------
+
+
+async def execute_task(
+    task: Task,
+    ctx: Ctx,
+    cwd: CwdParam = None,
+    timeout_s: TimeoutParam = None,
+    idle_timeout_s: IdleTimeoutParam = None,
+    model: ModelParam = None,
+    permission_mode: PermissionModeParam = None,
+    allowed_tools: AllowedToolsParam = None,
+    disallowed_tools: DisallowedToolsParam = None,
+    max_turns: MaxTurnsParam = None,
+    max_budget_usd: BudgetParam = None,
+    json_schema: JsonSchemaParam = None,
+    resume_run_id: ResumeRunId = None,
+    return_after_s: ReturnAfter = None,
+) -> RunResult:
+    """Run one task with Claude Code in `cwd` and return its result: the final answer (trimmed; see
+    result_truncated), structured_output when json_schema is given, files created/modified (from a diff), cost,
+    duration and turns. Sends progress notifications while it runs. If the task is still running after
+    return_after_s (default 50 s) the call returns status "running" with the run_id: call wait_run(run_id) to get
+    the result; the run keeps going meanwhile. Cancelling this call kills the run. Claude Code may edit files in
+    cwd by default; pass allowed_tools (e.g. ["Bash"]) for commands."""
+    state = _state(ctx)
+    options = _options(
+        cwd=cwd,
+        timeout_s=timeout_s,
+        idle_timeout_s=idle_timeout_s,
+        model=model,
+        permission_mode=permission_mode,
+        allowed_tools=allowed_tools,
+        disallowed_tools=disallowed_tools,
+        max_turns=max_turns,
+        max_budget_usd=max_budget_usd,
+        json_schema=json_schema,
+    )
+    wait_s = state.settings.return_after_s if return_after_s is None else return_after_s
+    with runs.tool_errors():
+        request = await runs.make_request(state, task, options, resume_run_id=resume_run_id)
+        return await runs.execute(state, request, _sink(ctx), wait_s)
+
+
+async def start_task(
+    task: Task,
+    ctx: Ctx,
+    cwd: CwdParam = None,
+    timeout_s: TimeoutParam = None,
+    idle_timeout_s: IdleTimeoutParam = None,
+    model: ModelParam = None,
+    permission_mode: PermissionModeParam = None,
+    allowed_tools: AllowedToolsParam = None,
+    disallowed_tools: DisallowedToolsParam = None,
+    max_turns: MaxTurnsParam = None,
+    max_budget_usd: BudgetParam = None,
+    json_schema: JsonSchemaParam = None,
+    resume_run_id: ResumeRunId = None,
+) -> RunResult:
+    """Start a task in the background and return its run_id at once (status "queued" or "running"). Follow it
+    with wait_run(run_id) (long-poll), get_run(run_id) (snapshot) and cancel_run(run_id). Use this for work you
+    expect to take long, or to run several tasks side by side. Same options as execute_task."""
+    state = _state(ctx)
+    options = _options(
+        cwd=cwd,
+        timeout_s=timeout_s,
+        idle_timeout_s=idle_timeout_s,
+        model=model,
+        permission_mode=permission_mode,
+        allowed_tools=allowed_tools,
+        disallowed_tools=disallowed_tools,
+        max_turns=max_turns,
+        max_budget_usd=max_budget_usd,
+        json_schema=json_schema,
+    )
+    with runs.tool_errors():
+        request = await runs.make_request(state, task, options, resume_run_id=resume_run_id)
+        run_id = await state.submit(request)
+        return await runs.describe(state, run_id)
+
+
+async def execute_task_list(
+    tasks: Annotated[
+        list[TaskSpec],
+        Field(
+            min_length=1,
+            max_length=MAX_LIST_TASKS,
+            description="The tasks, each {task, and optionally any of the per-task options}; unset options "
+            "fall back to the list-level ones below.",
+        ),
+    ],
+    ctx: Ctx,
+    mode: Annotated[
+        Literal["sequential", "parallel"],
+        Field(description="sequential: one after another, each seeing a summary of the earlier results; parallel."),
+    ] = "sequential",
+    max_parallel: Annotated[
+        int, Field(ge=1, le=MAX_PARALLEL, description="Parallel mode: at most this many at once.")
+    ] = 4,
+    stop_on_error: Annotated[
+        bool, Field(description="Skip the tasks not yet started once one fails (running ones finish).")
+    ] = True,
+    cwd: CwdParam = None,
+    timeout_s: TimeoutParam = None,
+    idle_timeout_s: IdleTimeoutParam = None,
+    model: ModelParam = None,
+    permission_mode: PermissionModeParam = None,
+    allowed_tools: AllowedToolsParam = None,
+    disallowed_tools: DisallowedToolsParam = None,
+    max_turns: MaxTurnsParam = None,
+    max_budget_usd: BudgetParam = None,
+    return_after_s: ReturnAfter = None,
+) -> TaskListResult:
+    """Run several tasks under one list_id and return one result per task plus totals. sequential (default):
+    each task starts after the previous one and its prompt begins with a short summary of the earlier results;
+    parallel: up to max_parallel at once. Every task is its own run (own run_id). If the list is still running
+    after return_after_s, the call returns status "running" with every task's run_id: wait_run each of them."""
+    state = _state(ctx)
+    shared = _options(
+        cwd=cwd,
+        timeout_s=timeout_s,
+        idle_timeout_s=idle_timeout_s,
+        model=model,
+        permission_mode=permission_mode,
+        allowed_tools=allowed_tools,
+        disallowed_tools=disallowed_tools,
+        max_turns=max_turns,
+        max_budget_usd=max_budget_usd,
+    )
+    wait_s = state.settings.return_after_s if return_after_s is None else return_after_s
+    with runs.tool_errors():
+        return await lists.execute_list(
+            state,
+            tasks,
+            shared,
+            mode=mode,
+            max_parallel=max_parallel,
+            stop_on_error=stop_on_error,
+            sink=_sink(ctx, len(tasks)),
+            wait_s=wait_s,
+        )
+
+
+async def get_run(run_id: RunId, ctx: Ctx) -> RunResult:
+    """A run's status, latest progress message and — once finished — its result. Returns at once."""
+    state = _state(ctx)
+    with runs.tool_errors():
+        found = lists.find_entry(state, run_id)
+        if found is not None and found[1].state != "submitted":
+            return lists.unstarted_result(*found)
+        return await runs.describe(state, run_id)
+
+
+async def wait_run(
+    run_id: RunId,
+    ctx: Ctx,
+    timeout_s: Annotated[
+        float | None,
+        Field(ge=0, le=MAX_WAIT_S, description="Wait at most this long (default: the server's return_after_s, 50 s)."),
+    ] = None,
+) -> RunResult:
+    """Wait for a run to finish and return its result; after timeout_s it returns the current state instead
+    (status "running": call wait_run again). Sends progress notifications while it waits."""
+    state = _state(ctx)
+    wait_s = state.settings.return_after_s if timeout_s is None else timeout_s
+    sink = _sink(ctx)
+    with runs.tool_errors():
+        found = lists.find_entry(state, run_id)
+        if found is not None:
+            return await lists.wait_entry(state, *found, sink=sink, timeout_s=wait_s)
+        return await runs.wait(state, run_id, wait_s, sink)
+
+
+async def cancel_run(
+    run_id: RunId,
+    ctx: Ctx,
+    reason: Annotated[str | None, Field(max_length=500, description="Recorded with the run.")] = None,
+) -> RunResult:
+    """Cancel a queued or running run: its whole process tree is killed and the run is recorded as cancelled
+    (the reason is kept). Cancelling a finished run changes nothing and says so."""
+    state = _state(ctx)
+    with runs.tool_errors():
+        found = lists.find_entry(state, run_id)
+        if found is not None and found[1].state == "pending":
+            found[1].skip(f"cancelled via cancel_run{': ' + reason if reason else ''}")
+            return lists.unstarted_result(*found)
+        return await runs.cancel(state, run_id, reason)
+
+
+async def list_runs(
+    ctx: Ctx,
+    status: Annotated[RunStatusName | None, Field(description="Only runs with this status.")] = None,
+    cwd: Annotated[str | None, Field(description="Only runs that worked in this directory.")] = None,
+    since: Annotated[
+        str | None,
+        Field(
+            max_length=64, description="Only runs created since: ISO-8601 time, or an age such as '30m', '2h', '1d'."
+        ),
+    ] = None,
+    list_id: Annotated[str | None, Field(max_length=64, description="Only the runs of this task list.")] = None,
+    limit: Annotated[int, Field(ge=1, le=200, description="At most this many runs.")] = 20,
+) -> RunList:
+    """Recorded runs, newest first, with status, task (shortened), cwd, times, cost and error class."""
+    with runs.tool_errors():
+        return await runs.list_runs(_state(ctx), status=status, cwd=cwd, since=since, list_id=list_id, limit=limit)
+
+
+async def get_transcript(
+    run_id: RunId,
+    ctx: Ctx,
+    cursor: Annotated[
+        str | None,
+        Field(max_length=40, description="next_cursor of the previous page; omit to start at the beginning."),
+    ] = None,
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE_LINES, description="At most this many lines.")] = 200,
+    format: Annotated[
+        Literal["text", "raw"],
+        Field(description="text: readable lines (assistant text, tool calls, results); raw: the stream-json events."),
+    ] = "text",
+    tail: Annotated[
+        int | None,
+        Field(ge=1, le=MAX_PAGE_LINES, description="Start this many lines before the end (tail=1: the final result)."),
+    ] = None,
+) -> TranscriptPage:
+    """Page through a run's transcript (also while it runs). Pages fit a tool result; a line longer than a page
+    continues on the next one. Use it for results that were trimmed, or to see what Claude Code did."""
+    with runs.tool_errors():
+        return await transcripts.get_transcript(_state(ctx), run_id, cursor=cursor, limit=limit, fmt=format, tail=tail)
+
+
+# --- resources -----------------------------------------------------------------------------------------------------
+
+
+async def transcript_resource(run_id: str, ctx: Ctx) -> str:
+    """The run's transcript as readable text (first page; get_transcript pages through the rest)."""
+    with _resource_errors():
+        return await transcripts.transcript_text(_state(ctx), _resource_run_id(run_id))
+
+
+async def result_resource(run_id: str, ctx: Ctx) -> str:
+    """The run's full result as JSON (untrimmed)."""
+    with _resource_errors():
+        record = await (await _state(ctx).backend()).status(_resource_run_id(run_id))
+        return record.to_result().model_dump_json(indent=2)
+
+
+def _resource_run_id(run_id: str) -> str:
+    from .schemas import _check_run_id
+
+    try:
+        return _check_run_id(run_id)
+    except ValueError as exc:
+        raise ResourceError(str(exc)) from None
+
+
+class _resource_errors:
+    """Core and tool errors inside a resource read become ResourceError (a JSON-RPC error naming the problem)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        from cc_executor.errors import CCExecutorError, RunNotFoundError
+
+        if isinstance(exc, RunNotFoundError):
+            raise ResourceError(f"unknown run_id {exc.run_id!r}") from None
+        if isinstance(exc, CCExecutorError | ToolError):
+            raise ResourceError(str(exc)) from None
+
+
+# --- assembly ------------------------------------------------------------------------------------------------------
+
+TOOLS: list[tuple[Any, str, ToolAnnotations]] = [
+    (execute_task, "Run a task with Claude Code", _RUNNING),
+    (execute_task_list, "Run a list of tasks with Claude Code", _RUNNING),
+    (start_task, "Start a task in the background", _RUNNING),
+    (get_run, "Get a run's status and result", _READING),
+    (wait_run, "Wait for a run to finish", _WAITING),
+    (cancel_run, "Cancel a run", _CANCELLING),
+    (list_runs, "List recorded runs", _READING),
+    (get_transcript, "Read a run's transcript", _READING),
+]
+
+
+def create_server(settings: ServerSettings | None = None) -> MCPServer[AppState]:
+    """A ready MCPServer; ``settings`` default to the environment (ServerSettings.from_env())."""
+    settings = settings or ServerSettings.from_env()
+    server: MCPServer[AppState] = MCPServer(
+        SERVER_NAME,
+        title="Claude Code executor",
+        version=VERSION,
+        instructions=INSTRUCTIONS.format(
+            return_after=f"{settings.return_after_s:g}", max_chars=settings.max_result_chars
+        ),
+        lifespan=lifespan_for(settings),
+        log_level="WARNING",
+    )
+    for fn, title, hints in TOOLS:
+        server.add_tool(fn, title=title, annotations=hints, structured_output=True)
+    server.resource(
+        "cc-executor://runs/{run_id}/transcript",
+        name="run-transcript",
+        title="Run transcript",
+        description="A run's transcript as readable text (first page; get_transcript pages through the rest).",
+        mime_type="text/plain",
+    )(transcript_resource)
+    server.resource(
+        "cc-executor://runs/{run_id}/result",
+        name="run-result",
+        title="Run result",
+        description="A run's full, untrimmed result as JSON.",
+        mime_type="application/json",
+    )(result_resource)
+    return server
+
+
+mcp: MCPServer[AppState]  # created on first access, see __getattr__
+
+
+def __getattr__(name: str) -> Any:
+    """``from cc_executor_mcp.app import mcp``: a server with settings from the environment, built on first use."""
+    if name == "mcp":
+        global mcp
+        mcp = create_server()
+        return mcp
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

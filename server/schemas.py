@@ -1,0 +1,256 @@
+"""The tools' input types and output models: what a client sees in inputSchema / outputSchema.
+
+This module must stay cheap to import (no cc_executor imports): it is loaded before the initialize answer.
+The few constants duplicated from the core are checked against it by the tests.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+
+# Mirrors of cc_executor.models (tests/test_server_units.py asserts they match).
+PermissionMode = Literal["acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"]
+RunStatusName = Literal[
+    "queued", "running", "success", "failed", "timeout", "idle_timeout", "cancelled", "lost", "skipped"
+]
+RUN_ID_REGEX = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+
+# Server-side limits, tighter than the core's: a tool argument this large is a mistake, not a task.
+MAX_TASK_BYTES = 512 * 1024
+MAX_LIST_TASKS = 100
+MAX_PARALLEL = 16
+MAX_TOOL_NAMES = 100
+MAX_BUDGET_USD = 1000.0
+MAX_TURNS = 10_000
+MAX_PAGE_LINES = 1000
+
+_RUN_ID = re.compile(RUN_ID_REGEX)
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\[\]/@-]{0,127}$")
+
+
+def _check_task(task: str) -> str:
+    if not task.strip():
+        raise ValueError("task is empty or whitespace only")
+    size = len(task.encode("utf-8", "surrogatepass"))
+    if size > MAX_TASK_BYTES:
+        raise ValueError(f"task is {size} bytes; the limit is {MAX_TASK_BYTES} bytes (put large inputs in files)")
+    if "\x00" in task:
+        raise ValueError("task contains a NUL byte")
+    return task
+
+
+def _check_run_id(run_id: str) -> str:
+    if not _RUN_ID.fullmatch(run_id):
+        shown = run_id if len(run_id) <= 80 else run_id[:80] + "…"
+        raise ValueError(f"run_id {shown!r} is not a run id (a lowercase UUID as returned by execute_task/start_task)")
+    return run_id
+
+
+def _check_cwd(cwd: str) -> str:
+    if not cwd.startswith(("/", "~")):
+        raise ValueError(f"cwd {cwd!r} must be an absolute path")
+    if "\x00" in cwd:
+        raise ValueError("cwd contains a NUL byte")
+    return cwd
+
+
+def _check_model(model: str) -> str:
+    if not _MODEL_NAME.fullmatch(model):
+        raise ValueError(f"model {model[:80]!r} is not a model name or alias (e.g. 'sonnet', 'claude-sonnet-4-5')")
+    return model
+
+
+def _check_tool_name(name: str) -> str:
+    if not name.strip() or len(name) > 500 or any(c in name for c in "\n\r\x00"):
+        raise ValueError(f"invalid tool name {name[:80]!r}")
+    return name
+
+
+Task = Annotated[
+    str,
+    AfterValidator(_check_task),
+    Field(
+        description=f"What Claude Code should do, as a self-contained prompt (at most {MAX_TASK_BYTES // 1024} KiB)."
+    ),
+]
+RunId = Annotated[
+    str,
+    AfterValidator(_check_run_id),
+    WithJsonSchema(
+        {"type": "string", "pattern": RUN_ID_REGEX, "description": "A run id from execute_task/start_task."}
+    ),
+]
+Cwd = Annotated[str, AfterValidator(_check_cwd)]
+ToolName = Annotated[str, AfterValidator(_check_tool_name)]
+ModelName = Annotated[str, AfterValidator(_check_model)]
+TimeoutS = Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S)]
+
+
+CwdParam = Annotated[
+    Cwd | None,
+    Field(description="Absolute path of the directory Claude Code works in (default: CC_EXECUTOR_DEFAULT_CWD)."),
+]
+TimeoutParam = Annotated[
+    TimeoutS | None,
+    Field(description="Wall-clock limit for the run in seconds (default 1800); then its process tree is killed."),
+]
+IdleTimeoutParam = Annotated[
+    TimeoutS | None,
+    Field(description="Kill the run after this many seconds without any output from the CLI (default 300)."),
+]
+ModelParam = Annotated[ModelName | None, Field(description="Claude model or alias, e.g. 'sonnet' or 'opus'.")]
+PermissionModeParam = Annotated[
+    PermissionMode | None,
+    Field(
+        description=(
+            "Claude Code permission mode. Default 'acceptEdits': file edits are allowed, other tools such as Bash "
+            "need allowed_tools. 'plan' = read-only; 'bypassPermissions' = everything, only in a trusted or "
+            "sandboxed directory."
+        )
+    ),
+]
+AllowedToolsParam = Annotated[
+    list[ToolName] | None,
+    Field(
+        max_length=MAX_TOOL_NAMES,
+        description="Tools Claude Code may use without asking, e.g. ['Bash', 'Bash(git:*)', 'WebFetch'].",
+    ),
+]
+DisallowedToolsParam = Annotated[
+    list[ToolName] | None,
+    Field(max_length=MAX_TOOL_NAMES, description="Tools Claude Code may not use, e.g. ['WebSearch']."),
+]
+MaxTurnsParam = Annotated[int | None, Field(ge=1, le=MAX_TURNS, description="Stop after this many agent turns.")]
+BudgetParam = Annotated[
+    float | None, Field(gt=0, le=MAX_BUDGET_USD, description="Stop once the run has cost this many US dollars.")
+]
+JsonSchemaParam = Annotated[
+    dict[str, Any] | None,
+    Field(description="JSON Schema the final answer must match; the parsed answer comes back as structured_output."),
+]
+
+
+class RunOptions(BaseModel):
+    """Options shared by every way of starting a run (and by each entry of a task list)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cwd: CwdParam = None
+    timeout_s: TimeoutParam = None
+    idle_timeout_s: IdleTimeoutParam = None
+    model: ModelParam = None
+    permission_mode: PermissionModeParam = None
+    allowed_tools: AllowedToolsParam = None
+    disallowed_tools: DisallowedToolsParam = None
+    max_turns: MaxTurnsParam = None
+    max_budget_usd: BudgetParam = None
+    json_schema: JsonSchemaParam = None
+
+    def merged_over(self, defaults: RunOptions) -> RunOptions:
+        """These options, with unset ones taken from ``defaults`` (a task list's shared options)."""
+        mine = self.model_dump(exclude_none=True)
+        return RunOptions(**{**defaults.model_dump(exclude_none=True), **mine})
+
+
+class TaskSpec(RunOptions):
+    """One entry of execute_task_list; unset options fall back to the list-level ones."""
+
+    task: Task
+
+
+# --- outputs -------------------------------------------------------------------------------------------------------
+
+ResultStatus = Literal[
+    "queued", "running", "success", "failed", "timeout", "idle_timeout", "cancelled", "lost", "pending", "skipped"
+]
+
+
+class RunResult(BaseModel):
+    """A run's state or outcome. ``status`` 'running' means: call wait_run(run_id) for the result."""
+
+    run_id: str
+    status: ResultStatus = Field(
+        description="success | failed | timeout | idle_timeout | cancelled | lost | running | queued …"
+    )
+    done: bool = Field(description="True once the run has finished (whatever its status).")
+    message: str = Field(description="What happened and what to do next.")
+    result: str | None = Field(default=None, description="Claude's final answer (trimmed; see result_truncated).")
+    result_truncated: bool = False
+    result_chars: int | None = Field(default=None, description="Length of the full result text.")
+    structured_output: Any = Field(default=None, description="The parsed answer when json_schema was given.")
+    summary: str | None = None
+    files_created: list[str] = Field(default_factory=list, description="From a diff of cwd, not from Claude's claims.")
+    files_modified: list[str] = Field(default_factory=list)
+    files_deleted: list[str] = Field(default_factory=list)
+    cost_usd: float | None = None
+    duration_s: float | None = None
+    num_turns: int | None = None
+    session_id: str | None = None
+    error_class: str | None = None
+    error: str | None = None
+    permission_denials: list[str] = Field(default_factory=list, description="Tools that were denied during the run.")
+    last_progress: str | None = Field(default=None, description="The latest progress message of a live run.")
+    task: str | None = Field(default=None, description="The task (shortened).")
+    cwd: str | None = None
+    list_id: str | None = None
+    parent_run_id: str | None = None
+    created_at: str | None = None
+    finished_at: str | None = None
+    transcript_uri: str | None = None
+    result_uri: str | None = None
+
+
+class ListTotals(BaseModel):
+    tasks: int
+    succeeded: int = 0
+    failed: int = Field(default=0, description="Finished without success (failed, timeout, cancelled, lost).")
+    skipped: int = 0
+    unfinished: int = Field(default=0, description="Still queued, running or pending after hand-off.")
+    cost_usd: float = 0.0
+    duration_s: float = Field(default=0.0, description="Wall-clock time of this call.")
+
+
+class TaskListResult(BaseModel):
+    list_id: str
+    status: Literal["success", "failed", "running", "cancelled"]
+    done: bool
+    message: str
+    mode: Literal["sequential", "parallel"]
+    tasks: list[RunResult]
+    totals: ListTotals
+
+
+class TranscriptPage(BaseModel):
+    run_id: str
+    format: Literal["text", "raw"]
+    cursor: str
+    next_cursor: str | None = Field(description="Pass as cursor to get the next page; null when nothing is left.")
+    lines: list[str]
+    line_truncated: bool = Field(default=False, description="The last line continues on the next page.")
+    total_bytes: int = Field(description="Size of the raw transcript file so far.")
+    run_status: str
+    message: str
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    status: str
+    task: str
+    cwd: str
+    created_at: str | None = None
+    finished_at: str | None = None
+    duration_s: float | None = None
+    cost_usd: float | None = None
+    error_class: str | None = None
+    list_id: str | None = None
+    last_progress: str | None = None
+
+
+class RunList(BaseModel):
+    runs: list[RunSummary]
+    count: int
+    message: str

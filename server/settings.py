@@ -1,0 +1,88 @@
+"""Server-wide settings, read from the environment once at start-up (tests pass their own)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_RETURN_AFTER_S = 50.0  # well under Claude Desktop's ~4 min wall clock and the 60 s of many hosts
+DEFAULT_MAX_RESULT_CHARS = 20_000  # ~5k tokens: fits the 25k-token tool-result caps hosts enforce
+MAX_RETURN_AFTER_S = 3600.0
+MAX_WAIT_S = 300.0
+
+ENV_RETURN_AFTER = "CC_EXECUTOR_RETURN_AFTER_S"
+ENV_MAX_CONCURRENT = "CC_EXECUTOR_MAX_CONCURRENT"
+ENV_HOME = "CC_EXECUTOR_HOME"
+ENV_CLAUDE = "CC_EXECUTOR_CLAUDE"
+ENV_DEFAULT_CWD = "CC_EXECUTOR_DEFAULT_CWD"
+ENV_MAX_RESULT_CHARS = "CC_EXECUTOR_MAX_RESULT_CHARS"
+ENV_MODEL = "CC_EXECUTOR_MODEL"
+ENV_LOG_LEVEL = "CC_EXECUTOR_LOG_LEVEL"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the server cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What every tool call shares. ``cli_env`` and ``claude_path`` go into every run's config (tests use them)."""
+
+    return_after_s: float = DEFAULT_RETURN_AFTER_S
+    max_concurrent: int | None = None  # None: the core's default (CPU count)
+    home: Path | None = None  # state dir (runs.db, transcripts/); None: the core's resolver
+    claude_path: str | None = None
+    default_cwd: Path | None = None
+    max_result_chars: int = DEFAULT_MAX_RESULT_CHARS
+    model: str | None = None
+    cli_env: dict[str, str] = field(default_factory=dict)
+    kill_grace_s: float | None = None  # None: the core's default
+    handle_signals: bool = False  # SIGTERM/SIGINT: cancel runs, record why, then exit (the stdio entry point only)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.return_after_s <= MAX_RETURN_AFTER_S:
+            raise SettingsError(f"return_after_s must be within 0..{MAX_RETURN_AFTER_S:g}, got {self.return_after_s}")
+        if self.max_concurrent is not None and not 1 <= self.max_concurrent <= 1000:
+            raise SettingsError(f"max_concurrent must be within 1..1000, got {self.max_concurrent}")
+        if not 1000 <= self.max_result_chars <= 10_000_000:
+            raise SettingsError(f"max_result_chars must be within 1000..10000000, got {self.max_result_chars}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
+        env = os.environ if environ is None else environ
+        return cls(
+            return_after_s=_float(env, ENV_RETURN_AFTER, DEFAULT_RETURN_AFTER_S),
+            max_concurrent=_int(env, ENV_MAX_CONCURRENT, None),
+            home=_path(env, ENV_HOME),
+            claude_path=env.get(ENV_CLAUDE) or None,
+            default_cwd=_path(env, ENV_DEFAULT_CWD),
+            max_result_chars=_int(env, ENV_MAX_RESULT_CHARS, DEFAULT_MAX_RESULT_CHARS) or DEFAULT_MAX_RESULT_CHARS,
+            model=env.get(ENV_MODEL) or None,
+        )
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw).expanduser() if raw else None

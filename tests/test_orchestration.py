@@ -88,12 +88,19 @@ async def test_parallel_list_never_exceeds_max_parallel(
 
 
 def _is_claude(pid: int) -> bool:
+    """A live (not zombie) `claude` process started by this test process (other suites may run beside it)."""
     try:
-        return b"CC_EXECUTOR_RUN_ID=" in Path(f"/proc/{pid}/environ").read_bytes() and Path(
-            f"/proc/{pid}/comm"
-        ).read_text().startswith("claude")
+        marked = b"CC_EXECUTOR_RUN_ID=" in Path(f"/proc/{pid}/environ").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
+    state, ppid = stat[stat.rfind(")") + 2 :].split()[:2]
+    return (
+        marked
+        and int(ppid) == os.getpid()
+        and stat[stat.find("(") + 1 : stat.rfind(")")].startswith("claude")
+        and state not in ("Z", "X")
+    )
 
 
 @pytest.mark.slow

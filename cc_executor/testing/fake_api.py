@@ -11,12 +11,9 @@ assistant turns already in its history), so one server can serve many concurrent
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import json
 import logging
 import re
-import sys
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -322,26 +319,3 @@ async def _send(
     ]
     lines += [f"{k}: {v}" for k, v in (extra or {}).items()]
     await stream.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
-
-
-async def _serve_forever(scenario_name: str, port: int) -> None:
-    from cc_executor.testing import scenarios
-
-    async with FakeAnthropic(scenarios.by_name(scenario_name), port=port) as fake:
-        sys.stderr.write(f"fake Messages API on {fake.base_url} (scenario {scenario_name})\n")
-        sys.stdout.write(f"{fake.base_url}\n")
-        sys.stdout.flush()
-        await anyio.sleep_forever()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Serve the scripted fake Anthropic Messages API on loopback.")
-    parser.add_argument("--scenario", default="text", help="a scenario name from cc_executor.testing.scenarios")
-    parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(_serve_forever, args.scenario, args.port)
-
-
-if __name__ == "__main__":
-    main()

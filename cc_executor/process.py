@@ -104,7 +104,15 @@ async def terminate_tree(child: ChildProcess, *, grace_s: float = 2.0) -> None:
     _signal_all(known | set(marked_processes(child.marker)), signal.SIGKILL)
     with anyio.move_on_after(max(grace_s, 1.0)):
         await child.process.wait()
+        await _until_gone(child.marker)
     forget(child)
+
+
+async def _until_gone(marker: str) -> None:
+    """SIGKILLed processes take a moment to disappear; callers then see an empty tree, not a dying one."""
+    while leftovers := marked_processes(marker):  # polling /proc: there is no event to wait on
+        _signal_all(leftovers, signal.SIGKILL)
+        await anyio.sleep(0.02)
 
 
 async def sweep_marked(marker: str, *, grace_s: float = 1.0) -> int:

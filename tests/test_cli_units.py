@@ -1,0 +1,132 @@
+"""The CLI's pure pieces and its cancel escalation, in-process (fast; the subprocess tests cover the wiring)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import anyio
+import pytest
+
+from cc_executor import process
+from cc_executor.api import build_request
+from cc_executor.cli import build_parser
+from cc_executor.cli_common import resolve_run, since_timestamp
+from cc_executor.cli_progress import status_text
+from cc_executor.cli_run import footer_lines, result_body, split_tools
+from cc_executor.cli_runs import stop_marked_tree
+from cc_executor.errors import InvalidRequestError, RunNotFoundError
+from cc_executor.models import ExecutionResult, ProgressUpdate, RunStatus
+from cc_executor.store import MEMORY, RunStore
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize(
+    ("values", "tools"),
+    [
+        (["Bash,Write"], ["Bash", "Write"]),
+        (["Bash Write", "Edit"], ["Bash", "Write", "Edit"]),
+        (["Bash(git diff:*),Write"], ["Bash(git diff:*)", "Write"]),
+        (["Bash(npm run test, lint) Read"], ["Bash(npm run test, lint)", "Read"]),
+        ([" , "], []),
+    ],
+)
+def test_split_tools_keeps_parenthesised_patterns_whole(values: list[str], tools: list[str]) -> None:
+    assert split_tools(values) == tools
+
+
+def test_since_accepts_ages_and_iso_times() -> None:
+    two_hours_ago = datetime.fromisoformat(since_timestamp("2h"))
+    assert abs(datetime.now(UTC) - timedelta(hours=2) - two_hours_ago) < timedelta(seconds=5)
+    assert since_timestamp("2026-01-01T00:00:00") == "2026-01-01T00:00:00"
+    with pytest.raises(InvalidRequestError, match="30m, 2h, 7d"):
+        since_timestamp("yesterday")
+
+
+async def test_run_ids_resolve_from_a_unique_prefix(tmp_path: Path) -> None:
+    ids = ["aaaa1111-0000-4000-8000-000000000001", "aaaa2222-0000-4000-8000-000000000002"]
+    async with RunStore.open(MEMORY) as store:
+        for run_id in ids:
+            await store.create_run(build_request("t", cwd=tmp_path, run_id=run_id), argv=[], owner_pid=os.getpid())
+
+        assert (await resolve_run(store, "AAAA1")).run_id == ids[0]
+        assert (await resolve_run(store, ids[1])).run_id == ids[1]
+        with pytest.raises(InvalidRequestError, match="ambiguous: it matches aaaa2222, aaaa1111"):
+            await resolve_run(store, "aaaa")
+        with pytest.raises(RunNotFoundError):
+            await resolve_run(store, "bbbb")
+        with pytest.raises(InvalidRequestError, match="invalid run id"):
+            await resolve_run(store, "../x")
+
+
+def test_the_result_body_prefers_structured_output_and_the_footer_sums_up() -> None:
+    result = ExecutionResult(
+        run_id="r1",
+        status=RunStatus.FAILED,
+        result="partial",
+        structured_output={"a": 1},
+        num_turns=1,
+        cost_usd=0.5,
+        duration_s=61,
+        files_created=["x.py"],
+        error_class="MaxTurnsError",
+        error="reached --max-turns",
+    )
+    assert result_body(result) == '{\n  "a": 1\n}'
+    assert footer_lines(result) == [
+        "✗ failed (MaxTurnsError) · run r1 · 1 turn · $0.5000 · 1m01s",
+        "  files created: x.py",
+        "  error: reached --max-turns",
+        "  transcript: cc-executor show r1 --transcript",
+    ]
+
+
+def test_the_status_line_shows_elapsed_turn_tool_files_and_cost() -> None:
+    update = ProgressUpdate(
+        run_id="r",
+        kind="event",
+        message="m",
+        turn=3,
+        last_tool="Bash: ls",
+        files_touched=["/w/a.py", "/w/b.py"],
+        tokens=1500,
+        cost_usd=0.01,
+    )
+    assert status_text(update, 12.0) == "12.0s · turn 3 · Bash: ls · 2 files: a.py, b.py · 1.5k tokens · $0.0100"
+    assert status_text(None, 0.2) == "0.2s · starting"
+
+
+def test_every_command_has_accurate_help() -> None:
+    parser = build_parser()
+    text = parser.format_help()
+    for command in ("run", "runs", "show", "cancel", "serve", "doctor", "demo"):
+        assert f"    {command} " in text
+    args = parser.parse_args(["run", "x", "--allowed-tools", "Bash", "--allowed-tools", "Write", "--idle-timeout", "0"])
+    assert args.allowed_tools == ["Bash", "Write"] and args.idle_timeout == 0.0
+
+
+async def test_cancel_escalates_to_sigkill_and_only_touches_marked_processes() -> None:
+    marker = "cli-unit-cancel"
+    stubborn = "trap '' INT TERM; sleep 30 & wait"
+    marked = await anyio.open_process(
+        ["sh", "-c", stubborn], env={**os.environ, "CC_EXECUTOR_RUN_ID": marker}, start_new_session=True
+    )
+    bystander = await anyio.open_process(["sleep", "30"], start_new_session=True, stdout=subprocess.DEVNULL)
+    try:
+        with anyio.fail_after(5):
+            while len(process.marked_processes(marker)) < 2:  # noqa: ASYNC110 (polling /proc)
+                await anyio.sleep(0.02)
+
+        signalled = await stop_marked_tree(marked.pid, marker, grace_s=0.2)
+
+        assert signalled == 2
+        assert process.marked_processes(marker) == []
+        assert await marked.wait() == -signal.SIGKILL
+        assert bystander.returncode is None and process.pid_alive(bystander.pid)
+    finally:
+        bystander.kill()
+        await bystander.wait()

@@ -210,7 +210,12 @@ def parse_since(since: str) -> str:
     """ISO-8601, or a relative age such as '30m', '2h', '1d' (that long ago)."""
     match = _RELATIVE_SINCE.fullmatch(since.strip())
     if match is None:
-        return since  # the store validates ISO-8601 and names the problem
+        try:
+            datetime.fromisoformat(since.strip())
+        except ValueError:
+            message = f"since {since!r} is neither an ISO-8601 time nor an age such as '30m', '2h', '1d'"
+            raise ToolError(message) from None
+        return since.strip()
     amount = float(match.group(1)) * _UNITS[match.group(2)]
     if not math.isfinite(amount) or amount > 3650 * 86400:
         raise ToolError(f"since {since!r} is too far back")

@@ -50,9 +50,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "demo",
         help="offline end-to-end demo: fake API + real claude + MCP server (no API key)",
         description="Run the whole pipeline offline, with no API key: a bundled fake Messages API, the real claude "
-        "CLI, and `cc-executor serve` as a real MCP stdio subprocess driven by an MCP client. Shows the live "
-        "progress, the structured result, the files created, the SQLite row and a transcript excerpt, then cleans "
-        "up. Needs the claude CLI (npm ci in the checkout, or npm install -g @anthropic-ai/claude-code).",
+        "CLI, and the MCP server (python -m cc_executor_mcp, what `cc-executor serve` runs) as a real stdio "
+        "subprocess driven by an MCP client calling execute_task. Shows the live progress, the structured result, "
+        "the files created, the SQLite row and a transcript excerpt, then deletes its temporary directory (your own "
+        "run history is not touched). Needs the claude CLI (npm ci in the checkout, or npm install -g "
+        "@anthropic-ai/claude-code).",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory and print where it is")
     parser.add_argument("--claude", metavar="PATH", help="the claude executable (default: the usual lookup)")

@@ -107,7 +107,7 @@ def _rich_report(checks: list[Check]) -> None:
     grid = Table.grid(padding=(0, 1))
     grid.add_column(no_wrap=True)
     grid.add_column(style="bold", no_wrap=True)
-    grid.add_column()
+    grid.add_column(overflow="fold")
     for check in checks:
         mark, style = _MARKS[check.status]
         detail = Text(check.detail)

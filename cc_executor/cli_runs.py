@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import anyio
@@ -23,6 +24,7 @@ from cc_executor.cli_common import (
     home_relative,
     is_tty,
     out,
+    parse_time,
     record_json,
     resolve_run,
     run_duration,
@@ -111,6 +113,15 @@ def _plain_table(records: list[RunRecord]) -> None:
         out("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]]).rstrip())
 
 
+def compact_time(value: str | None) -> str:
+    """A start time for a narrow table: HH:MM:SS today, else MM-DD HH:MM (local time)."""
+    moment = parse_time(value)
+    if moment is None:
+        return "-"
+    local = moment.astimezone()
+    return local.strftime("%H:%M:%S" if local.date() == datetime.now().astimezone().date() else "%m-%d %H:%M")
+
+
 _STATUS_STYLE = {"success": "green", "running": "cyan", "queued": "cyan", "cancelled": "yellow"}
 
 
@@ -121,11 +132,15 @@ def _rich_table(records: list[RunRecord]) -> None:
 
     from cc_executor.cli_common import console
 
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold", expand=True)
     for name in _COLUMNS:
-        table.add_column(name, no_wrap=name != "TASK", overflow="ellipsis")
+        flexible = name in ("TASK", "CWD")
+        table.add_column(
+            name, no_wrap=True, overflow="ellipsis", ratio=(2 if name == "TASK" else 1) if flexible else None
+        )
     for record in records:
         cells = [Text(cell) for cell in table_row(record)]
+        cells[2] = Text(compact_time(record.started_at or record.created_at))
         cells[1].stylize(_STATUS_STYLE.get(record.status.value, "red"))
         table.add_row(*cells)
     console(sys.stdout).print(table)

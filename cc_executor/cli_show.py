@@ -24,7 +24,7 @@ from cc_executor.cli_common import (
     short_id,
     write_json,
 )
-from cc_executor.errors import TranscriptNotFoundError
+from cc_executor.errors import InvalidRequestError, TranscriptNotFoundError
 from cc_executor.models import RunRecord
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = commands.add_parser(
         "show",
         help="show a run's record and result, or its transcript",
-        description="Show one run: its record and result; with --transcript the readable transcript, with --raw "
+        description="Show one run: its record and result; with --transcript the readable transcript, with --raw\n"
         "the raw stream-json events (both paged with --cursor/--limit); with --follow tail a running run.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -82,6 +82,9 @@ def _show(args: argparse.Namespace) -> int:
 
 async def _show_async(args: argparse.Namespace) -> int:
     from cc_executor.api import open_store
+
+    if args.follow and args.json:
+        raise InvalidRequestError("--follow prints lines as they come and cannot be combined with --json")
 
     async with open_store() as store:
         record = await resolve_run(store, args.run_id)
@@ -156,7 +159,7 @@ def _rich_record(fields: list[tuple[str, str]], body: str) -> None:
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
-    grid.add_column()
+    grid.add_column(overflow="fold")
     for label, value in fields:
         grid.add_row(label, Text(value))
     terminal = console(sys.stdout)

@@ -367,3 +367,17 @@ async def test_cancel_from_a_second_process_stops_the_run(
 
     again = await cli(env, "cancel", run_id)
     assert again.returncode == 1 and "already finished (cancelled)" in text(again.stderr)
+
+
+# --- serve ------------------------------------------------------------------------------------------------------
+
+
+async def test_serve_speaks_mcp_on_stdio_and_nothing_else(env: dict[str, str]) -> None:
+    from mcp.client import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    params = StdioServerParameters(command=sys.executable, args=["-m", "cc_executor.cli", "serve"], env=env)
+    with anyio.fail_after(30):
+        async with Client(params, mode="legacy") as client:
+            tools = {tool.name for tool in (await client.list_tools()).tools}
+    assert {"execute_task", "get_transcript", "cancel_run"} <= tools

@@ -7,6 +7,7 @@ initialize answer costs little more than importing the SDK.
 
 from __future__ import annotations
 
+import inspect
 from typing import Annotated, Any, Literal, TypeAlias
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -404,7 +405,8 @@ def create_server(settings: ServerSettings | None = None) -> MCPServer[AppState]
         log_level="WARNING",
     )
     for fn, title, hints in TOOLS:
-        server.add_tool(fn, title=title, annotations=hints, structured_output=True)
+        description = inspect.cleandoc(fn.__doc__ or "")
+        server.add_tool(fn, title=title, description=description, annotations=hints, structured_output=True)
     server.resource(
         "cc-executor://runs/{run_id}/transcript",
         name="run-transcript",

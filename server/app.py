@@ -201,7 +201,12 @@ async def execute_task_list(
     ctx: Ctx,
     mode: Annotated[
         Literal["sequential", "parallel"],
-        Field(description="sequential: one after another, each seeing a summary of the earlier results; parallel."),
+        Field(
+            Field(
+                description="sequential: one after another, each seeing a summary of the earlier results; "
+                "parallel: up to max_parallel at once."
+            ),
+        ),
     ] = "sequential",
     max_parallel: Annotated[
         int, Field(ge=1, le=MAX_PARALLEL, description="Parallel mode: at most this many at once.")

@@ -1,0 +1,33 @@
+"""docs/mcp-tools.md is generated from the tool schemas, and mcp.json.example starts a working server."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from cc_executor_mcp.docs import render
+from mcp import Client, StdioServerParameters
+
+pytestmark = pytest.mark.anyio
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+async def test_tool_reference_is_up_to_date() -> None:
+    committed = (REPO / "docs" / "mcp-tools.md").read_text()
+    assert committed == await render(), "regenerate: .venv/bin/python -m cc_executor_mcp.docs > docs/mcp-tools.md"
+
+
+async def test_mcp_json_example_starts_a_working_server(state_home: Path) -> None:
+    entry = json.loads((REPO / "mcp.json.example").read_text())["mcpServers"]["cc-executor"]
+    assert entry["command"] == "cc-executor-mcp"
+    command = Path(sys.executable).parent / entry["command"]  # the console script of this install
+    params = StdioServerParameters(
+        command=str(command), args=entry["args"], env={**entry["env"], "CC_EXECUTOR_HOME": str(state_home)}
+    )
+    async with Client(params, read_timeout_seconds=30) as client:
+        tools = (await client.list_tools()).tools
+        runs = await client.call_tool("list_runs", {})
+    assert len(tools) == 8 and not runs.is_error

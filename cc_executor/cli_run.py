@@ -194,8 +194,10 @@ async def _run(request: RunRequest, args: argparse.Namespace) -> int:
     display = make_display(quiet=args.quiet)
     interrupt = _Interrupt()
     async with open_store() as store:
-        result = await _supervised(request, store, display, interrupt)
-        display.stop()
+        try:
+            result = await _supervised(request, store, display, interrupt)
+        finally:
+            display.stop()
         if result is None:
             return await _report_interrupted(request, store, interrupt, json_output=args.json)
     return report(result, json_output=args.json)

@@ -250,10 +250,20 @@ async def follow(store: RunStore, record: RunRecord, *, raw: bool) -> int:
         if finished:
             break
         await anyio.sleep(_FOLLOW_POLL_S)
-        record = await store.get(record.run_id)
+        record = await _refresh(store, record)
     for line in footer_lines(record.to_result()):
         err(line)
     return EXIT_OK if record.status.value == "success" else EXIT_FAILED
+
+
+async def _refresh(store: RunStore, record: RunRecord) -> RunRecord:
+    """The run's current row; if its owner died meanwhile, reconcile first so the row says lost, not running."""
+    from cc_executor.process import pid_alive
+    from cc_executor.recovery import reconcile
+
+    if record.owner_pid is not None and not pid_alive(record.owner_pid):
+        await reconcile(store)
+    return await store.get(record.run_id)
 
 
 def _print_new(path: Path, cursor: int, *, raw: bool) -> int:

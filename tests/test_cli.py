@@ -336,6 +336,29 @@ async def test_show_follow_tails_a_running_run_to_its_end(
     assert await runner.wait() == 0
 
 
+@pytest.mark.slow
+async def test_show_follow_ends_when_the_owner_dies(
+    fake_api: FakeAnthropic, env: dict[str, str], workdir: Path
+) -> None:
+    fake_api.scenario = scenarios.slow(steps=5, seconds=1)
+    owner = await anyio.open_process(
+        [*CLI, "run", "five steps", "--cwd", str(workdir), "--allowed-tools", "Bash"], env=env
+    )
+    assert owner.stderr is not None
+    run_id = run_id_from(await read_until(owner.stderr, "echo step 1", []))
+    follower = await anyio.open_process([*CLI, "show", run_id, "--follow"], env=env)
+
+    owner.kill()  # SIGKILL: no chance to record anything
+    await owner.wait()
+    with anyio.fail_after(20):
+        code = await follower.wait()
+
+    assert follower.stderr is not None
+    assert code == 1
+    assert "✗ lost (RunLostError)" in await read_until(follower.stderr, "✗ lost", [])
+    assert process.marked_processes(run_id) == []
+
+
 # --- cancel -----------------------------------------------------------------------------------------------------
 
 

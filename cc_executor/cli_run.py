@@ -210,15 +210,21 @@ async def _supervised(
     from cc_executor.runner import prepare_run
 
     result: ExecutionResult | None = None
-    async with anyio.create_task_group() as group:
-        run_scope = anyio.CancelScope()
-        await group.start(_watch_signals, run_scope, interrupt)
-        with run_scope:
-            run = await prepare_run(request, store)
-            interrupt.run = run
-            display.start(request.run_id, str(request.cwd))
-            result = await run.execute(on_progress=display.update)
-        group.cancel_scope.cancel()  # stop the watcher only after the cancelled run has been recorded
+    try:
+        async with anyio.create_task_group() as group:
+            run_scope = anyio.CancelScope()
+            await group.start(_watch_signals, run_scope, interrupt)
+            with run_scope:
+                run = await prepare_run(request, store)
+                interrupt.run = run
+                display.start(request.run_id, str(request.cwd))
+                result = await run.execute(on_progress=display.update)
+            group.cancel_scope.cancel()  # stop the watcher only after the cancelled run has been recorded
+    except BaseExceptionGroup as group_error:
+        # The watcher never fails, so this wraps exactly one error (e.g. ClaudeNotFoundError): raise it as itself.
+        if len(group_error.exceptions) == 1:
+            raise group_error.exceptions[0] from None
+        raise
     return result
 
 

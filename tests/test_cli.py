@@ -161,6 +161,25 @@ async def test_bad_run_input_exits_2_before_anything_starts(
         assert await store.list_runs() == []
 
 
+async def test_run_without_claude_says_where_it_looked(env: dict[str, str], workdir: Path) -> None:
+    done = await cli(env, "run", "hi", "--cwd", str(workdir), "--claude", "/nonexistent/claude")
+
+    assert done.returncode == 1
+    stderr = text(done.stderr)
+    assert stderr.startswith("cc-executor run: error: the Claude Code CLI `claude` was not found")
+    assert "/nonexistent/claude" in stderr and "npm install -g @anthropic-ai/claude-code" in stderr
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root is refused bypass mode")
+async def test_bypass_as_root_is_refused_before_spawning(env: dict[str, str], workdir: Path) -> None:
+    bare = {k: v for k, v in env.items() if k != "IS_SANDBOX"}
+
+    done = await cli(bare, "run", "hi", "--cwd", str(workdir), "--permission-mode", "bypassPermissions")
+
+    assert done.returncode == 2 and "IS_SANDBOX=1" in text(done.stderr)
+
+
 async def test_run_on_a_terminal_draws_a_live_status_line(
     fake_api: FakeAnthropic, env: dict[str, str], workdir: Path
 ) -> None:

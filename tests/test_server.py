@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -524,3 +525,44 @@ async def test_bad_cursor_and_unknown_resources(
     assert bad_cursor.is_error and "not a cursor" in text_of(bad_cursor)
     assert mid_line.is_error and "start of a line" in text_of(mid_line)
     assert both.is_error and "either cursor or tail" in text_of(both)
+
+
+@pytest.mark.slow
+async def test_progress_at_least_every_5s_while_claude_is_silent(
+    settings: ServerSettings, fake_api: FakeAnthropic, workdir: Path
+) -> None:
+    fake_api.scenario = scenarios.silent(6.5)
+    arrivals: list[float] = []
+    seen: Progress = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        arrivals.append(time.monotonic())
+        seen.append((progress, total, message))
+
+    async with connect(settings, "legacy") as client:
+        started = time.monotonic()
+        args = {"task": "think hard", "cwd": str(workdir)}
+        run = ok(await client.call_tool("execute_task", args, progress_callback=on_progress))
+        ended = time.monotonic()
+    assert run["status"] == "success" and run["result"] == "finally"
+    stamps = [started, *arrivals, ended]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert max(gaps) <= 5.5, gaps
+    assert all(m for _, _, m in seen)
+
+
+@pytest.mark.slow
+async def test_cancelling_a_list_call_kills_its_run_and_skips_the_rest(
+    settings: ServerSettings, fake_api: FakeAnthropic, workdir: Path
+) -> None:
+    fake_api.scenario = scenarios.slow(steps=10, seconds=1)
+    async with connect(settings, "legacy") as client:
+        args = {"tasks": [{"task": "first"}, {"task": "second"}], "cwd": str(workdir), "allowed_tools": ["Bash"]}
+        with anyio.move_on_after(2.5):
+            await call(client, "execute_task_list", args)
+        rows = ok(await call(client, "list_runs", {}))["runs"]
+        first = next(r for r in rows if r["task"] == "first")
+        final = ok(await call(client, "wait_run", {"run_id": first["run_id"], "timeout_s": 15}))
+        rows = ok(await call(client, "list_runs", {"list_id": first["list_id"]}))["runs"]
+    assert final["status"] == "cancelled" and not marked_processes(first["run_id"])
+    assert sorted(r["status"] for r in rows) == ["cancelled", "skipped"]

@@ -36,6 +36,26 @@ text; problems come back as `isError` results whose text names the problem.
 | `CC_EXECUTOR_LOG_LEVEL` | WARNING | server log level (logs go to stderr, never stdout) |
 
 The CLI inherits the server's environment (minus variables of a host Claude Code session such as `CLAUDECODE`).
+
+## Host configuration
+
+- **Claude Desktop** (`claude_desktop_config.json`): the `mcpServers` entry of `mcp.json.example`. Desktop does
+  not read your shell's PATH, so give `command` as an absolute path (`which cc-executor-mcp`). Desktop ends a
+  tool call after about 4 minutes; the 50 s hand-off keeps every call well inside that.
+- **Claude Code**: `claude mcp add cc-executor -s user -e CC_EXECUTOR_RETURN_AFTER_S=50 -- cc-executor-mcp`.
+  In `claude -p`, allow the tools explicitly, e.g. `--allowedTools mcp__cc-executor__execute_task`.
+  `MCP_TOOL_TIMEOUT` (ms) is a hard wall clock for a call; keep it above `CC_EXECUTOR_RETURN_AFTER_S`.
+- **Codex** (`~/.codex/config.toml`):
+
+  ```toml
+  [mcp_servers.cc-executor]
+  command = "cc-executor-mcp"
+  env = { CC_EXECUTOR_RETURN_AFTER_S = "50" }
+  tool_timeout_sec = 120
+  ```
+
+- **Any other client / a script**: run `cc-executor-mcp` (or `cc-executor serve`) over stdio. Check it with the
+  MCP Inspector: `npx @modelcontextprotocol/inspector@0.15.0 --cli cc-executor-mcp --method tools/list`.
 """
 
 

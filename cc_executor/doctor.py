@@ -219,7 +219,9 @@ def check_root(env: Mapping[str, str], permission_mode: str | None) -> Check:
         return Check(name, "ok", "not running as root: every permission mode is available")
     if env.get("IS_SANDBOX") == "1":
         return Check(name, "ok", "root with IS_SANDBOX=1: claude accepts bypassPermissions")
-    detail = "running as root without IS_SANDBOX=1: claude refuses --permission-mode bypassPermissions"
+    current = env.get("IS_SANDBOX")
+    setting = f"with IS_SANDBOX={current} (claude only accepts 1)" if current is not None else "without IS_SANDBOX=1"
+    detail = f"running as root {setting}: claude refuses --permission-mode bypassPermissions"
     fix = (
         "use acceptEdits (the default) with --allowed-tools, or run as a normal user; set IS_SANDBOX=1 only inside a "
         "disposable sandbox or container"

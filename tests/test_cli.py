@@ -70,16 +70,26 @@ def run_id_from(stderr: str) -> str:
 # --- run --------------------------------------------------------------------------------------------------------
 
 
-async def test_run_prints_progress_lines_and_result_when_not_a_tty(
-    fake_api: FakeAnthropic, env: dict[str, str], workdir: Path
+async def test_run_writes_progress_lines_and_the_result_to_files(
+    fake_api: FakeAnthropic, env: dict[str, str], workdir: Path, tmp_path: Path
 ) -> None:
     fake_api.scenario = scenarios.write_file("hello.py", "print('hello')\n", final="wrote hello.py for you")
+    out_file, err_file = tmp_path / "out.txt", tmp_path / "err.txt"
 
-    done = await cli(env, "run", "create hello.py", "--cwd", str(workdir), "--allowed-tools", "Write")
+    with out_file.open("wb") as stdout, err_file.open("wb") as stderr_sink:
+        code = (
+            await anyio.run_process(
+                [*CLI, "run", "create hello.py", "--cwd", str(workdir), "--allowed-tools", "Write"],
+                env=env,
+                stdout=stdout,
+                stderr=stderr_sink,
+                check=False,
+            )
+        ).returncode
 
-    assert done.returncode == 0, text(done.stderr)
-    assert text(done.stdout).strip() == "wrote hello.py for you"
-    stderr = text(done.stderr)
+    stderr = err_file.read_text()
+    assert code == 0, stderr
+    assert out_file.read_text() == "wrote hello.py for you\n"
     run_id = run_id_from(stderr)
     assert f"[cc-executor {run_id[:8]}] claude started" in stderr
     assert "Write: " in stderr and "hello.py" in stderr

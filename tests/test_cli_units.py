@@ -100,6 +100,14 @@ def test_the_status_line_shows_elapsed_turn_tool_files_and_cost() -> None:
     assert status_text(None, 0.2) == "0.2s · starting"
 
 
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from cc_executor import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out == f"cc-executor {__version__}\n"
+
+
 def test_every_command_has_accurate_help() -> None:
     parser = build_parser()
     text = parser.format_help()

@@ -8,15 +8,15 @@ initialize answer costs little more than importing the SDK.
 from __future__ import annotations
 
 import inspect
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from . import lists, runs, transcripts
 from .progress import ProgressSink
+from .resources import register_resources
 from .schemas import (
     MAX_LIST_TASKS,
     MAX_PAGE_LINES,
@@ -42,9 +42,7 @@ from .schemas import (
     TranscriptPage,
 )
 from .settings import MAX_RETURN_AFTER_S, MAX_WAIT_S, ServerSettings
-from .state import AppState, lifespan_for
-
-Ctx: TypeAlias = Context[AppState, Any]
+from .state import AppState, Ctx, lifespan_for
 
 SERVER_NAME = "cc-executor"
 VERSION = "0.1.0"
@@ -342,46 +340,6 @@ async def get_transcript(
         return await transcripts.get_transcript(_state(ctx), run_id, cursor=cursor, limit=limit, fmt=format, tail=tail)
 
 
-# --- resources -----------------------------------------------------------------------------------------------------
-
-
-async def transcript_resource(run_id: str, ctx: Ctx) -> str:
-    """The run's transcript as readable text (first page; get_transcript pages through the rest)."""
-    with _resource_errors():
-        return await transcripts.transcript_text(_state(ctx), _resource_run_id(run_id))
-
-
-async def result_resource(run_id: str, ctx: Ctx) -> str:
-    """The run's full result as JSON (untrimmed)."""
-    with _resource_errors():
-        record = await (await _state(ctx).backend()).status(_resource_run_id(run_id))
-        return record.to_result().model_dump_json(indent=2)
-
-
-def _resource_run_id(run_id: str) -> str:
-    from .schemas import _check_run_id
-
-    try:
-        return _check_run_id(run_id)
-    except ValueError as exc:
-        raise ResourceError(str(exc)) from None
-
-
-class _resource_errors:
-    """Core and tool errors inside a resource read become ResourceError (a JSON-RPC error naming the problem)."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        from cc_executor.errors import CCExecutorError, RunNotFoundError
-
-        if isinstance(exc, RunNotFoundError):
-            raise ResourceError(f"unknown run_id {exc.run_id!r}") from None
-        if isinstance(exc, CCExecutorError | ToolError):
-            raise ResourceError(str(exc)) from None
-
-
 # --- assembly ------------------------------------------------------------------------------------------------------
 
 TOOLS: list[tuple[Any, str, ToolAnnotations]] = [
@@ -412,20 +370,7 @@ def create_server(settings: ServerSettings | None = None) -> MCPServer[AppState]
     for fn, title, hints in TOOLS:
         description = inspect.cleandoc(fn.__doc__ or "")
         server.add_tool(fn, title=title, description=description, annotations=hints, structured_output=True)
-    server.resource(
-        "cc-executor://runs/{run_id}/transcript",
-        name="run-transcript",
-        title="Run transcript",
-        description="A run's transcript as readable text (first page; get_transcript pages through the rest).",
-        mime_type="text/plain",
-    )(transcript_resource)
-    server.resource(
-        "cc-executor://runs/{run_id}/result",
-        name="run-result",
-        title="Run result",
-        description="A run's full, untrimmed result as JSON.",
-        mime_type="application/json",
-    )(result_resource)
+    register_resources(server)
     return server
 
 

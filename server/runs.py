@@ -21,6 +21,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from .progress import ProgressSink, wait_reporting
 from .results import run_result, run_summary, running_result
 from .schemas import RunList, RunOptions, RunResult, RunStatusName
+from .state import cancel_quietly
 
 if TYPE_CHECKING:
     from cc_executor.models import ExecutionResult, RunRecord, RunRequest
@@ -109,12 +110,12 @@ def _check_resume_cwd(record: RunRecord, cwd: str | None) -> None:
 
 async def execute(state: AppState, request: RunRequest, sink: ProgressSink, return_after_s: float) -> RunResult:
     """Start ``request`` and wait up to ``return_after_s``; a cancelled call kills the run before re-raising."""
-    run_id = await state.submit(request)
     try:
+        run_id = await state.submit(request)
         return await follow(state, run_id, sink, return_after_s)
     except anyio.get_cancelled_exc_class():
         with anyio.CancelScope(shield=True):
-            await (await state.backend()).cancel(run_id, CLIENT_CANCEL_REASON)
+            await cancel_quietly(await state.backend(), request.run_id, CLIENT_CANCEL_REASON)
         raise
 
 

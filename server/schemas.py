@@ -43,7 +43,7 @@ def _check_task(task: str) -> str:
     return task
 
 
-def _check_run_id(run_id: str) -> str:
+def check_run_id(run_id: str) -> str:
     if not _RUN_ID.fullmatch(run_id):
         shown = run_id if len(run_id) <= 80 else run_id[:80] + "…"
         raise ValueError(f"run_id {shown!r} is not a run id (a lowercase UUID as returned by execute_task/start_task)")
@@ -79,7 +79,7 @@ Task = Annotated[
 ]
 RunId = Annotated[
     str,
-    AfterValidator(_check_run_id),
+    AfterValidator(check_run_id),
     WithJsonSchema(
         {"type": "string", "pattern": RUN_ID_REGEX, "description": "A run id from execute_task/start_task."}
     ),

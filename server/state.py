@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import anyio
 import anyio.abc
+from mcp.server.mcpserver import Context
 
 from .settings import ServerSettings
 
@@ -43,6 +44,7 @@ class AppState:
         self._backend_lock = anyio.Lock()
         self._stop = anyio.Event()
         self._stopped = anyio.Event()
+        self._shutdown_reason: str | None = None
 
     async def backend(self) -> LocalBackend:
         """The shared backend, entered in its own task on first use (task groups must exit where they entered)."""
@@ -97,7 +99,11 @@ class AppState:
         return run_id
 
     async def shutdown(self, reason: str = SHUTDOWN_REASON) -> None:
-        """Cancel live list jobs and runs (each tree killed, each row says why), then stop the backend."""
+        """Cancel live list jobs and runs (each tree killed, each row says why), then stop the backend.
+
+        The first reason wins: a SIGTERM shutdown followed by stdin EOF records the SIGTERM.
+        """
+        self._shutdown_reason = reason = self._shutdown_reason or reason
         for job in list(self.lists.values()):
             job.cancel(reason)
         if self._backend is not None:
@@ -110,22 +116,31 @@ class AppState:
     async def _cancel_live(self, backend: LocalBackend, reason: str) -> None:
         async with anyio.create_task_group() as group:
             for run_id in list(self.submitted):
-                group.start_soon(_cancel_quietly, backend, run_id, reason)
+                group.start_soon(cancel_quietly, backend, run_id, reason)
         self.submitted.clear()
 
 
-async def _cancel_quietly(backend: LocalBackend, run_id: str, reason: str) -> None:
+Ctx: TypeAlias = Context[AppState, Any]
+"""The tools' context: ``ctx.request_context.lifespan_context`` is the AppState."""
+
+
+async def cancel_quietly(backend: LocalBackend, run_id: str, reason: str) -> None:
+    """Cancel ``run_id`` if it exists and runs; never raises (a shutdown must reach every run)."""
+    from cc_executor.errors import RunNotFoundError
+
     try:
         await backend.cancel(run_id, reason)
+    except RunNotFoundError:
+        pass  # its row was never written
     except Exception:
         log.exception("could not cancel run %s", run_id)
 
 
-def lifespan_for(settings: ServerSettings) -> Any:
+def lifespan_for(settings: ServerSettings) -> Callable[[Any], AbstractAsyncContextManager[AppState]]:
     """The MCPServer lifespan bound to ``settings``."""
 
     @asynccontextmanager
-    async def lifespan(_server: object) -> AsyncIterator[AppState]:
+    async def lifespan(_server: Any) -> AsyncIterator[AppState]:
         async with anyio.create_task_group() as group:
             state = AppState(settings, group)
             if settings.handle_signals:

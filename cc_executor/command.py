@@ -48,7 +48,7 @@ def find_claude(explicit: str | None = None, environ: Mapping[str, str] | None =
     for place in places:
         path = Path(place)
         if path.is_file() and os.access(path, os.X_OK):
-            return str(path)
+            return str(path.absolute())  # a relative path would break once the CLI runs in another cwd
         if explicit and place == explicit:
             raise ClaudeNotFoundError([f"{explicit} (given explicitly: not an executable file)"])
     raise ClaudeNotFoundError(places)

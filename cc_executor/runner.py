@@ -291,6 +291,9 @@ class Run:
     async def _run_attempt(self, attempt: _Attempt) -> None:
         if attempt.n > 1 and self.writer is not None:
             self.writer.write_line(json.dumps({"type": "cc_executor", "subtype": "attempt", "n": attempt.n}).encode())
+        if (await self.store.get(self.request.run_id)).status is RunStatus.CANCELLED:
+            attempt.stopped = RunCancelledError("cancelled by request before the CLI started")
+            return
         child = await process.spawn(self.argv, cwd=self.request.cwd, env=self.env, marker=self.request.run_id)
         attempt.pid = child.pid
         try:

@@ -137,10 +137,12 @@ class RunStore:
             return await self._get(request.run_id)
 
     async def mark_started(self, run_id: str, *, pid: int, pgid: int) -> None:
+        """Record the CLI's pids; a row already cancelled (by `cc-executor cancel`) stays cancelled."""
         await self._update(
             run_id,
-            "status = ?, started_at = ?, pid = ?, pgid = ?",
-            (RunStatus.RUNNING.value, utc_now(), pid, pgid),
+            "status = CASE WHEN status = ? THEN status ELSE ? END, "
+            "started_at = COALESCE(started_at, ?), pid = ?, pgid = ?",
+            (RunStatus.CANCELLED.value, RunStatus.RUNNING.value, utc_now(), pid, pgid),
         )
 
     async def set_progress(self, run_id: str, message: str) -> None:

@@ -368,3 +368,33 @@ async def test_reconcile_marks_runs_of_dead_owners_lost(config: CCExecutorConfig
     async with open_store() as store:  # a new process opening the registry reconciles it
         row = await store.get(request.run_id)
     assert row.status is RunStatus.LOST and row.error_class == "RunLostError"
+
+
+async def test_a_run_cancelled_while_queued_never_starts(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
+    """`cc-executor cancel` from another process may hit a run still waiting for a slot."""
+    from cc_executor.slots import RunSlots
+
+    fake_api.scenario = scenarios.slow(steps=2, seconds=1)
+    config = config.model_copy(update={"allowed_tools": ["Bash"]})
+    slots = RunSlots(1)
+    queued: list[str] = []
+
+    async def on_progress(update: ProgressUpdate) -> None:
+        if update.kind == "queued":
+            queued.append(update.run_id)
+            async with open_store() as store:
+                await store.mark_status(update.run_id, RunStatus.CANCELLED, error_class="RunCancelledError")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(lambda: cc_execute("first", config=config, cwd=workdir, slots=slots))
+        await anyio.sleep(0.3)
+        second = await cc_execute(
+            "second", config=config, cwd=workdir, slots=slots, on_progress=on_progress, check=False
+        )
+    assert queued == [second.run_id]
+    assert second.status is RunStatus.CANCELLED and second.exit_code is None
+    async with open_store() as store:
+        row = await store.get(second.run_id)
+    assert row.status is RunStatus.CANCELLED and row.pid is None

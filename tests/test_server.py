@@ -566,3 +566,13 @@ async def test_cancelling_a_list_call_kills_its_run_and_skips_the_rest(
         rows = ok(await call(client, "list_runs", {"list_id": first["list_id"]}))["runs"]
     assert final["status"] == "cancelled" and not marked_processes(first["run_id"])
     assert sorted(r["status"] for r in rows) == ["cancelled", "skipped"]
+
+
+async def test_denied_tools_are_reported_with_how_to_allow_them(
+    settings: ServerSettings, fake_api: FakeAnthropic, workdir: Path
+) -> None:
+    fake_api.scenario = scenarios.bash("curl -s http://localhost:9 | sh")
+    async with connect(settings) as client:
+        run = ok(await call(client, "execute_task", {"task": "run echo", "cwd": str(workdir)}))
+    assert run["permission_denials"] == ["Bash"], run
+    assert "allowed_tools" in run["message"] and "Bash" in run["message"]

@@ -90,6 +90,21 @@ def bootstrap_ratio_ci(
     return quantile(ratios, 0.025), quantile(ratios, 0.975)
 
 
+def judge(point: float, low: float, high: float, target: float, floor: float | None = None) -> tuple[bool, str]:
+    """Pass/fail of a ratio whose target is an upper bound, and a verdict text that says when noise decides it.
+
+    ``floor`` is a steadier lower bound of the same ratio (fixed costs measured inside each run): when it is above
+    the target, the target is missed whatever the noisy wall-clock ratio says.
+    """
+    if floor is not None and floor > target:
+        return False, "**FAIL**"
+    passed = point <= target
+    text = "pass" if passed else "**FAIL**"
+    if low <= target < high:
+        text += " (noisy)"
+    return passed, text
+
+
 def iqr_text(values: Sequence[float], scale: float = 1000.0, unit: str = "ms") -> str:
     return f"{quantile(values, 0.25) * scale:.0f}–{quantile(values, 0.75) * scale:.0f} {unit}"
 

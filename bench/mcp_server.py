@@ -30,6 +30,7 @@ from common import (
     bench_env,
     bootstrap_ratio_ci,
     iqr_text,
+    judge,
     median,
     ms,
     pct,
@@ -179,13 +180,15 @@ async def per_call(options: Options, env: dict[str, str]) -> tuple[Row, list[str
     low, high = bootstrap_ratio_ci(tool_times, raw_times)
     core = median(run_durations)
     outside = median([t - d for t, d in zip(tool_times, run_durations, strict=True)])
+    passed, verdict = judge(ratio, low, high, 1.05)
     row = Row(
         "4b. MCP `execute_task` (stdio client) vs raw `claude -p`",
         f"raw {ms(r, 0)}, execute_task {ms(t, 0)}: ratio {ratio:.3f} ({pct(ratio)}, {ms(t - r)}; "
-        f"95 % CI {low:.3f}–{high:.3f})",
+        f"95 % CI {low:.3f}–{high:.3f}); outside the core run {ms(outside)}",
         "overhead ≤ 5 %",
-        ratio <= 1.05,
-        f"{rounds} interleaved pairs after 2 warm-up rounds on one client session; medians",
+        passed,
+        f"{rounds} interleaved pairs after 2 warm-up rounds on one client session; medians, bootstrap CI",
+        verdict,
     )
     notes = [
         "**(b) Per-call overhead.** One `mcp.Client(StdioServerParameters(.venv/bin/python -m cc_executor_mcp))` "

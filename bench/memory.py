@@ -100,7 +100,8 @@ async def run(options: Options) -> Section:
         "concatenation with the current chunk are alive together when the spill starts "
         "(`LineFramer._start_spill`; `LineFramer` alone under tracemalloc peaks at ~98 MiB for any line over the "
         "limit). Handing out the buffer and the chunk as two pieces would bring it near 1× the limit. "
-        "Parsing a 100 MiB line whole costs about three copies of it (the framing buffer, the decoded `str`, the "
-        "parsed text, plus the transcript write's `line + b'\\n'`), which is why spilling is the default.",
+        f"Parsing a 100 MiB line whole grows the process by {whole / line:.1f}× the line; the copies involved are "
+        "the framing buffer and its `bytes` copy, the decoded `str`, the parsed text and the transcript write's "
+        "`line + b'\\n'`, several of them alive at once. That is why spilling is the default.",
     ]
     return section

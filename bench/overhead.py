@@ -17,7 +17,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from common import CLAUDE, MODEL, Options, Row, Section, bootstrap_ratio_ci, iqr_text, median, ms, pct, quantile
+from common import (
+    CLAUDE,
+    MODEL,
+    Options,
+    Row,
+    Section,
+    bootstrap_ratio_ci,
+    iqr_text,
+    judge,
+    median,
+    ms,
+    pct,
+    quantile,
+)
 
 import cc_executor.api
 import cc_executor.changes
@@ -175,24 +188,35 @@ def _report(section: Section, samples: dict[str, list[Sample]], rounds: int, war
     low, high = bootstrap_ratio_ci([s.wall for s in ours], [s.wall for s in raw])
     s_low, s_high = bootstrap_ratio_ci([s.wall for s in shared], [s.wall for s in raw])
     how = f"{rounds} interleaved rounds (order rotated) after {warmup} warm-up rounds; medians"
+    fixed = _med(ours, "before") + _med(ours, "after")
+    shared_fixed = _med(shared, "before") + _med(shared, "after")
+    floor, shared_floor = 1 + fixed / raw_med, 1 + shared_fixed / raw_med
+    passed, verdict = judge(ratio, low, high, TARGET, floor)
+    shared_passed, shared_verdict = judge(shared_ratio, s_low, s_high, TARGET, shared_floor)
+    how = (
+        f"{rounds} interleaved rounds (order rotated) after {warmup} warm-up rounds; medians, bootstrap CI; "
+        "fails outright when the fixed cost measured inside each run is already over target"
+    )
     section.rows.append(
         Row(
             "1. cc_execute vs raw `claude -p` (fake API, text scenario)",
-            f"raw {ms(raw_med, 0)}, cc_execute {ms(our_med, 0)}: ratio {ratio:.3f} ({pct(ratio)}, "
-            f"{ms(our_med - raw_med)}; 95 % CI {low:.3f}–{high:.3f})",
+            f"raw {ms(raw_med, 0)}, cc_execute {ms(our_med, 0)}: ratio {ratio:.3f} ({pct(ratio)}; 95 % CI "
+            f"{low:.3f}–{high:.3f}); fixed cost {ms(fixed)} = {pct(floor)}",
             "overhead ≤ 3 %",
-            ratio <= TARGET,
+            passed,
             how,
+            verdict,
         )
     )
     section.rows.append(
         Row(
             "1b. same, one long-lived store passed as `store=` (what the MCP server does)",
-            f"cc_execute {ms(shared_med, 0)}: ratio {shared_ratio:.3f} ({pct(shared_ratio)}, "
-            f"{ms(shared_med - raw_med)}; 95 % CI {s_low:.3f}–{s_high:.3f})",
+            f"cc_execute {ms(shared_med, 0)}: ratio {shared_ratio:.3f} ({pct(shared_ratio)}; 95 % CI "
+            f"{s_low:.3f}–{s_high:.3f}); fixed cost {ms(shared_fixed)} = {pct(shared_floor)}",
             "overhead ≤ 3 %",
-            shared_ratio <= TARGET,
-            "third arm of the same rounds",
+            shared_passed,
+            "third arm of the same rounds, same rule",
+            shared_verdict,
         )
     )
 
@@ -237,28 +261,30 @@ def _report(section: Section, samples: dict[str, list[Sample]], rounds: int, war
         a = median([s.pieces.get(label, 0.0) for s in ours])
         b = median([s.pieces.get(label, 0.0) for s in shared])
         lines.append(f"| {label} | {ms(a, 2)} | {ms(b, 2)} |")
-    fixed = _med(ours, "before") + _med(ours, "after")
     lifetime_gap = _med(ours, "lifetime") - raw_med
-    verdict = "meets" if ratio <= TARGET else "misses"
     lines += [
         "",
-        f"Reading: `cc_execute` adds {ms(our_med - raw_med)} to a {ms(raw_med, 0)} run and so {verdict} the 3 % "
-        f"target; {ms(fixed)} of it is fixed work before the spawn and after the exit, and the CLI's lifetime "
+        f"Reading: the medians differ by {ms(our_med - raw_med)} on a {ms(raw_med, 0)} run. Of the executor's "
+        f"time, {ms(fixed)} ({pct(floor)} of the raw run) is fixed work before the spawn and after the exit, "
+        "measured inside each run and far steadier than the wall-clock difference; the CLI's lifetime "
         f"under the executor differs from a bare run by {lifetime_gap * 1000:+.1f} ms (it includes the `setpriv` "
         f"exec; this process also burns {ms(_med(ours, 'self_cpu') - _med(raw, 'self_cpu'))} more CPU per run "
         "than in the raw arm, on a 2-CPU box where the CLI's start-up is CPU-bound).",
     ]
-    if ratio > TARGET:
+    if not passed:
         critical = [(label, median([s.pieces.get(label, 0.0) for s in ours])) for label in labels]
         top = ", ".join(f"{label} {ms(value)}" for label, value in critical[:3])
         saved = our_med - shared_med
         lines += [
             "",
-            f"Why over target: with the fake API a whole `claude -p` run is only the CLI's start-up "
-            f"(~{ms(raw_med, 0)}), so the executor's fixed per-run bookkeeping shows up as a few percent. The "
-            f"largest pieces are {top}. Each SQLite statement is a round trip to aiosqlite's worker thread and a "
-            f"WAL commit; each snapshot runs `git rev-parse` (a fork/exec) before it lists the directory. Keeping "
-            f"one store open (row 1b) changes the median by {ms(saved)}. Against a real model, where one run "
-            f"takes seconds to minutes, the same ~{ms(fixed, 0)} is well under 1 %.",
+            f"Why over target: the fixed cost alone is {pct(floor)} of a run. With the fake API a whole "
+            f"`claude -p` run is only the CLI's start-up (~{ms(raw_med, 0)}), so the executor's per-run "
+            f"bookkeeping shows up as a few percent. The largest pieces are {top}. Each SQLite statement is a round "
+            "trip to aiosqlite's worker thread plus a WAL commit; each snapshot runs `git rev-parse` (a fork/exec) "
+            f"before it lists the directory. Keeping one store open (row 1b) saves {ms(fixed - shared_fixed)} of "
+            f"the fixed cost (median wall difference {ms(saved)}). What would cut the rest: one transaction for "
+            "the end-of-run writes (attempt row, result, final progress), and remembering per cwd that it is not a "
+            f"git work tree. Against a real model, where one run takes seconds to minutes, the same "
+            f"~{ms(fixed, 0)} is well under 1 %.",
         ]
     section.notes = lines

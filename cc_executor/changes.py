@@ -124,6 +124,11 @@ def diff_snapshots(before: Snapshot, after: Snapshot) -> FileChanges:
 # --- listing ---------------------------------------------------------------------------------------------------
 
 
+def _has_git_marker(root: Path) -> bool:
+    """A `.git` entry (dir, or file for worktrees/submodules) in ``root`` or a parent: cheap pre-check."""
+    return any((directory / ".git").exists() for directory in (root, *root.parents))
+
+
 def _git_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in _GIT_REDIRECT_VARS}
 
@@ -147,6 +152,8 @@ async def _git_listing(root: Path, max_files: int) -> tuple[list[str], bool] | N
     None means "not usable as a git tree": git absent, not inside a work tree, ``root`` inside a directory the
     repository ignores (git would list nothing there), or the listing failed. The caller then walks instead.
     """
+    if not _has_git_marker(root):
+        return None  # no .git here or above: skip spawning git at all
     probe = await _git(root, "rev-parse", "--show-toplevel", "--show-prefix")
     if probe is None or probe.returncode != 0:
         return None

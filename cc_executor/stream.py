@@ -22,7 +22,7 @@ class Line:
 class SpillPiece:
     """Part of an oversized line. ``first`` marks its start, ``last`` its end (newline seen or EOF)."""
 
-    data: bytes
+    data: bytes | bytearray
     first: bool
     last: bool
     head: bytes
@@ -53,7 +53,7 @@ class LineFramer:
             if self._spilling:
                 out.append(self._spill(chunk[start:end], last=newline >= 0))
             elif len(self._buffer) + (end - start) > self.max_line_bytes:
-                out.append(self._start_spill(chunk[start:end], last=newline >= 0))
+                out.extend(self._start_spill(chunk[start:end], last=newline >= 0))
             elif newline >= 0:
                 if self._buffer:
                     self._buffer += chunk[start:end]
@@ -78,16 +78,17 @@ class LineFramer:
             return [line]
         return []
 
-    def _start_spill(self, data: bytes, *, last: bool) -> SpillPiece:
-        pending = bytes(self._buffer) + data
-        self._buffer = bytearray()
+    def _start_spill(self, data: bytes, *, last: bool) -> list[SpillPiece]:
+        """Hand out what was buffered and the new data as separate pieces: no copy of both at once."""
+        pending, self._buffer = self._buffer, bytearray()
         self._spilling = True
-        self._spill_head = pending[:_HEAD_BYTES]
+        self._spill_head = (bytes(pending[:_HEAD_BYTES]) + data[:_HEAD_BYTES])[:_HEAD_BYTES]
         self.spilled_bytes = 0
-        piece = self._spill(pending, last=last, first=True)
-        return piece
+        if not pending:
+            return [self._spill(data, last=last, first=True)]
+        return [self._spill(pending, last=False, first=True), self._spill(data, last=last)]
 
-    def _spill(self, data: bytes, *, last: bool, first: bool = False) -> SpillPiece:
+    def _spill(self, data: bytes | bytearray, *, last: bool, first: bool = False) -> SpillPiece:
         self.spilled_bytes += len(data)
         piece = SpillPiece(data=data, first=first, last=last, head=self._spill_head, total=self.spilled_bytes)
         if last:

@@ -53,7 +53,7 @@ class TranscriptWriter:
         self._out.write(line + b"\n")
         self._out.flush()
 
-    def write_piece(self, data: bytes) -> None:
+    def write_piece(self, data: bytes | bytearray) -> None:
         """Append part of a line too big to hold in memory; readers treat it as unfinished until ``end_piece``."""
         if b"\n" in data:
             raise ValueError("a line piece must not contain a newline")

@@ -110,7 +110,7 @@ class LocalBackend:
     ) -> bool | None:
         assert self._group is not None
         for live in self._live.values():
-            live.run.cancel_reason = "cancelled: the server shut down"
+            live.run.set_cancel_reason("cancelled: the server shut down")
             live.scope.cancel()
         try:
             return await self._group.__aexit__(exc_type, exc, tb)
@@ -150,14 +150,17 @@ class LocalBackend:
             live.done.set()
 
     async def cancel(self, run_id: str, reason: str = "cancelled") -> bool:
-        """Kill a live run's tree and record ``cancelled``; False if it already finished."""
+        """Kill a live run's tree and record ``cancelled``; False if it already finished or is not live here.
+
+        The first reason wins: cancelling a run that is already being cancelled only waits for it to end.
+        """
         live = self._live.get(run_id)
         if live is None:
             await (await self.get_store()).get(run_id)  # RunNotFoundError for unknown ids
             return False
         if live.done.is_set():
             return False
-        live.run.cancel_reason = reason
+        live.run.set_cancel_reason(reason)
         live.scope.cancel()
         await live.done.wait()
         return True

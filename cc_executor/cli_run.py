@@ -238,7 +238,7 @@ async def _watch_signals(
                 interrupt.signum = signum
                 if interrupt.run is not None:
                     name = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name
-                    interrupt.run.cancel_reason = f"interrupted by {name}; process tree killed"
+                    interrupt.run.set_cancel_reason(f"interrupted by {name}; process tree killed")
                 run_scope.cancel()
             else:
                 err("cc-executor: still stopping the run's process tree...")

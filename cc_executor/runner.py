@@ -108,7 +108,8 @@ class _Emitter:
 
     async def progress(self, update: ProgressUpdate) -> None:
         self.last_emit = time.monotonic()
-        if self.last_emit - self._last_stored >= 1.0 or update.kind != "event":
+        # At most one progress write a second; start and finish are recorded by their own writes.
+        if update.kind in ("event", "heartbeat", "queued") and self.last_emit - self._last_stored >= 1.0:
             self._last_stored = self.last_emit
             await self.store.set_progress(self.run_id, update.message)
         await _call(self.on_progress, update)
@@ -165,7 +166,7 @@ async def prepare_run(request: RunRequest, store: RunStore, *, transcript_dir: P
 
 
 class Run:
-    """A prepared run (its row exists). ``execute`` runs it once; ``cancel_reason`` is recorded on cancel."""
+    """A prepared run (its row exists). ``execute`` runs it once; on cancel the first reason given is recorded."""
 
     def __init__(
         self,
@@ -192,6 +193,20 @@ class Run:
         self.before: changes.Snapshot | None = None
         self.writer: TranscriptWriter | None = None
         self.cancel_reason: str | None = None
+
+    def set_cancel_reason(self, reason: str) -> None:
+        """What the row will say if this run ends cancelled. The first reason wins: a later cancel (a shutdown
+        after a client's cancel, EOF after SIGTERM) does not rewrite why the run stopped."""
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+
+    async def cancel_requested(self) -> str | None:
+        """The reason on the row if a cancel request marked it (`cc-executor cancel`, a stopping task list);
+        such a reason came first, so it is the one recorded."""
+        record = await self.store.get(self.request.run_id)
+        if record.status is not RunStatus.CANCELLED:
+            return None
+        return record.error or "cancelled by request"
 
     async def queued(self, position: int) -> None:
         update = self.tracker.update("queued", f"queued: position {position} (concurrency limit reached)")
@@ -229,8 +244,9 @@ class Run:
             if self.writer is not None:
                 self.writer.close()
         result = await self._result(error)
-        if (await self.store.get(self.request.run_id)).status is RunStatus.CANCELLED:
-            result = self._as_cancelled(result)  # `cc-executor cancel` from another process got there first
+        requested = await self.cancel_requested()
+        if requested is not None:
+            result = self._as_cancelled(result, requested)  # a cancel request (maybe another process) came first
         await self.store.finish_run(result)
         await self.emitter.progress(
             self.tracker.update("finished", f"{result.status.value}: {self._final_line(result)}")
@@ -291,8 +307,9 @@ class Run:
     async def _run_attempt(self, attempt: _Attempt) -> None:
         if attempt.n > 1 and self.writer is not None:
             self.writer.write_line(json.dumps({"type": "cc_executor", "subtype": "attempt", "n": attempt.n}).encode())
-        if (await self.store.get(self.request.run_id)).status is RunStatus.CANCELLED:
-            attempt.stopped = RunCancelledError("cancelled by request before the CLI started")
+        requested = await self.cancel_requested()
+        if requested is not None:
+            attempt.stopped = RunCancelledError(f"{requested} (before the CLI started)")
             return
         child = await process.spawn(self.argv, cwd=self.request.cwd, env=self.env, marker=self.request.run_id)
         attempt.pid = child.pid
@@ -474,7 +491,8 @@ class Run:
 
     async def record_cancelled(self) -> None:
         """The caller cancelled: the tree is already dead (shielded finally); write the row."""
-        error = RunCancelledError(self.cancel_reason or "cancelled by the caller; process tree killed")
+        reason = await self.cancel_requested() or self.cancel_reason
+        error = RunCancelledError(reason or "cancelled by the caller; process tree killed")
         if self.writer is not None:
             self.writer.close()
         try:
@@ -490,11 +508,11 @@ class Run:
             )
 
     @staticmethod
-    def _as_cancelled(result: ExecutionResult) -> ExecutionResult:
+    def _as_cancelled(result: ExecutionResult, reason: str) -> ExecutionResult:
         cancelled = result.model_copy(
-            update={"status": RunStatus.CANCELLED, "error_class": "RunCancelledError", "error": "cancelled by request"}
+            update={"status": RunStatus.CANCELLED, "error_class": "RunCancelledError", "error": reason}
         )
-        cancelled._exception = RunCancelledError("cancelled by request", cancelled)
+        cancelled._exception = RunCancelledError(reason, cancelled)
         return cancelled
 
     @staticmethod

@@ -162,3 +162,29 @@ async def test_killing_the_owner_with_sigkill_stops_the_cli(tmp_path: Path, work
             break
         await anyio.sleep(0.1)
     assert marked_processes(run_id) == []
+
+
+async def test_the_first_cancel_reason_is_the_one_recorded(fake_config: CCExecutorConfig, workdir: Path) -> None:
+    from cc_executor.api import build_request, open_store
+    from cc_executor.backend import LocalBackend
+
+    config = with_mode(fake_config, "silent")
+    async with open_store() as store, LocalBackend(store) as backend:
+        first = await backend.submit(build_request("a", config=config, cwd=workdir))
+        second = await backend.submit(build_request("b", config=config, cwd=workdir))
+        with anyio.fail_after(10):
+            for run_id in (first, second):
+                async for update in backend.events(run_id):
+                    if update.kind == "started":
+                        break
+        async with anyio.create_task_group() as group:  # a client's cancel, then a shutdown's while it still stops
+            group.start_soon(backend.cancel, first, "cancelled: the client asked")
+            group.start_soon(backend.cancel, first, "cancelled: the server shut down")
+        assert await store.mark_cancelled(second, "cancelled by another process")  # `cc-executor cancel`
+        await backend.cancel(second, "cancelled: the server shut down")
+        rows = [await store.get(run_id) for run_id in (first, second)]
+    assert [(r.status, r.error) for r in rows] == [
+        (RunStatus.CANCELLED, "cancelled: the client asked"),
+        (RunStatus.CANCELLED, "cancelled by another process"),
+    ]
+    assert all(marked_processes(r.run_id) == [] for r in rows)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
-from cc_executor import process
 from cc_executor.cli_common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -33,6 +31,9 @@ from cc_executor.cli_common import (
     write_json,
 )
 from cc_executor.models import RunRecord, RunStatus
+
+if TYPE_CHECKING:
+    from cc_executor.cancel import CancelOutcome
 
 _COLUMNS = ("ID", "STATUS", "STARTED", "DURATION", "COST", "TASK", "CWD")
 _TASK_WIDTH = 48
@@ -170,62 +171,22 @@ def _cancel(args: argparse.Namespace) -> int:
 
 async def _cancel_run(args: argparse.Namespace) -> int:
     from cc_executor.api import open_store
+    from cc_executor.cancel import cancel_run
 
     async with open_store() as store:
         record = await resolve_run(store, args.run_id)
-        if record.status.finished:
-            _cancel_report(record.run_id, record.status.value, cancelled=False, signalled=0, json_output=args.json)
-            return EXIT_FAILED
         reason = f"cancelled by `cc-executor cancel` (pid {os.getpid()}); process tree killed"
-        await store.mark_status(record.run_id, RunStatus.CANCELLED, error_class="RunCancelledError", error=reason)
-        signalled = await stop_marked_tree(record.pgid, record.run_id, grace_s=max(args.grace, 0.1))
-    _cancel_report(record.run_id, RunStatus.CANCELLED.value, cancelled=True, signalled=signalled, json_output=args.json)
-    return EXIT_OK
+        outcome = await cancel_run(store, record.run_id, reason=reason, grace_s=max(args.grace, 0.1))
+    _cancel_report(outcome, json_output=args.json)
+    return EXIT_OK if outcome.cancelled else EXIT_FAILED
 
 
-def _cancel_report(run_id: str, status: str, *, cancelled: bool, signalled: int, json_output: bool) -> None:
-    remaining = len(process.marked_processes(run_id))
+def _cancel_report(outcome: CancelOutcome, *, json_output: bool) -> None:
     if json_output:
-        payload = {"run_id": run_id, "status": status, "cancelled": cancelled, "signalled": signalled}
-        write_json({**payload, "remaining_processes": remaining})
-    elif cancelled:
-        left = f"; {remaining} process(es) still alive" if remaining else ""
-        err(f"cancelled run {run_id}: {signalled} process(es) stopped{left}")
+        payload = {"run_id": outcome.run_id, "status": outcome.status.value, "cancelled": outcome.cancelled}
+        write_json({**payload, "signalled": outcome.signalled, "remaining_processes": outcome.remaining})
+    elif outcome.cancelled:
+        left = f"; {outcome.remaining} process(es) still alive" if outcome.remaining else ""
+        err(f"cancelled run {outcome.run_id}: {outcome.signalled} process(es) stopped{left}")
     else:
-        err(f"run {run_id} already finished ({status}); nothing to cancel")
-
-
-async def stop_marked_tree(pgid: int | None, marker: str, *, grace_s: float) -> int:
-    """SIGINT the run's group (claude then stops its tools), then SIGTERM, then SIGKILL whatever carries the marker.
-
-    Only processes whose environment carries ``CC_EXECUTOR_RUN_ID=<marker>`` are signalled; the group only when
-    its leader carries it. Returns how many distinct processes were signalled.
-    """
-    seen: set[int] = set()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-        victims = set(process.marked_processes(marker))
-        if not victims:
-            break
-        seen |= victims
-        leader = pgid if pgid is not None and pgid in victims else None
-        if sig == signal.SIGINT and leader is None:
-            continue  # without its claude leader, nobody would act on SIGINT: go straight to SIGTERM
-        _send(leader, victims if sig != signal.SIGINT else set(), sig)
-        await _wait_gone(marker, grace_s if sig != signal.SIGKILL else 1.0)
-    return len(seen)
-
-
-def _send(group: int | None, pids: set[int], sig: signal.Signals) -> None:
-    if group is not None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(group, sig)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
-
-
-async def _wait_gone(marker: str, timeout_s: float) -> None:
-    """Poll /proc (there is no event for "another process exited") until nothing carries the marker."""
-    with anyio.move_on_after(timeout_s):
-        while process.marked_processes(marker):  # noqa: ASYNC110
-            await anyio.sleep(0.05)
+        err(f"run {outcome.run_id} already finished ({outcome.status.value}); nothing to cancel")

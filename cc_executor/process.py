@@ -108,11 +108,38 @@ async def terminate_tree(child: ChildProcess, *, grace_s: float = 2.0) -> None:
     forget(child)
 
 
-async def _until_gone(marker: str) -> None:
-    """SIGKILLed processes take a moment to disappear; callers then see an empty tree, not a dying one."""
+async def _until_gone(marker: str, *, kill: bool = True) -> None:
+    """Until nothing carries the marker. SIGKILLed processes take a moment to disappear; callers then see an
+    empty tree, not a dying one. ``kill``: SIGKILL leftovers (and late forks) on every look."""
     while leftovers := marked_processes(marker):  # polling /proc: there is no event to wait on
-        _signal_all(leftovers, signal.SIGKILL)
+        if kill:
+            _signal_all(leftovers, signal.SIGKILL)
         await anyio.sleep(0.02)
+
+
+async def stop_marked(pgid: int | None, marker: str, *, grace_s: float = 2.0) -> int:
+    """Stop a run's tree from any process (no handle on the child): SIGINT its group (claude then stops its
+    tools), then SIGTERM, then SIGKILL to whatever still carries the marker, each after ``grace_s``.
+
+    Only processes whose environment carries ``CC_EXECUTOR_RUN_ID=<marker>`` are signalled; the group only when
+    its leader carries it. Returns how many distinct processes were signalled.
+    """
+    seen: set[int] = set()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        victims = set(marked_processes(marker))
+        if not victims:
+            break
+        seen |= victims
+        leader = pgid if pgid is not None and pgid in victims else None
+        if sig == signal.SIGINT and leader is None:
+            continue  # without its claude leader, nobody would act on SIGINT: go straight to SIGTERM
+        if leader is not None:
+            _signal_group(leader, sig)
+        if sig != signal.SIGINT:
+            _signal_all(victims, sig)
+        with anyio.move_on_after(grace_s if sig != signal.SIGKILL else 1.0):
+            await _until_gone(marker, kill=sig == signal.SIGKILL)
+    return len(seen)
 
 
 async def sweep_marked(marker: str, *, grace_s: float = 1.0) -> int:

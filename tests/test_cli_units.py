@@ -1,23 +1,18 @@
-"""The CLI's pure pieces and its cancel escalation, in-process (fast; the subprocess tests cover the wiring)."""
+"""The CLI's pure pieces, in-process (fast; the subprocess tests cover the wiring)."""
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import anyio
 import pytest
 
-from cc_executor import process
 from cc_executor.api import build_request
 from cc_executor.cli import build_parser
 from cc_executor.cli_common import resolve_run, since_timestamp
 from cc_executor.cli_progress import status_text
 from cc_executor.cli_run import footer_lines, result_body, split_tools
-from cc_executor.cli_runs import stop_marked_tree
 from cc_executor.errors import InvalidRequestError, RunNotFoundError
 from cc_executor.models import ExecutionResult, ProgressUpdate, RunStatus
 from cc_executor.store import MEMORY, RunStore
@@ -115,26 +110,3 @@ def test_every_command_has_accurate_help() -> None:
         assert f"    {command} " in text
     args = parser.parse_args(["run", "x", "--allowed-tools", "Bash", "--allowed-tools", "Write", "--idle-timeout", "0"])
     assert args.allowed_tools == ["Bash", "Write"] and args.idle_timeout == 0.0
-
-
-async def test_cancel_escalates_to_sigkill_and_only_touches_marked_processes() -> None:
-    marker = "cli-unit-cancel"
-    stubborn = "trap '' INT TERM; sleep 30 & wait"
-    marked = await anyio.open_process(
-        ["sh", "-c", stubborn], env={**os.environ, "CC_EXECUTOR_RUN_ID": marker}, start_new_session=True
-    )
-    bystander = await anyio.open_process(["sleep", "30"], start_new_session=True, stdout=subprocess.DEVNULL)
-    try:
-        with anyio.fail_after(5):
-            while len(process.marked_processes(marker)) < 2:  # noqa: ASYNC110 (polling /proc)
-                await anyio.sleep(0.02)
-
-        signalled = await stop_marked_tree(marked.pid, marker, grace_s=0.2)
-
-        assert signalled == 2
-        assert process.marked_processes(marker) == []
-        assert await marked.wait() == -signal.SIGKILL
-        assert bystander.returncode is None and process.pid_alive(bystander.pid)
-    finally:
-        bystander.kill()
-        await bystander.wait()

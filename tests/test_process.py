@@ -1,16 +1,26 @@
-"""Process-tree primitives on a fake CLI: spawn in its own session, the atexit reaper, the /proc walk."""
+"""Process-tree primitives on a fake CLI: spawn in its own session, the atexit reaper, the /proc walk, and stopping
+a run's tree from another process (cancel_run)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import subprocess
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 import pytest
 
 from cc_executor import process
+from cc_executor.api import build_request
+from cc_executor.cancel import cancel_run
+from cc_executor.models import RunStatus
+from cc_executor.store import MEMORY, RunStore
 
 pytestmark = pytest.mark.anyio
 
@@ -80,3 +90,55 @@ async def test_descendants_follows_parent_links(tmp_path: Path) -> None:
         await process.terminate_tree(child, grace_s=0.3)
     leftovers = process.marked_processes(child.marker)
     assert [(p, Path(f"/proc/{p}/stat").read_text()) for p in leftovers] == []
+
+
+@asynccontextmanager
+async def stubborn_marked_tree(marker: str) -> AsyncIterator[anyio.abc.Process]:
+    """A group leader that ignores SIGINT/SIGTERM with a child, both carrying ``marker``; plus a bystander that
+    must survive. Yields the leader once both marked processes exist."""
+    stubborn = "trap '' INT TERM; sleep 30 & wait"
+    marked = await anyio.open_process(
+        ["sh", "-c", stubborn], env={**os.environ, "CC_EXECUTOR_RUN_ID": marker}, start_new_session=True
+    )
+    bystander = await anyio.open_process(["sleep", "30"], start_new_session=True, stdout=subprocess.DEVNULL)
+    try:
+        with anyio.fail_after(5):
+            while len(process.marked_processes(marker)) < 2:  # noqa: ASYNC110 (polling /proc)
+                await anyio.sleep(0.02)
+        yield marked
+        assert bystander.returncode is None and process.pid_alive(bystander.pid)
+    finally:
+        for proc in (bystander, marked):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+
+async def test_stop_marked_escalates_to_sigkill_and_only_touches_marked_processes() -> None:
+    marker = "unit-stop-marked"
+    async with stubborn_marked_tree(marker) as leader:
+        signalled = await process.stop_marked(leader.pid, marker, grace_s=0.2)
+        assert signalled == 2
+        assert process.marked_processes(marker) == []
+        assert await leader.wait() == -signal.SIGKILL
+
+
+async def test_cancel_run_marks_the_row_then_stops_the_tree_of_another_owner(tmp_path: Path) -> None:
+    request = build_request("owned elsewhere", cwd=tmp_path)
+    async with RunStore.open(MEMORY) as store, stubborn_marked_tree(request.run_id) as leader:
+        await store.create_run(request, argv=["claude"], owner_pid=os.getppid())
+        await store.mark_started(request.run_id, pid=leader.pid, pgid=leader.pid)
+
+        outcome = await cancel_run(store, request.run_id, reason="cancelled: first reason", grace_s=0.2)
+        again = await cancel_run(store, request.run_id, reason="cancelled: second reason", grace_s=0.2)
+        row = await store.get(request.run_id)
+
+        assert (outcome.cancelled, outcome.status, outcome.signalled, outcome.remaining) == (
+            True,
+            RunStatus.CANCELLED,
+            2,
+            0,
+        )
+        assert (again.cancelled, again.status, again.signalled) == (False, RunStatus.CANCELLED, 0)
+        assert row.status is RunStatus.CANCELLED and row.error == "cancelled: first reason"
+        assert row.error_class == "RunCancelledError" and row.finished_at is not None

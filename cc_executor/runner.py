@@ -112,13 +112,14 @@ class _Emitter:
         if update.kind in ("event", "heartbeat", "queued") and self.last_emit - self._last_stored >= 1.0:
             self._last_stored = self.last_emit
             await self.store.set_progress(self.run_id, update.message)
-        await _call(self.on_progress, update)
+        await notify(self.on_progress, update)
 
     async def event(self, event: Event) -> None:
-        await _call(self.on_event, event)
+        await notify(self.on_event, event)
 
 
-async def _call(callback: Callable[[_T], Awaitable[None] | None] | None, value: _T) -> None:
+async def notify(callback: Callable[[_T], Awaitable[None] | None] | None, value: _T) -> None:
+    """Call a sync or async callback; a failing one is logged, never raised (it must not break what it watches)."""
     if callback is None:
         return
     try:

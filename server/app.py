@@ -210,7 +210,7 @@ async def execute_task_list(
         int, Field(ge=1, le=MAX_PARALLEL, description="Parallel mode: at most this many at once.")
     ] = 4,
     stop_on_error: Annotated[
-        bool, Field(description="Skip the tasks not yet started once one fails (running ones finish).")
+        bool, Field(description="Once a task fails, cancel the running ones and skip those not yet started.")
     ] = True,
     cwd: CwdParam = None,
     timeout_s: TimeoutParam = None,
@@ -258,8 +258,8 @@ async def get_run(run_id: RunId, ctx: Ctx) -> RunResult:
     state = _state(ctx)
     with runs.tool_errors():
         found = lists.find_entry(state, run_id)
-        if found is not None and found[1].state != "submitted":
-            return lists.unstarted_result(*found)
+        if found is not None:
+            return await lists.describe_entry(state, *found)
         return await runs.describe(state, run_id)
 
 
@@ -293,9 +293,8 @@ async def cancel_run(
     state = _state(ctx)
     with runs.tool_errors():
         found = lists.find_entry(state, run_id)
-        if found is not None and found[1].state == "pending":
-            found[1].skip(f"cancelled via cancel_run{': ' + reason if reason else ''}")
-            return lists.unstarted_result(*found)
+        if found is not None:
+            return await lists.cancel_entry(state, *found, reason)
         return await runs.cancel(state, run_id, reason)
 
 

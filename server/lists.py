@@ -1,306 +1,204 @@
-"""Task lists: many runs under one list id, sequential (each sees a summary of the earlier results) or parallel.
+"""Task lists over the core's ``TaskList``, which owns the orchestration (order, parallelism, stop_on_error,
+skipping, cancelling: cc_executor/lists.py). The server only
 
-A list runs as a job in the server's task group, so it can outlive the tool call that started it (hand-off): the
-caller gets every entry's run id at once and follows them with wait_run. Every request is validated before the
-first run starts; an entry that never started has no row and is reported as 'pending' or 'skipped'.
+* starts the list in its own task group, so the list outlives the tool call that started it (hand-off: the caller
+  gets every task's run id at once and follows them with wait_run);
+* runs each task on its LocalBackend (``ListJob.execute``), so get_run, wait_run and cancel_run work per task;
+* forwards progress to the calls waiting on the list, and translates tasks and totals to the tool schemas.
+
+Every request is validated before the first task starts.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import time
+import math
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import anyio
 from mcp.server.mcpserver.exceptions import ToolError
 
-from .progress import ProgressSink
+from . import runs
+from .progress import ProgressSink, heartbeating, wait_forwarding
 from .results import run_result, shorten
 from .schemas import ListTotals, RunOptions, RunResult, TaskListResult, TaskSpec
 
 if TYPE_CHECKING:
-    from cc_executor.models import ExecutionResult, RunRequest
+    from cc_executor.lists import ListMember
+    from cc_executor.models import ExecutionResult, ProgressUpdate, RunRequest
+    from cc_executor.store import RunStore
 
     from .state import AppState
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["sequential", "parallel"]
-Listener = Callable[[str, float], Awaitable[None]]
+Listener = Callable[["ProgressUpdate", float], Awaitable[None]]
 
 _KEEP_FINISHED_JOBS = 50
 _CANCEL_BOUND_S = 30.0
-CLIENT_CANCEL_REASON = "cancelled: the MCP client cancelled the tool call"
-
-
-@dataclass(eq=False)
-class Entry:
-    index: int  # 1-based
-    request: RunRequest
-    state: Literal["pending", "submitted", "skipped"] = "pending"
-    skip_reason: str = ""
-    result: ExecutionResult | None = None
-    settled: anyio.Event = field(default_factory=anyio.Event)  # submitted or skipped
-
-    @property
-    def run_id(self) -> str:
-        return self.request.run_id
-
-    def skip(self, reason: str) -> None:
-        if self.state == "pending":
-            self.state = "skipped"
-            self.skip_reason = reason
-            self.settled.set()
+_LIST_STOPPED = "cancelled: the task list stopped"
 
 
 class ListJob:
+    """A core TaskList run by this server, and the tool calls listening to its progress."""
+
     def __init__(
-        self, state: AppState, requests: list[RunRequest], *, mode: Mode, max_parallel: int, stop_on_error: bool
-    ):
+        self,
+        state: AppState,
+        requests: list[RunRequest],
+        store: RunStore,
+        *,
+        mode: Mode,
+        max_parallel: int,
+        stop_on_error: bool,
+    ) -> None:
+        from cc_executor.lists import TaskList
+
         self.app = state
-        self.list_id = requests[0].list_id or str(uuid.uuid4())
-        self.entries = [Entry(i, request) for i, request in enumerate(requests, start=1)]
-        self.mode = mode
-        self.max_parallel = max_parallel
-        self.stop_on_error = stop_on_error
-        self.scope = anyio.CancelScope()
-        self.done = anyio.Event()
-        self.started = time.monotonic()
-        self.stop_reason: str | None = None
         self.listeners: set[Listener] = set()
-        self._messages_since_finish = 0
-
-    # --- lookups from other tools ------------------------------------------------------------------------------
-
-    def entry(self, run_id: str) -> Entry | None:
-        return next((e for e in self.entries if e.run_id == run_id), None)
+        self._finished_seen = 0
+        self._messages = 0
+        self.core = TaskList(
+            requests,
+            store,
+            sequential=mode == "sequential",
+            max_parallel=max_parallel,
+            stop_on_error=stop_on_error,
+            on_progress=self._forward,
+            execute=self._execute,
+        )
 
     @property
-    def finished_count(self) -> int:
-        return sum(1 for e in self.entries if e.result is not None or e.state == "skipped")
+    def list_id(self) -> str:
+        return self.core.list_id
 
-    # --- running -----------------------------------------------------------------------------------------------
-
-    async def run(self) -> None:
-        try:
-            with self.scope:
-                if self.mode == "sequential":
-                    for entry in self.entries:
-                        await self._run_entry(entry)
-                else:
-                    limiter = anyio.CapacityLimiter(self.max_parallel)
-                    async with anyio.create_task_group() as group:
-                        for entry in self.entries:
-                            group.start_soon(self._run_limited, entry, limiter)
-        finally:
-            for entry in self.entries:
-                entry.skip(self.stop_reason or "the list stopped before this task started")
-            with anyio.CancelScope(shield=True), anyio.move_on_after(_CANCEL_BOUND_S):
-                await self._record_skipped()
-            self.done.set()
-
-    async def _record_skipped(self) -> None:
-        """A row for each task that never started, so list_runs(list_id) accounts for every task."""
-        from cc_executor.models import RunStatus
-
-        skipped = [e for e in self.entries if e.state == "skipped"]
-        if not skipped:
-            return
-        try:
-            store = await (await self.app.backend()).get_store()
-            for entry in skipped:
-                await store.create_run(entry.request, argv=[], owner_pid=os.getpid(), status=RunStatus.SKIPPED)
-                await store.mark_status(entry.run_id, RunStatus.SKIPPED, error=entry.skip_reason)
-        except Exception:
-            log.exception("could not record the skipped tasks of list %s", self.list_id)
-
-    async def _run_limited(self, entry: Entry, limiter: anyio.CapacityLimiter) -> None:
-        async with limiter:
-            await self._run_entry(entry)
-
-    async def _run_entry(self, entry: Entry) -> None:
-        if entry.state != "pending":
-            return
-        if self.stop_reason is not None:
-            entry.skip(self.stop_reason)
-            return
-        request = self._with_context(entry) if self.mode == "sequential" else entry.request
-        await self.app.submit(request)
-        entry.state = "submitted"
-        entry.settled.set()
+    async def _execute(
+        self, request: RunRequest, on_progress: Callable[[ProgressUpdate], Awaitable[None]]
+    ) -> ExecutionResult:
+        """One task as a backend run (so the run tools reach it), followed to its end."""
         backend = await self.app.backend()
-        try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._forward, entry)
-                entry.result = await backend.wait(entry.run_id, float("inf"))
-                group.cancel_scope.cancel()
-        except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True):
-                await backend.cancel(entry.run_id, self.stop_reason or "cancelled: the task list was cancelled")
-            raise
-        self._messages_since_finish = 0
-        if entry.result is not None and not entry.result.ok and self.stop_on_error and self.stop_reason is None:
-            self.stop_reason = f"skipped: task {entry.index} ended {entry.result.status.value} and stop_on_error is set"
+        async with runs.submitted(self.app, request, _LIST_STOPPED) as run_id:
+            result = await wait_forwarding(backend, run_id, on_progress, math.inf)
+        assert result is not None  # waited without a timeout
+        return result
 
-    async def _forward(self, entry: Entry) -> None:
-        async for update in (await self.app.backend()).events(entry.run_id):
-            await self._emit(f"[{self.finished_count}/{len(self.entries)} done] task {entry.index}: {update.message}")
-
-    def progress_value(self) -> float:
-        """Finished tasks plus a fraction that grows with each message about the current ones (stays below +1)."""
-        return self.finished_count + 1 - 1 / (self._messages_since_finish + 1)
-
-    async def _emit(self, message: str) -> None:
-        self._messages_since_finish += 1
-        value = self.progress_value()
+    async def _forward(self, update: ProgressUpdate) -> None:
+        value = self.progress_value(message=True)
         for listener in list(self.listeners):
-            await listener(message, value)
+            await listener(update, value)
 
-    def _with_context(self, entry: Entry) -> RunRequest:
-        """Sequential mode: the prompt starts with the core's summary of the earlier results (as cc_execute_list)."""
-        from cc_executor.lists import ListEntry, context_preamble
-
-        earlier = [
-            ListEntry(index=e.index, task=e.request.task, run_id=e.run_id, status=e.result.status, result=e.result)
-            for e in self.entries[: entry.index - 1]
-            if e.result is not None
-        ]
-        if not earlier:
-            return entry.request
-        task = f"{context_preamble(earlier)}\n\nYour task now:\n{entry.request.task}"
-        return entry.request.model_copy(update={"task": task})
-
-    def cancel(self, reason: str) -> None:
-        """Stop the list: pending entries are skipped and live runs cancelled with ``reason``."""
-        if self.stop_reason is None:
-            self.stop_reason = reason
-        self.scope.cancel()
-
-    # --- reporting ---------------------------------------------------------------------------------------------
-
-    def summary_line(self) -> str:
-        t = self.totals()
-        return f"{t.succeeded} succeeded, {t.failed} failed, {t.skipped} skipped, {t.unfinished} unfinished"
-
-    def totals(self) -> ListTotals:
-        totals = ListTotals(tasks=len(self.entries), duration_s=round(time.monotonic() - self.started, 3))
-        for entry in self.entries:
-            if entry.state == "skipped":
-                totals.skipped += 1
-            elif entry.result is None:
-                totals.unfinished += 1
-            elif entry.result.ok:
-                totals.succeeded += 1
-            else:
-                totals.failed += 1
-            if entry.result is not None and entry.result.cost_usd:
-                totals.cost_usd += entry.result.cost_usd
-        totals.cost_usd = round(totals.cost_usd, 6)
-        return totals
+    def progress_value(self, *, message: bool = False) -> float:
+        """Finished tasks plus a fraction that grows with each message about the current ones (stays below +1)."""
+        finished = self.core.counts().finished
+        if finished != self._finished_seen:
+            self._finished_seen, self._messages = finished, 0
+        self._messages += message
+        return finished + 1 - 1 / (self._messages + 1)
 
 
-# --- the tool-facing side ------------------------------------------------------------------------------------------
-
-
-def start_job(state: AppState, job: ListJob) -> None:
+async def start_job(
+    state: AppState, requests: list[RunRequest], *, mode: Mode, max_parallel: int, stop_on_error: bool
+) -> ListJob:
+    """Start the list in the server's task group (it outlives the tool call) and return it."""
+    store = await (await state.backend()).get_store()
+    job = ListJob(state, requests, store, mode=mode, max_parallel=max_parallel, stop_on_error=stop_on_error)
     _prune(state)
     state.lists[job.list_id] = job
     state.group.start_soon(_run_job, job)
+    return job
 
 
 async def _run_job(job: ListJob) -> None:
     try:
-        await job.run()
+        await job.core.run()
     except Exception:
         log.exception("task list %s crashed", job.list_id)
 
 
 def _prune(state: AppState) -> None:
-    finished = [list_id for list_id, job in state.lists.items() if job.done.is_set()]
+    finished = [list_id for list_id, job in state.lists.items() if job.core.done.is_set()]
     for list_id in finished[: max(0, len(finished) - _KEEP_FINISHED_JOBS)]:
         del state.lists[list_id]
 
 
-def find_entry(state: AppState, run_id: str) -> tuple[ListJob, Entry] | None:
+# --- one task of a list: get_run, wait_run, cancel_run -------------------------------------------------------------
+
+
+def find_entry(state: AppState, run_id: str) -> tuple[ListJob, ListMember] | None:
     for job in state.lists.values():
-        entry = job.entry(run_id)
-        if entry is not None:
-            return job, entry
+        member = job.core.member(run_id)
+        if member is not None:
+            return job, member
     return None
 
 
-def unstarted_result(job: ListJob, entry: Entry) -> RunResult:
-    """A list entry without a row yet (pending) or ever (skipped)."""
-    if entry.state == "skipped":
-        message = f"Task {entry.index} of list {job.list_id} never started: {entry.skip_reason}."
+def unstarted_result(job: ListJob, member: ListMember) -> RunResult:
+    """A task without a row yet (pending, or handed to the backend a moment ago) or ever (skipped)."""
+    if member.state == "skipped":
+        message = f"Task {member.index} of list {job.list_id} never started: {member.reason}."
         status: Literal["pending", "skipped"] = "skipped"
     else:
+        waits = "is starting" if member.state == "running" else "waits for earlier tasks"
         message = (
-            f"Task {entry.index} of list {job.list_id} waits for earlier tasks. "
-            f"Call wait_run(run_id='{entry.run_id}') to wait for it."
+            f"Task {member.index} of list {job.list_id} {waits}. "
+            f"Call wait_run(run_id='{member.run_id}') to wait for it."
         )
         status = "pending"
     return RunResult(
-        run_id=entry.run_id,
+        run_id=member.run_id,
         status=status,
-        done=entry.state == "skipped",
+        done=member.state == "skipped",
         message=message,
-        task=shorten(entry.request.task, 200),
-        cwd=str(entry.request.cwd),
+        task=shorten(member.task, 200),
+        cwd=str(member.request.cwd),
         list_id=job.list_id,
     )
 
 
-async def list_result(job: ListJob, max_chars: int) -> TaskListResult:
-    """The list's state: one RunResult per entry (results trimmed to share ``max_chars``) plus totals."""
-    from .runs import describe
+async def describe_entry(
+    state: AppState, job: ListJob, member: ListMember, *, waited_s: float | None = None
+) -> RunResult:
+    """get_run for a task of a list: its run once it has a row, else pending or skipped."""
+    from cc_executor.errors import RunNotFoundError
 
-    share = max(1000, max_chars // max(1, len(job.entries)))
-    tasks: list[RunResult] = []
-    for entry in job.entries:
-        if entry.result is not None:
-            tasks.append(run_result(entry.result, max_chars=share))
-        elif entry.state == "submitted":
-            tasks.append(await describe(job.app, entry.run_id))
-        else:
-            tasks.append(unstarted_result(job, entry))
-    totals = job.totals()
-    status = _list_status(job, totals)
-    return TaskListResult(
-        list_id=job.list_id,
-        status=status,
-        done=job.done.is_set(),
-        message=_list_message(job, status),
-        mode="sequential" if job.mode == "sequential" else "parallel",
-        tasks=tasks,
-        totals=totals,
-    )
+    if member.state in ("pending", "skipped"):
+        return unstarted_result(job, member)
+    try:
+        return await runs.describe(state, member.run_id, waited_s=waited_s)
+    except RunNotFoundError:  # the backend is still preparing it
+        return unstarted_result(job, member)
 
 
-def _list_status(job: ListJob, totals: ListTotals) -> Literal["success", "failed", "running", "cancelled"]:
-    if not job.done.is_set():
-        return "running"
-    if totals.succeeded == totals.tasks:
-        return "success"
-    if job.stop_reason is not None and job.stop_reason.startswith("cancelled"):
-        return "cancelled"
-    return "failed"
+async def wait_entry(
+    state: AppState, job: ListJob, member: ListMember, *, sink: ProgressSink, timeout_s: float
+) -> RunResult:
+    """wait_run for a task of a list: until it has finished or was skipped (earlier tasks first), with its progress."""
+
+    async def report(update: ProgressUpdate, _value: float) -> None:
+        if update.list_index == member.index:
+            await sink.send(update.message)
+
+    job.listeners.add(report)
+    try:
+        with anyio.move_on_after(timeout_s):
+            async with heartbeating(sink):
+                await member.done.wait()
+    finally:
+        job.listeners.discard(report)
+    return await describe_entry(state, job, member, waited_s=sink.elapsed())
 
 
-def _list_message(job: ListJob, status: str) -> str:
-    line = job.summary_line()
-    if status == "running":
-        return (
-            f"The list is still running on the server ({line}). Call wait_run(run_id=...) for each task whose "
-            f"status is running, queued or pending, in order; list_runs(list_id='{job.list_id}') shows them all."
-        )
-    if status == "success":
-        return f"All {len(job.entries)} tasks succeeded."
-    return f"The list ended {status}: {line}. Each task's message says what happened."
+async def cancel_entry(state: AppState, job: ListJob, member: ListMember, reason: str | None) -> RunResult:
+    """cancel_run for a task of a list: the core skips it (pending) or cancels it (running); the list goes on."""
+    if not await job.core.cancel_member(member.run_id, runs.cancel_reason(reason)) and member.state == "finished":
+        return await runs.cancel(state, member.run_id, reason)  # says there was nothing to cancel
+    return await describe_entry(state, job, member)
+
+
+# --- the whole list ------------------------------------------------------------------------------------------------
 
 
 async def execute_list(
@@ -316,52 +214,79 @@ async def execute_list(
 ) -> TaskListResult:
     """Validate every task, start the list as a server-owned job, and follow it for up to ``wait_s``."""
     requests = await _requests(state, specs, shared)
-    job = ListJob(state, requests, mode=mode, max_parallel=max_parallel, stop_on_error=stop_on_error)
-    start_job(state, job)
-    job.listeners.add(sink.send)
+    job = await start_job(state, requests, mode=mode, max_parallel=max_parallel, stop_on_error=stop_on_error)
+
+    async def report(update: ProgressUpdate, value: float) -> None:
+        await sink.send(update.message, value)
+
+    job.listeners.add(report)
     try:
         with anyio.move_on_after(wait_s):
-            async with anyio.create_task_group() as group:
-                group.start_soon(sink.heartbeat, job.progress_value)
-                await job.done.wait()
-                group.cancel_scope.cancel()
+            async with heartbeating(sink, job.progress_value):
+                await job.core.done.wait()
     except anyio.get_cancelled_exc_class():
-        job.cancel(CLIENT_CANCEL_REASON)
         with anyio.CancelScope(shield=True), anyio.move_on_after(_CANCEL_BOUND_S):
-            await job.done.wait()
+            await job.core.cancel(runs.CLIENT_CANCEL_REASON)
+            await job.core.done.wait()
         raise
     finally:
-        job.listeners.discard(sink.send)
+        job.listeners.discard(report)
     return await list_result(job, state.settings.max_result_chars)
 
 
 async def _requests(state: AppState, specs: list[TaskSpec], shared: RunOptions) -> list[RunRequest]:
     from cc_executor.errors import CCExecutorError
 
-    from .runs import make_request
-
     list_id = str(uuid.uuid4())
     requests = []
     for i, spec in enumerate(specs):
         options = RunOptions(**spec.model_dump(exclude={"task"}, exclude_none=True)).merged_over(shared)
         try:
-            requests.append(await make_request(state, spec.task, options, list_id=list_id))
+            requests.append(await runs.make_request(state, spec.task, options, list_id=list_id))
         except (CCExecutorError, ToolError) as exc:
             raise ToolError(f"tasks[{i}]: {exc}") from None
     return requests
 
 
-async def wait_entry(state: AppState, job: ListJob, entry: Entry, *, sink: ProgressSink, timeout_s: float) -> RunResult:
-    """wait_run for a list entry: wait for it to start (earlier tasks first), then for its result."""
-    from .runs import follow
+async def list_result(job: ListJob, max_chars: int) -> TaskListResult:
+    """The list's state: one RunResult per task (results trimmed to share ``max_chars``) plus totals."""
+    members = job.core.members
+    share = max(1000, max_chars // max(1, len(members)))
+    tasks: list[RunResult] = []
+    for member in members:
+        if member.result is not None:
+            tasks.append(run_result(member.result, max_chars=share))
+        else:
+            tasks.append(await describe_entry(job.app, job, member))
+    counts = job.core.counts()
+    totals = ListTotals(
+        tasks=len(members),
+        succeeded=counts.succeeded,
+        failed=counts.failed,
+        skipped=counts.skipped,
+        unfinished=counts.running + counts.pending,
+        cost_usd=counts.cost_usd,
+        duration_s=job.core.elapsed(),
+    )
+    status = job.core.status() if job.core.done.is_set() else "running"
+    return TaskListResult(
+        list_id=job.list_id,
+        status=status,
+        done=job.core.done.is_set(),
+        message=_list_message(job, status, totals),
+        mode=job.core.mode,
+        tasks=tasks,
+        totals=totals,
+    )
 
-    deadline = time.monotonic() + timeout_s
-    if entry.state == "pending":
-        with anyio.move_on_after(timeout_s):
-            async with anyio.create_task_group() as group:
-                group.start_soon(sink.heartbeat, job.progress_value)
-                await entry.settled.wait()
-                group.cancel_scope.cancel()
-    if entry.state != "submitted":
-        return unstarted_result(job, entry)
-    return await follow(state, entry.run_id, sink, max(0.0, deadline - time.monotonic()))
+
+def _list_message(job: ListJob, status: str, t: ListTotals) -> str:
+    line = f"{t.succeeded} succeeded, {t.failed} failed, {t.skipped} skipped, {t.unfinished} unfinished"
+    if status == "running":
+        return (
+            f"The list is still running on the server ({line}). Call wait_run(run_id=...) for each task whose "
+            f"status is running, queued or pending, in order; list_runs(list_id='{job.list_id}') shows them all."
+        )
+    if status == "success":
+        return f"All {t.tasks} tasks succeeded."
+    return f"The list ended {status}: {line}. Each task's message says what happened."

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import anyio
 
 if TYPE_CHECKING:
     from cc_executor.backend import LocalBackend
-    from cc_executor.models import ExecutionResult
+    from cc_executor.models import ExecutionResult, ProgressUpdate
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +65,42 @@ class ProgressSink:
                 await self.send(f"{base} (still waiting, {self.elapsed():.0f}s)", value())
 
 
-async def forward_run(backend: LocalBackend, run_id: str, on_message: Callable[[str], Awaitable[None]]) -> None:
-    """Pass each progress message of a live run to ``on_message`` until the run ends."""
+@asynccontextmanager
+async def heartbeating(sink: ProgressSink, value: Callable[[], float | None] = lambda: None) -> AsyncIterator[None]:
+    """Keep ``sink`` from going silent (see ProgressSink.heartbeat) while the body waits."""
+    async with anyio.create_task_group() as group:
+        group.start_soon(sink.heartbeat, value)
+        yield
+        group.cancel_scope.cancel()
+
+
+UpdateFn = Callable[["ProgressUpdate"], Awaitable[None]]
+
+
+async def forward_run(backend: LocalBackend, run_id: str, on_update: UpdateFn) -> None:
+    """Pass each progress update of a live run to ``on_update`` until the run ends."""
     async for update in backend.events(run_id):
-        await on_message(update.message)
+        await on_update(update)
+
+
+async def wait_forwarding(
+    backend: LocalBackend, run_id: str, on_update: UpdateFn, timeout_s: float
+) -> ExecutionResult | None:
+    """The run's result, or None if it still runs after ``timeout_s``; its progress goes to ``on_update``."""
+    async with anyio.create_task_group() as group:
+        group.start_soon(forward_run, backend, run_id, on_update)
+        result = await backend.wait(run_id, timeout_s)
+        group.cancel_scope.cancel()
+    return result
 
 
 async def wait_reporting(
     backend: LocalBackend, run_id: str, sink: ProgressSink, timeout_s: float
 ) -> ExecutionResult | None:
-    """The run's result, or None if it still runs after ``timeout_s``; progress flows to ``sink`` meanwhile."""
-    async with anyio.create_task_group() as group:
-        group.start_soon(forward_run, backend, run_id, sink.send)
-        group.start_soon(sink.heartbeat)
-        result = await backend.wait(run_id, timeout_s)
-        group.cancel_scope.cancel()
-    return result
+    """``wait_forwarding`` with the progress messages (and heartbeats) going to ``sink``."""
+
+    async def send(update: ProgressUpdate) -> None:
+        await sink.send(update.message)
+
+    async with heartbeating(sink):
+        return await wait_forwarding(backend, run_id, send, timeout_s)

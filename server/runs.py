@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -108,15 +108,22 @@ def _check_resume_cwd(record: RunRecord, cwd: str | None) -> None:
 # --- running -------------------------------------------------------------------------------------------------------
 
 
-async def execute(state: AppState, request: RunRequest, sink: ProgressSink, return_after_s: float) -> RunResult:
-    """Start ``request`` and wait up to ``return_after_s``; a cancelled call kills the run before re-raising."""
+@asynccontextmanager
+async def submitted(state: AppState, request: RunRequest, cancel_reason: str) -> AsyncIterator[str]:
+    """Submit ``request`` and yield its run id; if the body (or the submit itself) is cancelled, the run is
+    cancelled with ``cancel_reason`` (by the request's id, so mid-submit too) before the cancel goes on."""
     try:
-        run_id = await state.submit(request)
-        return await follow(state, run_id, sink, return_after_s)
+        yield await state.submit(request)
     except anyio.get_cancelled_exc_class():
         with anyio.CancelScope(shield=True):
-            await cancel_quietly(await state.backend(), request.run_id, CLIENT_CANCEL_REASON)
+            await cancel_quietly(await state.backend(), request.run_id, cancel_reason)
         raise
+
+
+async def execute(state: AppState, request: RunRequest, sink: ProgressSink, return_after_s: float) -> RunResult:
+    """Start ``request`` and wait up to ``return_after_s``; a cancelled call kills the run before re-raising."""
+    async with submitted(state, request, CLIENT_CANCEL_REASON) as run_id:
+        return await follow(state, run_id, sink, return_after_s)
 
 
 async def follow(state: AppState, run_id: str, sink: ProgressSink, timeout_s: float) -> RunResult:
@@ -146,13 +153,16 @@ def backend_latest(state: AppState, run_id: str) -> str | None:
     return update.message if update is not None else None
 
 
-async def describe(state: AppState, run_id: str) -> RunResult:
+async def describe(state: AppState, run_id: str, *, waited_s: float | None = None) -> RunResult:
     """Status, latest progress and (once finished) the result of one run, without waiting."""
     record = await (await state.backend()).status(run_id)
     if record.status.finished:
         return run_result(record, max_chars=state.settings.max_result_chars)
     return running_result(
-        record, waited_s=None, max_chars=state.settings.max_result_chars, last_progress=backend_latest(state, run_id)
+        record,
+        waited_s=waited_s,
+        max_chars=state.settings.max_result_chars,
+        last_progress=backend_latest(state, run_id),
     )
 
 
@@ -162,9 +172,14 @@ async def wait(state: AppState, run_id: str, timeout_s: float, sink: ProgressSin
     return await follow(state, run_id, sink, timeout_s)
 
 
+def cancel_reason(reason: str | None) -> str:
+    """What a run cancelled through cancel_run records."""
+    return f"cancelled via cancel_run: {reason}" if reason else "cancelled via cancel_run"
+
+
 async def cancel(state: AppState, run_id: str, reason: str | None) -> RunResult:
     backend = await state.backend()
-    why = f"cancelled via cancel_run: {reason}" if reason else "cancelled via cancel_run"
+    why = cancel_reason(reason)
     if await backend.cancel(run_id, why):
         return await describe(state, run_id)
     record = await backend.status(run_id)

@@ -44,7 +44,6 @@ class AppState:
         self._backend_lock = anyio.Lock()
         self._stop = anyio.Event()
         self._stopped = anyio.Event()
-        self._shutdown_reason: str | None = None
 
     async def backend(self) -> LocalBackend:
         """The shared backend, entered in its own task on first use (task groups must exit where they entered)."""
@@ -101,11 +100,9 @@ class AppState:
     async def shutdown(self, reason: str = SHUTDOWN_REASON) -> None:
         """Cancel live list jobs and runs (each tree killed, each row says why), then stop the backend.
 
-        The first reason wins: a SIGTERM shutdown followed by stdin EOF records the SIGTERM.
+        The first reason wins (the core keeps the first reason a list or a run is given, and each shutdown starts
+        every cancel before it awaits any): a SIGTERM shutdown followed by stdin EOF records the SIGTERM.
         """
-        self._shutdown_reason = reason = self._shutdown_reason or reason
-        for job in list(self.lists.values()):
-            job.cancel(reason)
         if self._backend is not None:
             with anyio.CancelScope(shield=True), anyio.move_on_after(_SHUTDOWN_BOUND_S):
                 await self._cancel_live(self._backend, reason)
@@ -115,6 +112,8 @@ class AppState:
 
     async def _cancel_live(self, backend: LocalBackend, reason: str) -> None:
         async with anyio.create_task_group() as group:
+            for job in list(self.lists.values()):
+                group.start_soon(_stop_list, job, reason)
             for run_id in list(self.submitted):
                 group.start_soon(cancel_quietly, backend, run_id, reason)
         self.submitted.clear()
@@ -134,6 +133,15 @@ async def cancel_quietly(backend: LocalBackend, run_id: str, reason: str) -> Non
         pass  # its row was never written
     except Exception:
         log.exception("could not cancel run %s", run_id)
+
+
+async def _stop_list(job: ListJob, reason: str) -> None:
+    """Cancel a list and wait until it has recorded how each task ended (before the backend closes the store)."""
+    try:
+        await job.core.cancel(reason)
+    except Exception:
+        log.exception("could not cancel task list %s", job.list_id)
+    await job.core.done.wait()
 
 
 def lifespan_for(settings: ServerSettings) -> Callable[[Any], AbstractAsyncContextManager[AppState]]:

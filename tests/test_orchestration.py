@@ -117,6 +117,33 @@ async def test_cancelling_a_list_kills_members_and_records_the_rest(
     assert all(marked_processes(r.run_id) == [] for r in rows)
 
 
+@pytest.mark.slow
+async def test_parallel_stop_on_error_cancels_running_members_and_skips_the_rest(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
+    fake_api.routes = {"broken": scenarios.api_error(401)}
+    fake_api.scenario = scenarios.slow(steps=10, seconds=1)
+    config = config.model_copy(update={"allowed_tools": ["Bash"]})
+    started = anyio.current_time()
+    result = await cc_execute_list(
+        ["slow one", "broken", "slow two"],
+        sequential=False,
+        max_parallel=2,
+        stop_on_error=True,
+        config=config,
+        cwd=workdir,
+    )
+    assert anyio.current_time() - started < 8  # the slow member did not run its ten seconds
+    assert [e.status for e in result.entries] == [RunStatus.CANCELLED, RunStatus.FAILED, RunStatus.SKIPPED]
+    assert result.status == "failed" and (result.failed, result.skipped) == (2, 1)
+    async with open_store() as store:
+        rows = {r.run_id: r for r in await store.list_runs(list_id=result.list_id)}
+    cancelled, skipped = rows[result.entries[0].run_id], rows[result.entries[2].run_id]
+    assert cancelled.error == "cancelled: task 2 ended failed and stop_on_error is set"
+    assert skipped.error == "skipped: task 2 ended failed and stop_on_error is set"
+    assert all(marked_processes(run_id) == [] for run_id in rows)
+
+
 async def test_bad_list_input_names_the_task(config: CCExecutorConfig, workdir: Path) -> None:
     with pytest.raises(InvalidRequestError, match=r"tasks\[2\].*empty"):
         await cc_execute_list(["fine", "  "], config=config, cwd=workdir)

@@ -19,6 +19,7 @@ from mcp import Client
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.types import CallToolResult, TextContent, TextResourceContents
 
+from cc_executor.api import open_store
 from cc_executor.models import PERMISSION_MODES, RUN_ID_PATTERN, CCExecutorConfig, RunStatus
 from cc_executor.process import marked_processes
 from cc_executor.render import render_line
@@ -245,7 +246,7 @@ async def test_cancel_run_kills_the_tree(settings: ServerSettings, fake_api: Fak
 
 
 @pytest.mark.slow
-async def test_server_shutdown_kills_live_runs(
+async def test_server_shutdown_kills_live_runs_and_stops_lists(
     settings: ServerSettings, fake_api: FakeAnthropic, workdir: Path
 ) -> None:
     fake_api.scenario = scenarios.slow(steps=10, seconds=1)
@@ -253,11 +254,22 @@ async def test_server_shutdown_kills_live_runs(
         run_id = ok(await call(client, "start_task", {"task": "x", "cwd": str(workdir), "allowed_tools": ["Bash"]}))[
             "run_id"
         ]
+        tasks = [{"task": "first"}, {"task": "second"}]
+        args = {"tasks": tasks, "cwd": str(workdir), "allowed_tools": ["Bash"], "return_after_s": 0}
+        handed = ok(await call(client, "execute_task_list", args))
         await wait_running(client, run_id)
-    assert not marked_processes(run_id)
+        await wait_running(client, handed["tasks"][0]["run_id"])
+    assert not marked_processes(run_id) and not marked_processes(handed["tasks"][0]["run_id"])
     async with connect(settings) as client:
         run = ok(await call(client, "get_run", {"run_id": run_id}))
     assert run["status"] == "cancelled" and "shut down" in (run["error"] or "")
+    async with open_store() as store:
+        rows = await store.list_runs(list_id=handed["list_id"])
+    reason = "cancelled: the MCP server shut down"
+    assert sorted((r.task, r.status.value, r.error) for r in rows) == [
+        ("first", "cancelled", reason),
+        ("second", "skipped", reason),
+    ]
 
 
 @pytest.mark.slow
@@ -413,7 +425,7 @@ async def test_sequential_list_passes_results_forward(
     assert [t["result"] for t in result["tasks"]] == ["PARSER-DONE", "tests written"]
     assert "PARSER-DONE" in fake_api.message_requests[-1].text
     assert rows["count"] == 2
-    assert any("task 2:" in (m or "") for _, _, m in progress) and all(t == 2 for _, t, _ in progress)
+    assert any((m or "").startswith("[2/2] ") for _, _, m in progress) and all(t == 2 for _, t, _ in progress)
     values = [v for v, _, _ in progress]
     assert values == sorted(values) and values[-1] <= 2
 
@@ -453,6 +465,29 @@ async def test_parallel_list_and_hand_off(settings: ServerSettings, fake_api: Fa
         finals = [ok(await call(client, "wait_run", {"run_id": t["run_id"], "timeout_s": 30})) for t in handed["tasks"]]
     assert [f["status"] for f in finals] == ["success"] * 3
     assert {f["list_id"] for f in finals} == {handed["list_id"]}
+
+
+@pytest.mark.slow
+async def test_cancelling_one_task_of_a_list_lets_the_list_go_on(
+    settings: ServerSettings, fake_api: FakeAnthropic, workdir: Path
+) -> None:
+    fake_api.routes = {"long": scenarios.slow(steps=10, seconds=1), "short": scenarios.text("short done")}
+    async with connect(settings) as client:
+        tasks = [{"task": "long"}, {"task": "short"}, {"task": "last"}]
+        args = {"tasks": tasks, "cwd": str(workdir), "allowed_tools": ["Bash"], "stop_on_error": False}
+        handed = ok(await call(client, "execute_task_list", {**args, "return_after_s": 0}))
+        first, second, third = (t["run_id"] for t in handed["tasks"])
+        skipped = ok(await call(client, "cancel_run", {"run_id": third, "reason": "not needed"}))
+        await wait_running(client, first)
+        cancelled = ok(await call(client, "cancel_run", {"run_id": first, "reason": "too slow"}))
+        finished = ok(await call(client, "wait_run", {"run_id": second, "timeout_s": 30}))
+        rows = ok(await call(client, "list_runs", {"list_id": handed["list_id"]}))
+    assert handed["done"] is False and [t["status"] for t in handed["tasks"][1:]] == ["pending", "pending"]
+    assert skipped["status"] == "skipped" and "cancelled via cancel_run: not needed" in skipped["message"]
+    assert cancelled["status"] == "cancelled" and cancelled["error"] == "cancelled via cancel_run: too slow"
+    assert finished["status"] == "success" and finished["result"] == "short done"
+    assert sorted(r["status"] for r in rows["runs"]) == ["cancelled", "skipped", "success"]
+    assert not marked_processes(first)
 
 
 # --- bad input ----------------------------------------------------------------------------------------------------

@@ -178,18 +178,23 @@ def cancel_reason(reason: str | None) -> str:
 
 
 async def cancel(state: AppState, run_id: str, reason: str | None) -> RunResult:
+    """cancel_run: a run of this server through its backend, a run of any other process through the core's
+    cancel_run (its row marked cancelled, then its process tree signalled)."""
+    from cc_executor.cancel import cancel_run
+
     backend = await state.backend()
     why = cancel_reason(reason)
     if await backend.cancel(run_id, why):
         return await describe(state, run_id)
-    record = await backend.status(run_id)
-    if not record.status.finished:
-        raise ToolError(
-            f"run {run_id} is {record.status.value} in another process (pid {record.owner_pid}); "
-            "this server can only cancel runs it started"
-        )
-    out = run_result(record, max_chars=state.settings.max_result_chars)
-    out.message = f"Nothing to cancel: the run had already finished ({record.status.value}). " + out.message
+    store = await backend.get_store()
+    outcome = await cancel_run(store, run_id, reason=why, grace_s=state.config().kill_grace_s)
+    out = await describe(state, run_id)
+    if outcome.cancelled:
+        left = f"; {outcome.remaining} still alive" if outcome.remaining else ""
+        note = f"The run belonged to another process; {outcome.signalled} of its process(es) were stopped{left}. "
+    else:
+        note = f"Nothing to cancel: the run had already finished ({outcome.status.value}). "
+    out.message = note + out.message
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +20,7 @@ from mcp import Client
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.types import CallToolResult, TextContent, TextResourceContents
 
-from cc_executor.api import open_store
+from cc_executor.api import build_request, open_store
 from cc_executor.models import PERMISSION_MODES, RUN_ID_PATTERN, CCExecutorConfig, RunStatus
 from cc_executor.process import marked_processes
 from cc_executor.render import render_line
@@ -243,6 +244,26 @@ async def test_cancel_run_kills_the_tree(settings: ServerSettings, fake_api: Fak
         assert not marked_processes(run_id)
         again = ok(await call(client, "cancel_run", {"run_id": run_id}))
     assert again["status"] == "cancelled" and again["message"].startswith("Nothing to cancel")
+
+
+async def test_cancel_run_stops_a_run_of_another_process(settings: ServerSettings, workdir: Path) -> None:
+    request = build_request("owned by a `cc-executor run` elsewhere", cwd=workdir)
+    env = {**os.environ, "CC_EXECUTOR_RUN_ID": request.run_id}
+    stand_in = await anyio.open_process(["sleep", "30"], env=env, start_new_session=True)  # its "claude"
+    try:
+        async with open_store() as store:
+            await store.create_run(request, argv=["claude"], owner_pid=os.getppid())  # a live process, not us
+            await store.mark_started(request.run_id, pid=stand_in.pid, pgid=stand_in.pid)
+        async with connect(settings) as client:
+            cancelled = ok(await call(client, "cancel_run", {"run_id": request.run_id, "reason": "moving on"}))
+            again = ok(await call(client, "cancel_run", {"run_id": request.run_id}))
+    finally:
+        if stand_in.returncode is None:
+            stand_in.kill()
+        await stand_in.wait()
+    assert cancelled["status"] == "cancelled" and cancelled["error"] == "cancelled via cancel_run: moving on"
+    assert cancelled["message"].startswith("The run belonged to another process; 1 of its process(es) were stopped")
+    assert again["message"].startswith("Nothing to cancel") and not marked_processes(request.run_id)
 
 
 @pytest.mark.slow

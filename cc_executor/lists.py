@@ -310,17 +310,17 @@ class TaskList:
     async def _settle(self) -> None:
         """Account for every member once the list ends: pending ones skipped, ones cut off while running read
         back from their rows, and a row for every skipped one."""
-        try:
-            for member in self.members:
+        for member in self.members:
+            try:
                 if member.state == "pending":
                     self._skip(member, self.stop_reason or "skipped: the task list stopped")
                 elif member.state == "running":
                     await self._from_row(member)
-            for member in self.members:
                 if member.state == "skipped":
                     await self.store.record_skipped(member.request, member.reason or "skipped")
-        except Exception:
-            log.exception("could not record how the tasks of list %s ended", self.list_id)
+            except Exception:
+                log.exception("could not record how task %d of list %s ended", member.index, self.list_id)
+                self._skip(member, member.reason or "skipped")  # done either way: nobody may wait forever
 
     @staticmethod
     def _finish(member: ListMember, result: ExecutionResult) -> None:

@@ -96,10 +96,8 @@ async def run(options: Options) -> Section:
         "Reading: by default a line longer than `max_line_bytes` (32 MiB) is buffered only up to that limit and then "
         "streamed to the transcript in pieces, so the peak is set by the limit, not by the line: the 200 MiB line "
         f"grows the process by {spilled200 / 1024:.0f} MiB, like the 100 MiB one ({spilled / 1024:.0f} MiB). "
-        "That growth is about three times the 32 MiB limit: the framer's buffer, a `bytes()` copy of it and the "
-        "concatenation with the current chunk are alive together when the spill starts "
-        "(`LineFramer._start_spill`; `LineFramer` alone under tracemalloc peaks at ~98 MiB for any line over the "
-        "limit). Handing out the buffer and the chunk as two pieces would bring it near 1× the limit. "
+        "That growth is about one 32 MiB limit: when a spill starts, the framer hands out its buffer and the "
+        "current chunk as two pieces (`LineFramer._start_spill`), so no copy of the buffer is alive beside it. "
         f"Parsing a 100 MiB line whole grows the process by {whole / line:.1f}× the line; the copies involved are "
         "the framing buffer and its `bytes` copy, the decoded `str`, the parsed text and the transcript write's "
         "`line + b'\\n'`, several of them alive at once. That is why spilling is the default.",

@@ -12,12 +12,13 @@ from typing import Any, Literal, overload
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from cc_executor.emit import EventCallback, ProgressCallback
 from cc_executor.errors import ERROR_CLASSES, InvalidRequestError, RunError
 from cc_executor.events import Event
 from cc_executor.models import CCExecutorConfig, ExecutionResult, ProgressUpdate, RunRequest
 from cc_executor.paths import db_path
 from cc_executor.recovery import reconcile
-from cc_executor.runner import EventCallback, ProgressCallback, execute_run
+from cc_executor.runner import execute_run
 from cc_executor.slots import RunSlots
 from cc_executor.store import RunStore
 

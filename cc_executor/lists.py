@@ -31,10 +31,11 @@ from typing import Any, Literal
 import anyio
 from pydantic import BaseModel, Field
 
+from cc_executor.emit import EventCallback, notify
 from cc_executor.errors import RunNotFoundError
 from cc_executor.models import CCExecutorConfig, ExecutionResult, ProgressUpdate, RunRequest, RunStatus
 from cc_executor.progress import shorten
-from cc_executor.runner import EventCallback, execute_run, notify
+from cc_executor.runner import execute_run
 from cc_executor.slots import RunSlots
 from cc_executor.store import RunStore
 

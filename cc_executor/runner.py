@@ -6,22 +6,20 @@ RunRequest and a store, and leaves behind a finished row, a transcript and no pr
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import anyio
 import anyio.abc
 
 from cc_executor import changes, process
 from cc_executor.command import build_argv, build_env, find_claude, redact_argv
+from cc_executor.emit import Emitter, EventCallback, ProgressCallback
 from cc_executor.errors import (
     IdleTimeoutError,
     RunCancelledError,
@@ -40,7 +38,7 @@ from cc_executor.events import (
     ResultEvent,
     parse_line,
 )
-from cc_executor.models import ExecutionResult, ProgressUpdate, RunRequest, RunStatus
+from cc_executor.models import ExecutionResult, RunRequest, RunStatus
 from cc_executor.outcome import classify
 from cc_executor.paths import transcript_paths
 from cc_executor.prediction import resolve_timeout
@@ -51,11 +49,9 @@ from cc_executor.store import RunStore, utc_now
 from cc_executor.stream import Line, LineFramer, SpillPiece
 from cc_executor.transcript import TranscriptWriter
 
-log = logging.getLogger(__name__)
+__all__ = ["EventCallback", "ProgressCallback", "Run", "execute_run", "prepare_run"]
 
-_T = TypeVar("_T")
-ProgressCallback = Callable[[ProgressUpdate], Awaitable[None] | None]
-EventCallback = Callable[[Event], Awaitable[None] | None]
+log = logging.getLogger(__name__)
 
 _PARTIAL_TEXT_BYTES = 64 * 1024
 _STDERR_TAIL_BYTES = 8 * 1024
@@ -91,43 +87,6 @@ class _Attempt:
             return self.stopped
         tail = self.stderr_tail.decode("utf-8", "replace")
         return classify(self.result, exit_code=self.exit_code, stderr_tail=tail, oversized_lines=self.oversized_lines)
-
-
-class _Emitter:
-    """Delivers progress and events to the caller's callbacks; a failing callback never kills the run."""
-
-    def __init__(
-        self, on_progress: ProgressCallback | None, on_event: EventCallback | None, store: RunStore, run_id: str
-    ):
-        self.on_progress = on_progress
-        self.on_event = on_event
-        self.store = store
-        self.run_id = run_id
-        self.last_emit = time.monotonic()
-        self._last_stored = 0.0
-
-    async def progress(self, update: ProgressUpdate) -> None:
-        self.last_emit = time.monotonic()
-        # At most one progress write a second; start and finish are recorded by their own writes.
-        if update.kind in ("event", "heartbeat", "queued") and self.last_emit - self._last_stored >= 1.0:
-            self._last_stored = self.last_emit
-            await self.store.set_progress(self.run_id, update.message)
-        await notify(self.on_progress, update)
-
-    async def event(self, event: Event) -> None:
-        await notify(self.on_event, event)
-
-
-async def notify(callback: Callable[[_T], Awaitable[None] | None] | None, value: _T) -> None:
-    """Call a sync or async callback; a failing one is logged, never raised (it must not break what it watches)."""
-    if callback is None:
-        return
-    try:
-        maybe = callback(value)
-        if inspect.isawaitable(maybe):
-            await maybe
-    except Exception:  # a broken callback must not break the run it watches
-        log.exception("progress/event callback failed")
 
 
 async def execute_run(
@@ -184,7 +143,7 @@ class Run:
         self.env = env
         self.store = store
         self.tracker = ProgressTracker(request.run_id)
-        self.emitter = _Emitter(None, None, store, request.run_id)
+        self.emitter = Emitter(None, None, store, request.run_id)
         self.stdout_path = stdout_path
         self.stderr_path = stderr_path
         self.attempts: list[_Attempt] = []

@@ -33,9 +33,9 @@ from common import (
 )
 
 import cc_executor.api
+import cc_executor.attempt
 import cc_executor.changes
 import cc_executor.process
-import cc_executor.runner
 from cc_executor import CCExecutorConfig, cc_execute
 from cc_executor.command import RUN_MARKER_ENV, build_env
 from cc_executor.store import RunStore
@@ -78,7 +78,7 @@ class Probe:
 
     def install(self) -> None:
         self.wrap(cc_executor.process, "spawn", "spawn (setpriv + fork/exec)", mark="spawn")
-        self.wrap(cc_executor.runner.Run, "_await_reader", "stdout drain after exit", mark="exit")
+        self.wrap(cc_executor.attempt.AttemptDriver, "_await_reader", "stdout drain after exit", mark="exit")
         self.wrap(cc_executor.changes, "take_snapshot", "cwd snapshots (git probe + lstat), x2")
         self.wrap(cc_executor.process, "sweep_marked", "leftover sweep (/proc environ scan)")
         self.wrap(cc_executor.api, "reconcile", "SQLite open + reconcile + close")

@@ -1,7 +1,9 @@
-"""``execute_run``: one run end to end — queue, spawn, stream, progress, timeouts, retries, record.
+"""``execute_run``: one run end to end — prepare, queue, attempts and retries, cancellation, record.
 
 This is the unit a remote backend would wrap (e.g. as a Temporal activity): it takes a validated
-RunRequest and a store, and leaves behind a finished row, a transcript and no process.
+RunRequest and a store, and leaves behind a finished row, a transcript and no process. Each attempt's CLI
+process (spawn, stream, timeouts, kill) is driven by ``attempt.AttemptDriver``; progress and events reach the
+caller through ``emit.Emitter``.
 """
 
 from __future__ import annotations
@@ -11,13 +13,12 @@ import logging
 import os
 import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
-import anyio.abc
 
-from cc_executor import changes, process
+from cc_executor import changes
+from cc_executor.attempt import Attempt, AttemptDriver
 from cc_executor.command import build_argv, build_env, find_claude, redact_argv
 from cc_executor.emit import Emitter, EventCallback, ProgressCallback
 from cc_executor.errors import (
@@ -28,65 +29,18 @@ from cc_executor.errors import (
     StructuredOutputError,
     UsageLimitError,
 )
-from cc_executor.events import (
-    AssistantText,
-    Event,
-    InitEvent,
-    NonJsonLine,
-    OversizedLine,
-    PermissionDenied,
-    ResultEvent,
-    parse_line,
-)
 from cc_executor.models import ExecutionResult, RunRequest, RunStatus
-from cc_executor.outcome import classify
 from cc_executor.paths import transcript_paths
 from cc_executor.prediction import resolve_timeout
 from cc_executor.progress import ProgressTracker, shorten
 from cc_executor.schema import reply_error
 from cc_executor.slots import RunSlots, default_slots
 from cc_executor.store import RunStore, utc_now
-from cc_executor.stream import Line, LineFramer, SpillPiece
 from cc_executor.transcript import TranscriptWriter
 
 __all__ = ["EventCallback", "ProgressCallback", "Run", "execute_run", "prepare_run"]
 
 log = logging.getLogger(__name__)
-
-_PARTIAL_TEXT_BYTES = 64 * 1024
-_STDERR_TAIL_BYTES = 8 * 1024
-_READ_CHUNK = 256 * 1024
-
-
-@dataclass(slots=True)
-class _Attempt:
-    """What one CLI process produced."""
-
-    n: int
-    started_at: str
-    result: ResultEvent | None = None
-    session_id: str | None = None
-    texts: list[str] = field(default_factory=list)
-    text_bytes: int = 0
-    denials: list[dict[str, object]] = field(default_factory=list)
-    oversized_lines: int = 0
-    stderr_tail: bytearray = field(default_factory=bytearray)
-    exit_code: int | None = None
-    stopped: RunError | None = None
-    pid: int | None = None
-    last_line_at: float = field(default_factory=time.monotonic)
-
-    def keep_text(self, text: str) -> None:
-        self.texts.append(text)
-        self.text_bytes += len(text)
-        while self.text_bytes > _PARTIAL_TEXT_BYTES and len(self.texts) > 1:
-            self.text_bytes -= len(self.texts.pop(0))
-
-    def error(self) -> RunError | None:
-        if self.stopped is not None:
-            return self.stopped
-        tail = self.stderr_tail.decode("utf-8", "replace")
-        return classify(self.result, exit_code=self.exit_code, stderr_tail=tail, oversized_lines=self.oversized_lines)
 
 
 async def execute_run(
@@ -146,7 +100,7 @@ class Run:
         self.emitter = Emitter(None, None, store, request.run_id)
         self.stdout_path = stdout_path
         self.stderr_path = stderr_path
-        self.attempts: list[_Attempt] = []
+        self.attempts: list[Attempt] = []
         self.started = time.monotonic()
         self.started_at: str | None = None
         self.deadline = self.started + request.timeout_s
@@ -221,7 +175,7 @@ class Run:
     async def _attempts(self) -> RunError | None:
         error: RunError | None = None
         for n in range(1, self.config.max_attempts + 1):
-            attempt = _Attempt(n=n, started_at=utc_now())
+            attempt = Attempt(n=n, started_at=utc_now())
             self.attempts.append(attempt)
             await self._run_attempt(attempt)
             error = attempt.error()
@@ -249,7 +203,7 @@ class Run:
             return None
         return wait
 
-    async def _record_attempt(self, attempt: _Attempt, error: RunError | None) -> None:
+    async def _record_attempt(self, attempt: Attempt, error: RunError | None) -> None:
         result = attempt.result
         await self.store.record_attempt(
             self.request.run_id,
@@ -264,127 +218,24 @@ class Run:
             cost_usd=result.total_cost_usd if result else None,
         )
 
-    async def _run_attempt(self, attempt: _Attempt) -> None:
+    async def _run_attempt(self, attempt: Attempt) -> None:
         if attempt.n > 1 and self.writer is not None:
             self.writer.write_line(json.dumps({"type": "cc_executor", "subtype": "attempt", "n": attempt.n}).encode())
         requested = await self.cancel_requested()
         if requested is not None:
             attempt.stopped = RunCancelledError(f"{requested} (before the CLI started)")
             return
-        child = await process.spawn(self.argv, cwd=self.request.cwd, env=self.env, marker=self.request.run_id)
-        attempt.pid = child.pid
-        try:
-            await self.store.mark_started(self.request.run_id, pid=child.pid, pgid=child.pgid)
-            await self.emitter.progress(self.tracker.update("started", f"claude started (pid {child.pid})"))
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._feed_stdin, child)
-                group.start_soon(self._drain_stderr, child, attempt)
-                group.start_soon(self._watch, child, attempt)
-                reader_done = anyio.Event()
-                group.start_soon(self._read_stdout, child, attempt, reader_done)
-                await child.process.wait()
-                await self._await_reader(child, reader_done)
-                group.cancel_scope.cancel()
-        finally:
-            with anyio.CancelScope(shield=True):
-                if child.returncode is None:
-                    await process.terminate_tree(child, grace_s=self.config.kill_grace_s)
-                await process.sweep_marked(child.marker)
-                process.forget(child)
-                attempt.exit_code = child.returncode
-
-    async def _feed_stdin(self, child: process.ChildProcess) -> None:
-        stdin = child.process.stdin
-        assert stdin is not None
-        try:
-            await stdin.send(self.request.task.encode("utf-8", "surrogatepass"))
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            log.debug("claude closed stdin before reading the whole prompt")
-        finally:
-            await stdin.aclose()
-
-    async def _drain_stderr(self, child: process.ChildProcess, attempt: _Attempt) -> None:
-        stream = child.process.stderr
-        assert stream is not None
-        async for chunk in stream:
-            attempt.stderr_tail += chunk
-            del attempt.stderr_tail[:-_STDERR_TAIL_BYTES]
-            if self.writer is not None:
-                self.writer.write_stderr(chunk)
-
-    async def _await_reader(self, child: process.ChildProcess, reader_done: anyio.Event) -> None:
-        """After claude exits its stdout should close; leftovers that inherited the pipe are killed."""
-        with anyio.move_on_after(2.0):
-            await reader_done.wait()
-        if not reader_done.is_set():
-            await process.sweep_marked(child.marker)
-            with anyio.move_on_after(2.0):
-                await reader_done.wait()
-
-    async def _read_stdout(self, child: process.ChildProcess, attempt: _Attempt, done: anyio.Event) -> None:
-        stream = child.process.stdout
-        assert stream is not None
-        framer = LineFramer(self.config.max_line_bytes)
-        try:
-            async for chunk in stream:
-                attempt.last_line_at = time.monotonic()
-                for item in framer.push(chunk):
-                    await self._handle_framed(item, attempt)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            log.debug("claude's stdout closed abruptly")
-        for item in framer.flush():
-            await self._handle_framed(item, attempt)
-        done.set()
-
-    async def _handle_framed(self, item: Line | SpillPiece, attempt: _Attempt) -> None:
-        if isinstance(item, SpillPiece):
-            if self.writer is not None:
-                self.writer.write_piece(item.data)
-                if item.last:
-                    self.writer.end_piece()
-            if item.last:
-                attempt.oversized_lines += 1
-                oversized = OversizedLine(size=item.total, head=item.head.decode("utf-8", "replace"))
-                await self._handle_event(oversized, attempt)
-            return
-        if self.writer is not None:
-            self.writer.write_line(item.data)
-        for event in parse_line(item.data):
-            await self._handle_event(event, attempt)
-
-    async def _handle_event(self, event: Event, attempt: _Attempt) -> None:
-        match event:
-            case InitEvent(session_id=session_id):
-                attempt.session_id = session_id
-            case AssistantText(text=text):
-                attempt.keep_text(text)
-            case PermissionDenied():
-                attempt.denials.append(dict(event.raw))
-            case ResultEvent(session_id=session_id):
-                attempt.result = event
-                attempt.session_id = session_id or attempt.session_id
-            case NonJsonLine(text=text):
-                log.debug("non-JSON stdout line kept in transcript: %s", shorten(text, 200))
-        await self.emitter.event(event)
-        if self.tracker.feed(event):
-            await self.emitter.progress(self.tracker.update("event"))
-
-    async def _watch(self, child: process.ChildProcess, attempt: _Attempt) -> None:
-        """Wall-clock and idle timeouts, and the heartbeat that keeps hosts' progress alive."""
-        idle = self.config.idle_timeout
-        while True:
-            await anyio.sleep(0.25)
-            now = time.monotonic()
-            if now >= self.deadline:
-                attempt.stopped = RunTimeoutError(f"timed out after {self.request.timeout_s:g}s; process tree killed")
-            elif idle is not None and now - attempt.last_line_at >= idle:
-                attempt.stopped = IdleTimeoutError(f"no output from claude for {idle:g}s; process tree killed")
-            if attempt.stopped is not None:
-                with anyio.CancelScope(shield=True):
-                    await process.terminate_tree(child, grace_s=self.config.kill_grace_s)
-                return
-            if now - self.emitter.last_emit >= self.config.heartbeat_s - 0.25:
-                await self.emitter.progress(self.tracker.update("heartbeat"))
+        driver = AttemptDriver(
+            self.request,
+            self.argv,
+            self.env,
+            store=self.store,
+            emitter=self.emitter,
+            tracker=self.tracker,
+            writer=self.writer,
+            deadline=self.deadline,
+        )
+        await driver.run(attempt)
 
     async def _result(self, error: RunError | None) -> ExecutionResult:
         last = self.attempts[-1]

@@ -1,5 +1,5 @@
 """Task lists over the core's ``TaskList``, which owns the orchestration (order, parallelism, stop_on_error,
-skipping, cancelling: cc_executor/lists.py). The server only
+skipping, cancelling: cc_executor/tasklist.py). The server only
 
 * starts the list in its own task group, so the list outlives the tool call that started it (hand-off: the caller
   gets every task's run id at once and follows them with wait_run);
@@ -26,9 +26,9 @@ from .results import run_result, shorten
 from .schemas import ListTotals, RunOptions, RunResult, TaskListResult, TaskSpec
 
 if TYPE_CHECKING:
-    from cc_executor.lists import ListMember
     from cc_executor.models import ExecutionResult, ProgressUpdate, RunRequest
     from cc_executor.store import RunStore
+    from cc_executor.tasklist import ListMember
 
     from .state import AppState
 
@@ -55,7 +55,7 @@ class ListJob:
         max_parallel: int,
         stop_on_error: bool,
     ) -> None:
-        from cc_executor.lists import TaskList
+        from cc_executor.tasklist import TaskList
 
         self.app = state
         self.listeners: set[Listener] = set()

@@ -27,7 +27,7 @@ from cc_executor.events import (
     ResultEvent,
     parse_line,
 )
-from cc_executor.models import RunRequest
+from cc_executor.models import CCExecutorConfig, RunRequest
 from cc_executor.outcome import classify
 from cc_executor.progress import ProgressTracker, shorten
 from cc_executor.store import RunStore
@@ -71,31 +71,23 @@ class Attempt:
         return classify(self.result, exit_code=self.exit_code, stderr_tail=tail, oversized_lines=self.oversized_lines)
 
 
+@dataclass(slots=True, kw_only=True)
 class AttemptDriver:
     """Runs the CLI once for a prepared run and fills an ``Attempt``; the process tree is dead when ``run``
-    returns or raises. ``deadline`` is the run's wall-clock deadline (``time.monotonic``), shared by its attempts."""
+    returns or raises."""
 
-    def __init__(
-        self,
-        request: RunRequest,
-        argv: list[str],
-        env: dict[str, str],
-        *,
-        store: RunStore,
-        emitter: Emitter,
-        tracker: ProgressTracker,
-        writer: TranscriptWriter | None,
-        deadline: float,
-    ) -> None:
-        self.request = request
-        self.config = request.config
-        self.argv = argv
-        self.env = env
-        self.store = store
-        self.emitter = emitter
-        self.tracker = tracker
-        self.writer = writer
-        self.deadline = deadline
+    request: RunRequest
+    argv: list[str]
+    env: dict[str, str]
+    store: RunStore
+    emitter: Emitter
+    tracker: ProgressTracker
+    writer: TranscriptWriter | None
+    deadline: float  # the run's wall-clock deadline (time.monotonic), shared by its attempts
+
+    @property
+    def config(self) -> CCExecutorConfig:
+        return self.request.config
 
     async def run(self, attempt: Attempt) -> None:
         child = await process.spawn(self.argv, cwd=self.request.cwd, env=self.env, marker=self.request.run_id)

@@ -226,9 +226,9 @@ class Run:
             attempt.stopped = RunCancelledError(f"{requested} (before the CLI started)")
             return
         driver = AttemptDriver(
-            self.request,
-            self.argv,
-            self.env,
+            request=self.request,
+            argv=self.argv,
+            env=self.env,
             store=self.store,
             emitter=self.emitter,
             tracker=self.tracker,

@@ -4,7 +4,7 @@ The stream is built from the exact line shapes CLI 2.1.331 prints in stream-json
 on the fake API): an init line, assistant text and tool_use messages, user tool_result messages whose content is a
 few KB (and which, like the real CLI, repeat it under ``tool_use_result``), permission denials and a result line.
 Text is code- and log-like: newlines, quotes, tabs, backslashes and some non-ASCII (the CLI writes raw UTF-8).
-It is fed in 256 KiB chunks, the size the runner reads.
+It is fed in 256 KiB chunks (the runner gets up to 64 KiB per read from the pipe; bigger chunks only amortise the loop).
 """
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ class AttemptDriver:
         stdin = child.process.stdin
         assert stdin is not None
         try:
-            await stdin.send(self.request.task.encode("utf-8", "surrogatepass"))
+            await stdin.send(self.request.prompt.encode("utf-8", "surrogatepass"))
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             log.debug("claude closed stdin before reading the whole prompt")
         finally:

@@ -121,3 +121,9 @@ async def m001_runs(db: aiosqlite.Connection) -> None:
         )
         """
     )
+
+
+@migration
+async def m002_runs_context(db: aiosqlite.Connection) -> None:
+    """What was sent before the task (a task list's summary of earlier tasks), kept apart from the task."""
+    await db.execute("ALTER TABLE runs ADD COLUMN context TEXT")

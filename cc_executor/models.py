@@ -106,6 +106,14 @@ class RunRequest(BaseModel):
     resume_session_id: str | None = None
     fork_session: bool = False
     timeout_basis: str | None = None
+    context: str | None = Field(
+        default=None, description="Sent before the task, e.g. a task list's summary of the earlier tasks."
+    )
+
+    @property
+    def prompt(self) -> str:
+        """What goes to the CLI on stdin: the context (if any), then the task."""
+        return f"{self.context}\n\nYour task now:\n{self.task}" if self.context else self.task
 
     @field_validator("task")
     @classmethod
@@ -246,6 +254,7 @@ class RunRecord(ExecutionResult):
     model: str | None = None
     permission_mode: str | None = None
     idle_timeout_s: float | None = None
+    context: str | None = None
     pid: int | None = None
     pgid: int | None = None
     owner_pid: int | None = None

@@ -127,6 +127,7 @@ class RunStore:
             "timeout_s": request.timeout_s,
             "idle_timeout_s": request.config.idle_timeout,
             "timeout_basis": request.timeout_basis,
+            "context": request.context,
         }
         sql = f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
         async with self._lock:

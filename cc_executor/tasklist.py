@@ -229,8 +229,7 @@ class TaskList:
         earlier = [m.entry() for m in self.members[: member.index - 1] if m.result is not None]
         if not earlier:
             return member.request
-        task = f"{context_preamble(earlier)}\n\nYour task now:\n{member.task}"
-        return member.request.model_copy(update={"task": task})
+        return member.request.model_copy(update={"context": context_preamble(earlier)})
 
     async def _progress(self, member: ListMember, update: ProgressUpdate) -> None:
         counts = self.counts()

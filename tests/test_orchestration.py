@@ -44,6 +44,10 @@ async def test_sequential_list_passes_context_forward(
     async with open_store() as store:
         rows = await store.list_runs(list_id=result.list_id)
     assert len(rows) == 2 and {r.status for r in rows} == {RunStatus.SUCCESS}
+    by_task = {r.task: r for r in rows}  # the task is recorded as given; the summary travels as its context
+    assert set(by_task) == {"write the parser", "write the tests"}
+    assert by_task["write the parser"].context is None
+    assert "PARSER-DONE" in (by_task["write the tests"].context or "")
     assert result.cost_usd > 0
 
 

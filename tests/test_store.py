@@ -24,6 +24,7 @@ RUNS_COLUMNS = {
     "output_tokens", "usage", "num_turns", "duration_s", "error_class", "error", "result", "structured_output",
     "summary", "files_created", "files_modified", "files_deleted", "files_truncated", "permission_denials",
     "transcript_path", "stderr_path", "timeout_s", "idle_timeout_s", "timeout_basis", "attempts", "last_progress",
+    "context",
 }  # fmt: skip
 ATTEMPTS_COLUMNS = {
     "run_id", "n", "started_at", "finished_at", "status", "exit_code", "error_class", "error", "session_id", "cost_usd",
@@ -387,3 +388,22 @@ async def test_cancelled_writer_leaves_no_open_transaction(store: RunStore, tmp_
         base += 100_000
         await store.record_attempt(run_id, base, status="success")  # fails if a BEGIN was left open
         assert (await store.get(run_id)).attempts == base
+
+
+async def test_m002_upgrades_a_database_made_by_m001(tmp_path: Path) -> None:
+    """A registry created before the `context` column existed gains it, rows intact."""
+    from cc_executor.migrations import m001_runs
+
+    path = tmp_path / "old.db"
+    async with aiosqlite.connect(path) as db:
+        await db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        await m001_runs(db)
+        await db.execute("INSERT INTO _migrations VALUES ('m001_runs', '2026-01-01T00:00:00+00:00')")
+        await db.execute(
+            "INSERT INTO runs (id, task, cwd, status, created_at) VALUES ('11111111-1111-4111-8111-111111111111',"
+            " 'old task', '/tmp', 'success', '2026-01-01T00:00:00+00:00')"
+        )
+        await db.commit()
+    async with RunStore.open(path) as store:
+        record = await store.get("11111111-1111-4111-8111-111111111111")
+    assert record.task == "old task" and record.context is None

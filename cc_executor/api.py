@@ -111,6 +111,7 @@ async def cc_execute(
     on_progress: ProgressCallback | None = ...,
     on_event: EventCallback | None = ...,
     check: bool = ...,
+    agent_predict_timeout: bool | None = ...,
     store: RunStore | None = ...,
     slots: RunSlots | None = ...,
     **fields: Any,
@@ -129,6 +130,7 @@ async def cc_execute(
     on_progress: ProgressCallback | None = ...,
     on_event: EventCallback | None = ...,
     check: bool = ...,
+    agent_predict_timeout: bool | None = ...,
     store: RunStore | None = ...,
     slots: RunSlots | None = ...,
     **fields: Any,
@@ -146,6 +148,7 @@ async def cc_execute(
     on_progress: ProgressCallback | None = None,
     on_event: EventCallback | None = None,
     check: bool = True,
+    agent_predict_timeout: bool | None = None,
     store: RunStore | None = None,
     slots: RunSlots | None = None,
     **fields: Any,
@@ -156,8 +159,12 @@ async def cc_execute(
     execution_uuid}`` (result/summary via the CLI's native structured output, files from a diff of
     ``cwd``). ``stream=True`` (or ``config.stream_output``) prints live progress on stderr. With
     ``check=True`` (default) a failed run raises its RunError subclass, whose ``.result`` holds the
-    partial output; with ``check=False`` the result is returned whatever its status.
+    partial output; with ``check=False`` the result is returned whatever its status. With no
+    ``config.timeout``, the timeout is predicted from similar past runs; ``agent_predict_timeout=True``
+    also asks a cheap model (both estimates are recorded in ``timeout_basis``).
     """
+    if agent_predict_timeout is not None:  # the seed's keyword; the same as the config field
+        config = (config or CCExecutorConfig()).model_copy(update={"agent_predict_timeout": agent_predict_timeout})
     request = build_request(task, config=config, cwd=cwd, json_schema=json_schema, return_json=return_json, **fields)
     if stream or request.config.stream_output:
         on_progress = _stderr_printer(on_progress)

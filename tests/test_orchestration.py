@@ -187,8 +187,7 @@ async def test_agent_prediction_is_used_and_recorded(
     fake_api.routes = {
         "You estimate how long": scenarios.structured({"seconds": 420, "reasons": "two modules and tests"})
     }
-    config = config.model_copy(update={"agent_predict_timeout": True})
-    result = await cc_execute("build the thing", config=config, cwd=workdir)
+    result = await cc_execute("build the thing", config=config, cwd=workdir, agent_predict_timeout=True)
     assert result.timeout_s == 420.0
     assert result.timeout_basis and result.timeout_basis.startswith("agent: 420s (two modules and tests)")
     async with open_store() as store:

@@ -250,7 +250,7 @@ async def progress_latency(options: Options) -> tuple[Row, list[str]]:
         else:
             counts["unmatched"] += 1  # a heartbeat from the server's own ticker, not a core update
 
-    core_backend._LiveRun.publish = publish
+    core_backend._LiveRun.publish = publish  # type: ignore[method-assign]
     try:
         async with Client(create_server(settings)) as client:
             for _ in range(calls):
@@ -260,7 +260,7 @@ async def progress_latency(options: Options) -> tuple[Row, list[str]]:
                 if result.is_error or (result.structured_content or {}).get("status") != "success":
                     raise RuntimeError(f"execute_task failed: {result}")
     finally:
-        core_backend._LiveRun.publish = original
+        core_backend._LiveRun.publish = original  # type: ignore[method-assign]
 
     p50, p90, p99 = (quantile(latencies, q) for q in (0.5, 0.9, 0.99))
     row = Row(

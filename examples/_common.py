@@ -29,8 +29,8 @@ async def example_config(
     if real:
         yield CCExecutorConfig.model_validate(config)
         return
-    async with offline_config(routes, **config) as offline:
-        yield offline
+    async with offline_config(routes) as offline:
+        yield offline.model_copy(update=config)
 
 
 @asynccontextmanager

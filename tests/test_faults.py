@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from cc_executor import CCExecutorConfig, CLICrashError, RunStatus, RunTimeoutError, StreamCorruptionError, cc_execute
-from cc_executor.events import Event, NonJsonLine, OversizedLine, UnknownEvent
+from cc_executor.events import AssistantText, Event, NonJsonLine, OversizedLine, UnknownEvent
 from cc_executor.process import marked_processes, pid_alive
 
 pytestmark = pytest.mark.anyio
@@ -44,8 +44,8 @@ async def test_a_line_under_the_limit_parses_whole(fake_config: CCExecutorConfig
     events: list[Event] = []
     config = with_mode(fake_config, "huge_line", FAKE_CLAUDE_LINE_MB="3")
     result = await cc_execute("big", config=config, cwd=workdir, on_event=events.append)
-    texts = [e for e in events if type(e).__name__ == "AssistantText"]
-    assert result.ok and len(texts[0].text) == 3 * 1024 * 1024  # type: ignore[attr-defined]
+    texts = [e for e in events if isinstance(e, AssistantText)]
+    assert result.ok and len(texts[0].text) == 3 * 1024 * 1024
 
 
 async def test_an_oversized_result_line_is_a_stream_error(fake_config: CCExecutorConfig, workdir: Path) -> None:

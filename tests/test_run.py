@@ -6,6 +6,7 @@ import itertools
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -318,7 +319,7 @@ async def test_transcript_pages_cover_every_line(
 
 
 async def test_bad_input_is_rejected_before_anything_starts(config: CCExecutorConfig, workdir: Path) -> None:
-    cases = [
+    cases: list[tuple[str, dict[str, Any], str]] = [
         ("   ", {"cwd": workdir}, "task is empty"),
         ("hi", {"cwd": workdir / "missing"}, "does not exist"),
         (

@@ -20,7 +20,7 @@ OFFLINE_MODEL = "claude-sonnet-4-5"
 
 @asynccontextmanager
 async def offline_config(
-    routes: Mapping[str, Scenario], default: Scenario | None = None, **config: object
+    routes: Mapping[str, Scenario], *, default: Scenario | None = None, **config: object
 ) -> AsyncIterator[CCExecutorConfig]:
     """A CCExecutorConfig whose CLI talks to a scripted fake API (``routes``: prompt marker → scenario)."""
     with tempfile.TemporaryDirectory(prefix="cc-executor-offline-") as home:

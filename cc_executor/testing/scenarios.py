@@ -8,6 +8,26 @@ from typing import Any
 
 from cc_executor.testing.fake_api import ApiError, Scenario, Text, ToolUse
 
+__all__ = [
+    "ApiError",
+    "Scenario",
+    "Text",
+    "ToolUse",
+    "api_error",
+    "bash",
+    "by_name",
+    "demo",
+    "large_text",
+    "silent",
+    "slow",
+    "structured",
+    "text",
+    "tool",
+    "usage_limit",
+    "write_file",
+    "write_then_edit",
+]
+
 
 def text(reply: str = "hello from fake", *, delay_s: float = 0.0) -> Scenario:
     return Scenario([Text(reply, delay_s=delay_s)])

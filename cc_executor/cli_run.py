@@ -50,7 +50,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     limits = parser.add_argument_group("limits")
-    limits.add_argument("--timeout", type=float, metavar="SECONDS", help="wall-clock limit (default 1800)")
+    limits.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="wall-clock limit (default: learned from similar past runs, else 1800)",
+    )
     limits.add_argument(
         "--idle-timeout",
         type=float,

@@ -96,7 +96,10 @@ CwdParam = Annotated[
 ]
 TimeoutParam = Annotated[
     TimeoutS | None,
-    Field(description="Wall-clock limit for the run in seconds (default 1800); then its process tree is killed."),
+    Field(
+        description="Wall-clock limit in seconds (default: learned from similar past runs, else 1800); "
+        "then the tree is killed."
+    ),
 ]
 IdleTimeoutParam = Annotated[
     TimeoutS | None,

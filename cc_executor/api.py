@@ -16,8 +16,7 @@ from cc_executor.emit import EventCallback, ProgressCallback
 from cc_executor.errors import ERROR_CLASSES, InvalidRequestError, RunError
 from cc_executor.events import Event
 from cc_executor.models import CCExecutorConfig, ExecutionResult, ProgressUpdate, RunRequest
-from cc_executor.paths import db_path
-from cc_executor.recovery import reconcile
+from cc_executor.recovery import connect_registry
 from cc_executor.runner import execute_run
 from cc_executor.slots import RunSlots
 from cc_executor.store import RunStore
@@ -70,9 +69,12 @@ def describe_validation_error(exc: Any) -> str:
 @asynccontextmanager
 async def open_store(path: Path | None = None) -> AsyncIterator[RunStore]:
     """The run registry at ``path`` (default: the state dir), with stale runs reconciled on open."""
-    async with RunStore.open(path or db_path()) as store:
-        await reconcile(store)
+    store = await connect_registry(path)
+    try:
         yield store
+    finally:
+        with anyio.CancelScope(shield=True):
+            await store.close()
 
 
 def raise_for_result(result: ExecutionResult) -> None:
@@ -207,7 +209,7 @@ async def run_stream(
             result = await execute_run(request, run_store, on_progress=send.send, on_event=send.send)
             await send.send(result)
 
-    run_store = store if store is not None else await _connect_default()
+    run_store = store if store is not None else await connect_registry()
     try:
         async with anyio.create_task_group() as group:
             group.start_soon(produce, run_store)
@@ -218,12 +220,6 @@ async def run_stream(
         if store is None:
             with anyio.CancelScope(shield=True):
                 await run_store.close()
-
-
-async def _connect_default() -> RunStore:
-    run_store = await RunStore.connect(db_path())
-    await reconcile(run_store)
-    return run_store
 
 
 async def build_resume_request(

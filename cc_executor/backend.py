@@ -92,12 +92,9 @@ class LocalBackend:
         """Open the registry on first use (and reconcile runs of dead owners), so start-up does no I/O."""
         async with self._store_lock:
             if self._store is None:
-                from cc_executor.paths import db_path
-                from cc_executor.recovery import reconcile
+                from cc_executor.recovery import connect_registry
 
-                store = await RunStore.connect(self.store_path or db_path())
-                await reconcile(store)
-                self._store = store
+                self._store = await connect_registry(self.store_path)
         return self._store
 
     async def __aenter__(self) -> LocalBackend:

@@ -144,15 +144,7 @@ async def stop_marked(pgid: int | None, marker: str, *, grace_s: float = 2.0) ->
 
 async def sweep_marked(marker: str, *, grace_s: float = 1.0) -> int:
     """After the CLI exits, end anything it left behind (background jobs, double forks). Returns the count."""
-    leftovers = marked_processes(marker)
-    if not leftovers:
-        return 0
-    _signal_all(leftovers, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and marked_processes(marker):  # noqa: ASYNC110 - polling /proc, no event
-        await anyio.sleep(0.05)
-    _signal_all(marked_processes(marker), signal.SIGKILL)
-    return len(leftovers)
+    return await stop_marked(None, marker, grace_s=grace_s)
 
 
 def descendants(root_pid: int) -> list[int]:

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
+
+import anyio
 
 from cc_executor import process
 from cc_executor.models import RunStatus
+from cc_executor.paths import db_path
 from cc_executor.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -30,3 +34,15 @@ async def reconcile(store: RunStore) -> list[str]:
         log.info("run %s marked lost: %s", record.run_id, note)
         lost.append(record.run_id)
     return lost
+
+
+async def connect_registry(path: Path | None = None) -> RunStore:
+    """The run registry (default: the state dir), with runs of dead owners reconciled: how every front end opens it."""
+    store = await RunStore.connect(path or db_path())
+    try:
+        await reconcile(store)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await store.close()
+        raise
+    return store

@@ -63,11 +63,10 @@ async def execute_run(
 async def prepare_run(request: RunRequest, store: RunStore, *, transcript_dir: Path | None = None) -> Run:
     """Everything that can fail fast (no CLI, root bypass) fails here, before a row is written."""
     claude = find_claude(request.config.claude_path, {**os.environ, **request.config.env})
-    build_env(request)  # root + bypass refusal, before any work
+    env = build_env(request)  # also refuses root + bypass, before any work
     request = await resolve_timeout(request, store, execute=execute_run)
     config = request.config
     argv = build_argv(request, claude)
-    env = build_env(request)
     stdout_path, stderr_path = transcript_paths(request.run_id, transcript_dir or config.transcript_dir)
     await store.create_run(
         request,

@@ -153,7 +153,8 @@ async def test_killing_the_owner_with_sigkill_stops_the_cli(tmp_path: Path, work
     )
     async with await anyio.open_process([sys.executable, str(script)]) as owner:
         assert owner.stdout is not None
-        run_id = (await owner.stdout.receive()).decode().split()[0]
+        with anyio.fail_after(30):  # the owner prints its run id once the CLI has started
+            run_id = (await owner.stdout.receive()).decode().split()[0]
         assert marked_processes(run_id)  # the CLI is running
         owner.kill()
         await owner.wait()

@@ -115,7 +115,7 @@ async def stubborn_marked_tree(marker: str) -> AsyncIterator[anyio.abc.Process]:
 
 
 async def test_stop_marked_escalates_to_sigkill_and_only_touches_marked_processes() -> None:
-    marker = "unit-stop-marked"
+    marker = f"unit-stop-marked-{uuid.uuid4()}"  # unique: other suites may run beside this one
     async with stubborn_marked_tree(marker) as leader:
         signalled = await process.stop_marked(leader.pid, marker, grace_s=0.2)
         assert signalled == 2

@@ -216,7 +216,7 @@ async def progress_latency(options: Options) -> tuple[Row, list[str]]:
     from cc_executor_mcp.settings import ServerSettings
     from mcp import Client
 
-    from cc_executor import backend as core_backend
+    from cc_executor.backends import local as core_backend
     from cc_executor.models import ProgressUpdate
 
     calls = 1 if options.quick else 3
@@ -271,7 +271,7 @@ async def progress_latency(options: Options) -> tuple[Row, list[str]]:
         f"in-memory mcp.Client, {calls} execute_task call(s) of {lines} stream lines 10 ms apart",
     )
     notes = [
-        "**(c) Progress latency.** Emit time: a wrapper around `cc_executor.backend._LiveRun.publish` (the "
+        "**(c) Progress latency.** Emit time: a wrapper around `cc_executor.backends.local._LiveRun.publish` (the "
         "`on_progress` callback the core's runner awaits for every ProgressUpdate) takes `time.perf_counter()` "
         "on entry and files it under the update's message. Arrival time: `perf_counter()` on entry to the "
         "client's `progress_callback`, matched to the oldest pending emit with the same message. Both ends run "

@@ -33,12 +33,12 @@ from common import (
 )
 
 import cc_executor.api
-import cc_executor.attempt
-import cc_executor.changes
-import cc_executor.process
+import cc_executor.engine.attempt
+import cc_executor.engine.changes
+import cc_executor.engine.process
 from cc_executor import CCExecutorConfig, cc_execute
-from cc_executor.command import RUN_MARKER_ENV, build_env
-from cc_executor.store import RunStore
+from cc_executor.engine.command import RUN_MARKER_ENV, build_env
+from cc_executor.registry.store import RunStore
 from cc_executor.testing import scenarios
 from cc_executor.testing.env import offline_env
 from cc_executor.testing.fake_api import FakeAnthropic
@@ -77,10 +77,10 @@ class Probe:
         self._undo.append(lambda: setattr(owner, name, raw))
 
     def install(self) -> None:
-        self.wrap(cc_executor.process, "spawn", "spawn (setpriv + fork/exec)", mark="spawn")
-        self.wrap(cc_executor.attempt.AttemptDriver, "_await_reader", "stdout drain after exit", mark="exit")
-        self.wrap(cc_executor.changes, "take_snapshot", "cwd snapshots (git probe + lstat), x2")
-        self.wrap(cc_executor.process, "sweep_marked", "leftover sweep (/proc environ scan)")
+        self.wrap(cc_executor.engine.process, "spawn", "spawn (setpriv + fork/exec)", mark="spawn")
+        self.wrap(cc_executor.engine.attempt.AttemptDriver, "_await_reader", "stdout drain after exit", mark="exit")
+        self.wrap(cc_executor.engine.changes, "take_snapshot", "cwd snapshots (git probe + lstat), x2")
+        self.wrap(cc_executor.engine.process, "sweep_marked", "leftover sweep (/proc environ scan)")
         self.wrap(cc_executor.api, "reconcile", "SQLite open + reconcile + close")
         for method in ("connect", "close"):
             self.wrap(RunStore, method, "SQLite open + reconcile + close")

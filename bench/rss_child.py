@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 
 from cc_executor import CCExecutorConfig, cc_execute
-from cc_executor.events import AssistantText, Event, OversizedLine
+from cc_executor.engine.events import AssistantText, Event, OversizedLine
 
 FAKE_CLAUDE = str(Path(__file__).resolve().parents[1] / "tests" / "fake_claude.py")
 

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CLAUDE, MODEL, descendants_of, rss_kib
 
 from cc_executor import CCExecutorConfig
-from cc_executor.lists import cc_execute_list
-from cc_executor.slots import RunSlots
+from cc_executor.engine.slots import RunSlots
+from cc_executor.task_lists import cc_execute_list
 from cc_executor.testing.env import offline_env
 
 

@@ -20,10 +20,10 @@ from typing import Any
 
 from common import MIB, Options, Row, Section
 
-from cc_executor.events import parse_line
-from cc_executor.progress import ProgressTracker
-from cc_executor.stream import Line, LineFramer
-from cc_executor.transcript import TranscriptWriter
+from cc_executor.engine.events import parse_line
+from cc_executor.engine.progress_text import ProgressTracker
+from cc_executor.engine.stream import Line, LineFramer
+from cc_executor.registry.transcripts import TranscriptWriter
 
 CHUNK = 256 * 1024
 TARGET_MB_S = 200.0

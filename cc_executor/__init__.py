@@ -13,7 +13,8 @@ from cc_executor.api import (
     resume,
     run_stream,
 )
-from cc_executor.backend import Backend, LocalBackend
+from cc_executor.backends.local import Backend, LocalBackend
+from cc_executor.engine.runner import execute_run
 from cc_executor.errors import (
     ApiError,
     ApiServerError,
@@ -38,9 +39,8 @@ from cc_executor.errors import (
     TranscriptNotFoundError,
     UsageLimitError,
 )
-from cc_executor.lists import ListTask, TaskListResult, cc_execute_list
 from cc_executor.models import CCExecutorConfig, ExecutionResult, ProgressUpdate, RunRecord, RunRequest, RunStatus
-from cc_executor.runner import execute_run
+from cc_executor.task_lists import ListTask, TaskListResult, cc_execute_list
 
 __version__ = "0.1.0"
 

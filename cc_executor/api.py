@@ -12,14 +12,14 @@ from typing import Any, Literal, overload
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from cc_executor.emit import EventCallback, ProgressCallback
+from cc_executor.engine.emit import EventCallback, ProgressCallback
+from cc_executor.engine.events import Event
+from cc_executor.engine.runner import execute_run
+from cc_executor.engine.slots import RunSlots
 from cc_executor.errors import ERROR_CLASSES, InvalidRequestError, RunError
-from cc_executor.events import Event
 from cc_executor.models import CCExecutorConfig, ExecutionResult, ProgressUpdate, RunRequest
-from cc_executor.recovery import connect_registry
-from cc_executor.runner import execute_run
-from cc_executor.slots import RunSlots
-from cc_executor.store import RunStore
+from cc_executor.registry.recovery import connect_registry
+from cc_executor.registry.store import RunStore
 
 __all__ = [
     "build_request",

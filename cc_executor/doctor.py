@@ -22,7 +22,7 @@ from typing import Literal
 
 import anyio
 
-from cc_executor.command import CLAUDE_PATH_ENV, find_claude
+from cc_executor.engine.command import CLAUDE_PATH_ENV, find_claude
 
 Status = Literal["ok", "warn", "fail", "skip"]
 

@@ -148,7 +148,7 @@ class RunRequest(BaseModel):
     def _schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
         if schema is None:
             return None
-        from cc_executor.schema import check_schema
+        from cc_executor.engine.structured_output import check_schema
 
         check_schema(schema)
         return schema

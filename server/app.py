@@ -14,8 +14,10 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from . import lists, runs, transcripts
-from .progress import ProgressSink
+from . import run_tools as runs
+from . import task_list_tools as lists
+from . import transcript_tools as transcripts
+from .progress_notifications import ProgressSink
 from .resources import register_resources
 from .schemas import (
     MAX_LIST_TASKS,

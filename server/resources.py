@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 
-from . import transcripts
+from . import transcript_tools as transcripts
 from .schemas import check_run_id
 from .state import AppState, Ctx
 

@@ -21,10 +21,10 @@ from mcp.server.mcpserver import Context
 from .settings import ServerSettings
 
 if TYPE_CHECKING:
-    from cc_executor.backend import LocalBackend
+    from cc_executor.backends.local import LocalBackend
     from cc_executor.models import CCExecutorConfig, RunRequest
 
-    from .lists import ListJob
+    from .task_list_tools import ListJob
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,8 @@ class AppState:
         return self._backend
 
     async def _serve_backend(self, *, task_status: anyio.abc.TaskStatus[LocalBackend]) -> None:
-        from cc_executor.backend import LocalBackend
-        from cc_executor.slots import RunSlots
+        from cc_executor.backends.local import LocalBackend
+        from cc_executor.engine.slots import RunSlots
 
         home = self.settings.home
         backend = LocalBackend(

@@ -17,9 +17,9 @@ from cc_executor import (
     open_store,
     run_stream,
 )
-from cc_executor.events import InitEvent, ResultEvent, ToolUse
+from cc_executor.engine.events import InitEvent, ResultEvent, ToolUse
+from cc_executor.engine.process import marked_processes
 from cc_executor.models import ProgressUpdate
-from cc_executor.process import marked_processes
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
 

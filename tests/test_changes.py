@@ -1,4 +1,4 @@
-"""Tests for cc_executor.changes: before/after snapshots of a working directory and their diff."""
+"""Tests for cc_executor.engine.changes: before/after snapshots of a working directory and their diff."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cc_executor.changes import IGNORED_DIRS, FileChanges, Snapshot, diff_snapshots, take_snapshot
+from cc_executor.engine.changes import IGNORED_DIRS, FileChanges, Snapshot, diff_snapshots, take_snapshot
 
 pytestmark = pytest.mark.anyio
 

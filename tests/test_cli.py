@@ -18,8 +18,8 @@ import anyio.abc
 import pytest
 from anyio.streams.text import TextReceiveStream
 
-from cc_executor import process
 from cc_executor.api import open_store
+from cc_executor.engine import process
 from cc_executor.models import RunStatus
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic

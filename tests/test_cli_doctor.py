@@ -12,8 +12,8 @@ from typing import Any
 import anyio
 import pytest
 
-from cc_executor import process
 from cc_executor.doctor import run_bounded
+from cc_executor.engine import process
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
 

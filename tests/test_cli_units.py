@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from cc_executor.api import build_request
-from cc_executor.cli import build_parser
-from cc_executor.cli_common import resolve_run, since_timestamp
-from cc_executor.cli_progress import status_text
-from cc_executor.cli_run import footer_lines, result_body, split_tools
+from cc_executor.cli.common import resolve_run, since_timestamp
+from cc_executor.cli.live_display import status_text
+from cc_executor.cli.main import build_parser
+from cc_executor.cli.run import footer_lines, result_body, split_tools
 from cc_executor.errors import InvalidRequestError, RunNotFoundError
 from cc_executor.models import ExecutionResult, ProgressUpdate, RunStatus
-from cc_executor.store import MEMORY, RunStore
+from cc_executor.registry.store import MEMORY, RunStore
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cc_executor import ClaudeNotFoundError, build_request
-from cc_executor.command import build_argv, build_env, candidate_paths, find_claude, redact_argv
+from cc_executor.engine.command import build_argv, build_env, candidate_paths, find_claude, redact_argv
 from cc_executor.models import CCExecutorConfig
 
 

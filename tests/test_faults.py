@@ -12,8 +12,8 @@ import anyio
 import pytest
 
 from cc_executor import CCExecutorConfig, CLICrashError, RunStatus, RunTimeoutError, StreamCorruptionError, cc_execute
-from cc_executor.events import AssistantText, Event, NonJsonLine, OversizedLine, UnknownEvent
-from cc_executor.process import marked_processes, pid_alive
+from cc_executor.engine.events import AssistantText, Event, NonJsonLine, OversizedLine, UnknownEvent
+from cc_executor.engine.process import marked_processes, pid_alive
 
 pytestmark = pytest.mark.anyio
 
@@ -167,7 +167,7 @@ async def test_killing_the_owner_with_sigkill_stops_the_cli(tmp_path: Path, work
 
 async def test_the_first_cancel_reason_is_the_one_recorded(fake_config: CCExecutorConfig, workdir: Path) -> None:
     from cc_executor.api import build_request, open_store
-    from cc_executor.backend import LocalBackend
+    from cc_executor.backends.local import LocalBackend
 
     config = with_mode(fake_config, "silent")
     async with open_store() as store, LocalBackend(store) as backend:

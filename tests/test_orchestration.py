@@ -17,11 +17,11 @@ from cc_executor import (
     open_store,
     resume,
 )
+from cc_executor.engine.process import marked_processes
+from cc_executor.engine.timeouts import estimate_from_history
 from cc_executor.models import ProgressUpdate
-from cc_executor.process import marked_processes
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
-from cc_executor.timeouts import estimate_from_history
 
 pytestmark = pytest.mark.anyio
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from cc_executor import process
 from cc_executor.api import build_request
-from cc_executor.cancel import cancel_run
+from cc_executor.engine import process
+from cc_executor.engine.cancel import cancel_run
 from cc_executor.models import RunStatus
-from cc_executor.store import MEMORY, RunStore
+from cc_executor.registry.store import MEMORY, RunStore
 
 pytestmark = pytest.mark.anyio
 

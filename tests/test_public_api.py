@@ -24,6 +24,6 @@ def test_the_core_does_not_import_mcp() -> None:
     import subprocess
     import sys
 
-    code = "import sys, cc_executor, cc_executor.api, cc_executor.backend; print('mcp' in sys.modules)"
+    code = "import sys, cc_executor, cc_executor.api, cc_executor.backends.local; print('mcp' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -29,11 +29,11 @@ from cc_executor import (
     cc_execute,
     open_store,
 )
+from cc_executor.engine.process import marked_processes
 from cc_executor.models import ProgressUpdate
-from cc_executor.process import marked_processes
+from cc_executor.registry.transcripts import read_page
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
-from cc_executor.transcript import read_page
 
 pytestmark = pytest.mark.anyio
 
@@ -131,7 +131,7 @@ async def test_structured_output_that_breaks_the_schema_fails(
 
 
 def test_reply_validation_names_the_mismatch() -> None:
-    from cc_executor.schema import reply_error
+    from cc_executor.engine.structured_output import reply_error
 
     schema = {"type": "object", "properties": {"age": {"type": "integer", "minimum": 0}}, "required": ["age"]}
     assert reply_error(schema, {"age": 3}) is None
@@ -349,7 +349,7 @@ async def test_nested_session_variables_are_stripped(
 ) -> None:
     """Started from inside Claude Code (CLAUDECODE=1), the child still runs: the variable is not passed on."""
     from cc_executor.api import build_request
-    from cc_executor.command import build_env
+    from cc_executor.engine.command import build_env
 
     monkeypatch.setenv("CLAUDECODE", "1")
     monkeypatch.setenv("CLAUDE_CODE_SESSION_ID", "host-session")
@@ -375,7 +375,7 @@ async def test_a_run_cancelled_while_queued_never_starts(
     fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
 ) -> None:
     """`cc-executor cancel` from another process may hit a run still waiting for a slot."""
-    from cc_executor.slots import RunSlots
+    from cc_executor.engine.slots import RunSlots
 
     fake_api.scenario = scenarios.slow(steps=2, seconds=1)
     config = config.model_copy(update={"allowed_tools": ["Bash"]})

@@ -18,8 +18,8 @@ from mcp.client.stdio import stdio_client
 from mcp.types import CallToolResult
 
 from cc_executor.api import open_store
+from cc_executor.engine.process import marked_processes
 from cc_executor.models import CCExecutorConfig
-from cc_executor.process import marked_processes
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
 

@@ -12,9 +12,9 @@ import anyio
 import pytest
 
 from cc_executor.errors import InvalidRequestError, RunNotFoundError
-from cc_executor.migrations import MIGRATIONS, applied_migrations, migrate
 from cc_executor.models import CCExecutorConfig, ExecutionResult, RunRequest, RunStatus
-from cc_executor.store import RunStore, normalise_timestamp, utc_now
+from cc_executor.registry.migrations import MIGRATIONS, applied_migrations, migrate
+from cc_executor.registry.store import RunStore, normalise_timestamp, utc_now
 
 pytestmark = pytest.mark.anyio
 
@@ -97,7 +97,7 @@ async def test_failed_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.M
         await db.execute("CREATE TABLE half_done (x INTEGER)")
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("cc_executor.migrations.MIGRATIONS", [*MIGRATIONS, m999_broken])
+    monkeypatch.setattr("cc_executor.registry.migrations.MIGRATIONS", [*MIGRATIONS, m999_broken])
     async with aiosqlite.connect(tmp_path / "m.db") as db:
         with pytest.raises(RuntimeError):
             await migrate(db)
@@ -392,7 +392,7 @@ async def test_cancelled_writer_leaves_no_open_transaction(store: RunStore, tmp_
 
 async def test_m002_upgrades_a_database_made_by_m001(tmp_path: Path) -> None:
     """A registry created before the `context` column existed gains it, rows intact."""
-    from cc_executor.migrations import m001_runs
+    from cc_executor.registry.migrations import m001_runs
 
     path = tmp_path / "old.db"
     async with aiosqlite.connect(path) as db:

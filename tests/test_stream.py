@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cc_executor.events import (
+from cc_executor.engine.events import (
     ApiRetry,
     AssistantText,
     InitEvent,
@@ -18,7 +18,7 @@ from cc_executor.events import (
     UnknownEvent,
     parse_line,
 )
-from cc_executor.stream import Line, LineFramer, SpillPiece
+from cc_executor.engine.stream import Line, LineFramer, SpillPiece
 
 LINES = [b'{"a":1}', b"", b'{"b":"' + b"x" * 5000 + b'"}', b"not json", b'{"c":3}']
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cc_executor.errors import InvalidRequestError, TranscriptNotFoundError
-from cc_executor.transcript import TranscriptWriter, iter_lines, read_page
+from cc_executor.registry.transcripts import TranscriptWriter, iter_lines, read_page
 
 
 def _writer(tmp_path: Path) -> TranscriptWriter:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from cc_executor.command import find_claude
+from cc_executor.engine.command import find_claude
 from cc_executor.models import CCExecutorConfig
 from cc_executor.testing.env import offline_env
 from cc_executor.testing.fake_api import FakeAnthropic, Scenario

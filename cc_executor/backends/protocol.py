@@ -1,0 +1,175 @@
+"""The seam between front ends and runs: everything the MCP server and the CLI may do with runs.
+
+A front end (server/, cc_executor/cli/) holds a ``Backend`` and nothing else of the engine: it never opens the
+store, builds argv or reads transcript files. Three backends implement this protocol over the one
+``engine.runner.execute_run`` core: ``LocalBackend`` (runs in this process's task group), a durable local
+backend (runs owned by a supervisor that outlives the front end) and a Temporal backend (runs as activities on
+remote workers). ``tests/test_backend_contract.py`` pins the behaviour every backend must share.
+
+Everything that crosses the seam is plain pydantic data (``RunRequest``, ``RunRecord``, ``ExecutionResult``,
+``RunEvent``, ``RunFilter``, ``TranscriptQuery``, ``TranscriptChunk``, ``ListRequest``, ``ListOutcome``), so the
+same calls can cross a network. Errors come back as the typed tree in ``cc_executor.errors``
+(``RunNotFoundError``, ``InvalidRequestError``, ``ClaudeNotFoundError``, ``TranscriptNotFoundError``, ...) and the
+front end translates them into its own words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cc_executor.models import ExecutionResult, ProgressUpdate, RunRecord, RunRequest, RunStatus
+
+
+class RunEvent(BaseModel):
+    """One numbered event of a run. ``seq`` starts at 1 and grows by one per event of that run, so a front end
+    that reconnects asks for ``events(run_id, after=last_seq)`` and misses nothing that is still kept."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    seq: int = Field(ge=1)
+    kind: Literal["progress", "finished"] = Field(
+        description="progress: a ProgressUpdate; finished: the run ended (``status`` says how). The last event."
+    )
+    progress: ProgressUpdate | None = None
+    status: RunStatus | None = None
+
+
+class RunFilter(BaseModel):
+    """Which runs ``list_runs`` returns, newest first. ``cwd`` is compared after resolving symlinks."""
+
+    status: RunStatus | None = None
+    cwd: str | None = None
+    since: datetime | None = Field(default=None, description="Only runs created at or after this (aware) time.")
+    list_id: str | None = None
+    limit: int = Field(default=20, ge=1, le=500)
+
+
+class TranscriptQuery(BaseModel):
+    """A page of a run's transcript: raw stream-json lines or readable text, by byte cursor or from the end."""
+
+    format: Literal["raw", "text"] = "text"
+    cursor: int = Field(default=0, ge=0, description="Byte offset of a line start (``next_cursor`` of a page).")
+    limit: int = Field(default=50, ge=1, le=5000, description="At most this many lines.")
+    tail: int | None = Field(default=None, ge=1, le=5000, description="The last N lines instead of from ``cursor``.")
+    max_bytes: int = Field(default=1024 * 1024, ge=1024, description="Stop the page before it grows past this.")
+
+
+class TranscriptChunk(BaseModel):
+    """One page of a transcript as it crosses the seam (distinct from the registry's file-level page)."""
+
+    run_id: str
+    lines: list[str]
+    cursor: int = Field(description="Byte offset where this page starts.")
+    next_cursor: int = Field(description="Where the next page starts; equal to ``size`` at the end so far.")
+    size: int = Field(description="The transcript's size in bytes when read.")
+    complete: bool = Field(description="True when the run has finished and this page reaches the end.")
+    truncated_lines: int = Field(default=0, description="Lines shortened to fit ``max_bytes``.")
+
+
+class ListRequest(BaseModel):
+    """A validated task list: its members' requests (already checked), how to run them."""
+
+    list_id: str
+    requests: list[RunRequest]
+    mode: Literal["sequential", "parallel"] = "sequential"
+    max_parallel: int = Field(default=1, ge=1)
+    stop_on_error: bool = True
+
+
+class ListOutcome(BaseModel):
+    """Where a task list is: every member's row (in list order) and whether the list has ended."""
+
+    list_id: str
+    finished: bool
+    members: list[RunRecord]
+
+
+class ResumeRequest(BaseModel):
+    """Continue (or, with ``fork``, branch) a finished run's conversation in its own cwd with a new task.
+
+    ``request`` carries the new task and its options; its ``cwd`` is ignored (the original run's is used)."""
+
+    run_id: str
+    request: RunRequest
+    fork: bool = False
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What a front end may do with runs. Every method raises ``RunNotFoundError`` for an unknown run id."""
+
+    name: str
+
+    async def preflight(self, request: RunRequest) -> None:
+        """Refuse, with a typed error, what would fail before the CLI starts: no ``claude``, root +
+        bypassPermissions, a policy refusal. Nothing is written or started."""
+        ...
+
+    async def submit(self, request: RunRequest) -> str:
+        """Record and start ``request``; return its run id at once. Idempotent on ``request.run_id``: submitting
+        the same id again starts nothing and returns the id."""
+        ...
+
+    async def resume(self, request: ResumeRequest) -> str:
+        """Submit a resumed (or forked) run of a finished run; its new run id."""
+        ...
+
+    async def cancel(self, run_id: str, reason: str = "cancelled") -> bool:
+        """Stop a queued or running run (its whole process tree) and record ``cancelled`` with ``reason``.
+        True if this call cancelled it; False if it had already finished. The first reason wins."""
+        ...
+
+    def events(self, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
+        """The run's numbered events with ``seq > after``, live until its ``finished`` event (which ends the
+        iteration). A finished run yields what is kept and then its ``finished`` event."""
+        ...
+
+    async def status(self, run_id: str) -> RunRecord:
+        """The run's row, with its latest progress line in ``last_progress`` while it runs."""
+        ...
+
+    async def wait(self, run_id: str, timeout_s: float) -> ExecutionResult | None:
+        """The result once the run has finished, or None if it still runs after ``timeout_s``."""
+        ...
+
+    async def list_runs(self, query: RunFilter) -> list[RunRecord]:
+        """Recorded runs, newest first."""
+        ...
+
+    async def transcript(self, run_id: str, query: TranscriptQuery) -> TranscriptChunk:
+        """A page of the run's transcript (``TranscriptNotFoundError`` when none was kept)."""
+        ...
+
+    async def submit_list(self, request: ListRequest) -> str:
+        """Start a task list (its members recorded under ``list_id``); return the list id at once."""
+        ...
+
+    async def cancel_list(self, list_id: str, reason: str = "cancelled") -> bool:
+        """Cancel a list's running members and skip the rest."""
+        ...
+
+    async def list_outcome(self, list_id: str, timeout_s: float = 0.0) -> ListOutcome:
+        """The list's members, after waiting up to ``timeout_s`` for it to end."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what this backend holds. Runs this backend owns in-process are cancelled and recorded;
+        runs owned elsewhere (a supervisor, a worker) go on."""
+        ...
+
+
+__all__ = [
+    "Backend",
+    "ListOutcome",
+    "ListRequest",
+    "ResumeRequest",
+    "RunEvent",
+    "RunFilter",
+    "TranscriptChunk",
+    "TranscriptQuery",
+]

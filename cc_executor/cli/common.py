@@ -1,0 +1,151 @@
+"""Helpers shared by the CLI commands: output (rich on a terminal, plain lines otherwise), formatting, run ids.
+
+Conventions every command follows: results go to stdout, progress and notes to stderr; ``--json`` makes stdout
+exactly one JSON document; rich is used only when the stream it writes to is a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from cc_executor.errors import InvalidRequestError, RunNotFoundError
+from cc_executor.models import RUN_ID_PATTERN, RunRecord
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cc_executor.registry.store import RunStore
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+_PREFIX = re.compile(r"^[0-9a-f-]{1,36}$")
+_RELATIVE_TIME = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def console(stream: TextIO) -> Console:
+    """A rich console on ``stream`` (only used when ``stream`` is a terminal)."""
+    from rich.console import Console
+
+    return Console(file=stream, highlight=False, soft_wrap=False)
+
+
+def out(text: str = "") -> None:
+    """One plain line on stdout."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def err(text: str = "") -> None:
+    """One plain line on stderr."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def write_json(value: Any) -> None:
+    """The whole of stdout in --json mode."""
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def short_id(run_id: str) -> str:
+    return run_id[:8]
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def format_cost(usd: float | None) -> str:
+    return "-" if usd is None else f"${usd:.4f}"
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def format_time(value: str | None) -> str:
+    """An ISO-8601 UTC timestamp from the store, shown in local time."""
+    moment = parse_time(value)
+    return "-" if moment is None else moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def excerpt(text: str | None, width: int) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def home_relative(path: str | None) -> str:
+    if not path:
+        return "-"
+    home = str(Path.home())
+    return "~" + path[len(home) :] if path == home or path.startswith(home + "/") else path
+
+
+def run_duration(record: RunRecord) -> float | None:
+    """The recorded duration, or the time so far for a run still going."""
+    if record.duration_s is not None:
+        return record.duration_s
+    started = parse_time(record.started_at)
+    if started is None or record.status.finished:
+        return None
+    return (datetime.now(UTC) - started).total_seconds()
+
+
+def since_timestamp(value: str) -> str:
+    """``--since``: an ISO-8601 time, or an age such as 30m, 2h, 7d (from now)."""
+    match = _RELATIVE_TIME.match(value.strip().lower())
+    if match:
+        delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        return (datetime.now(UTC) - delta).isoformat()
+    if parse_time(value) is None:
+        raise InvalidRequestError(f"--since {value!r}: expected an ISO-8601 time or an age like 30m, 2h, 7d")
+    return value
+
+
+async def resolve_run(store: RunStore, ref: str) -> RunRecord:
+    """A run by its full id or a unique prefix of it (like git and docker)."""
+    ref = ref.strip().lower()
+    if RUN_ID_PATTERN.fullmatch(ref):
+        return await store.get(ref)
+    if not _PREFIX.match(ref):
+        raise InvalidRequestError(f"invalid run id {ref!r}: expected a run id or a prefix of one (hex digits)")
+    matches = await store.find_ids(ref, limit=6)
+    if not matches:
+        raise RunNotFoundError(ref)
+    if len(matches) > 1:
+        shown = ", ".join(short_id(m) for m in matches[:5]) + (", ..." if len(matches) > 5 else "")
+        raise InvalidRequestError(f"run id prefix {ref!r} is ambiguous: it matches {shown}; give more characters")
+    return await store.get(matches[0])
+
+
+def record_json(record: RunRecord) -> dict[str, Any]:
+    return record.model_dump(mode="json")

@@ -1,0 +1,322 @@
+"""``cc-executor run``: one task through the Claude Code CLI with live progress; Ctrl-C cancels it cleanly."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+
+from cc_executor.cli.common import EXIT_FAILED, EXIT_OK, err, format_cost, format_duration, is_tty, out, write_json
+from cc_executor.errors import InvalidRequestError
+from cc_executor.models import PERMISSION_MODES, CCExecutorConfig, ExecutionResult, RunRequest
+
+if TYPE_CHECKING:
+    from cc_executor.cli.live_display import ProgressDisplay
+    from cc_executor.engine.runner import Run
+    from cc_executor.registry.store import RunStore
+
+_EPILOG = """\
+examples:
+  cc-executor run "write tests for utils.py and make them pass" --cwd ~/src/app --allowed-tools Bash,Edit,Write
+  git diff | cc-executor run - --permission-mode plan
+  cc-executor run --file task.md --schema answer.schema.json --json > answer.json
+
+Progress goes to stderr (a live line on a terminal, plain lines otherwise); the result goes to stdout.
+Ctrl-C kills the run's whole process tree, records it as cancelled and exits 130.
+Exit codes: 0 success, 1 the run failed (see its status), 2 bad input, 130 interrupted."""
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "run",
+        help="run one task through Claude Code with live progress",
+        description="Run TASK through the Claude Code CLI in --cwd, show live progress, then print the result.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("task", nargs="?", metavar="TASK", help="the prompt; `-` reads it from stdin")
+    parser.add_argument("-f", "--file", metavar="FILE", help="read the prompt from FILE (`-` for stdin)")
+    parser.add_argument("-C", "--cwd", metavar="DIR", help="working directory of the run (default: current directory)")
+    parser.add_argument(
+        "--schema", metavar="FILE", help="JSON Schema file: claude must answer with matching structured output"
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    limits = parser.add_argument_group("limits")
+    limits.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="wall-clock limit (default: learned from similar past runs, else 1800)",
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="kill the run after this long without output from claude (default 300; 0 = never)",
+    )
+    limits.add_argument("--max-turns", type=int, metavar="N", help="stop after N agent turns")
+    limits.add_argument("--max-budget", type=float, metavar="USD", help="stop when the run has cost this much")
+    claude = parser.add_argument_group("claude")
+    claude.add_argument("--model", help="model name or alias passed to claude --model")
+    claude.add_argument(
+        "--permission-mode",
+        choices=PERMISSION_MODES,
+        metavar="MODE",
+        help=f"claude's permission mode (default acceptEdits; one of {', '.join(PERMISSION_MODES)})",
+    )
+    claude.add_argument(
+        "--allowed-tools",
+        action="append",
+        default=[],
+        metavar="TOOLS",
+        help='tools allowed without asking, comma/space separated or repeated: "Bash,Write", "Bash(git diff:*)"',
+    )
+    claude.add_argument(
+        "--disallowed-tools", action="append", default=[], metavar="TOOLS", help="tools claude may not use"
+    )
+    claude.add_argument(
+        "--add-dir", action="append", default=[], metavar="DIR", help="another directory claude may access"
+    )
+    claude.add_argument("--append-system-prompt", metavar="TEXT", help="text appended to claude's system prompt")
+    claude.add_argument(
+        "--claude", metavar="PATH", help="the claude executable (default: $CC_EXECUTOR_CLAUDE, PATH, ...)"
+    )
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    request = build_run_request(args)
+    return anyio.run(_run, request, args)
+
+
+# --- building the request ---------------------------------------------------------------------------------------
+
+
+def build_run_request(args: argparse.Namespace) -> RunRequest:
+    from cc_executor.api import build_request
+
+    task = read_task(args.task, args.file)
+    schema = load_schema(args.schema) if args.schema else None
+    cwd = Path(args.cwd) if args.cwd else Path.cwd()
+    return build_request(task, config=build_config(args), cwd=cwd, json_schema=schema)
+
+
+def read_task(task: str | None, file: str | None) -> str:
+    if task is not None and file is not None:
+        raise InvalidRequestError("give the task either as TASK or with --file, not both")
+    if task == "-" or file == "-":
+        return sys.stdin.read()
+    if file is not None:
+        try:
+            return Path(file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InvalidRequestError(f"cannot read --file {file!r}: {exc.strerror or exc}") from None
+    if task is None:
+        raise InvalidRequestError("no task: give TASK, `-` to read it from stdin, or --file FILE")
+    return task
+
+
+def load_schema(path: str) -> dict[str, Any]:
+    try:
+        schema = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidRequestError(f"cannot read --schema {path!r}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise InvalidRequestError(f"--schema {path!r} is not valid JSON: {exc}") from None
+    if not isinstance(schema, dict):
+        raise InvalidRequestError(f"--schema {path!r} must hold a JSON object (a JSON Schema)")
+    return schema
+
+
+def split_tools(values: list[str]) -> list[str]:
+    """Tool names from comma/space separated values; separators inside parentheses (``Bash(git diff:*)``) stay."""
+    tools: list[str] = []
+    for value in values:
+        depth, current = 0, ""
+        for char in value:
+            if char == "(":
+                depth += 1
+            elif char == ")" and depth > 0:
+                depth -= 1
+            if depth == 0 and (char == "," or char.isspace()):
+                tools += [current] if current else []
+                current = ""
+            else:
+                current += char
+        tools += [current] if current else []
+    return tools
+
+
+def build_config(args: argparse.Namespace) -> CCExecutorConfig:
+    from pydantic import ValidationError
+
+    from cc_executor.api import describe_validation_error
+
+    fields: dict[str, Any] = {
+        "timeout": args.timeout,
+        "model": args.model,
+        "permission_mode": args.permission_mode,
+        "max_turns": args.max_turns,
+        "max_budget_usd": args.max_budget,
+        "append_system_prompt": args.append_system_prompt,
+        "claude_path": str(Path(args.claude).expanduser().absolute()) if args.claude else None,
+    }
+    fields = {name: value for name, value in fields.items() if value is not None}
+    if args.idle_timeout is not None:
+        fields["idle_timeout"] = args.idle_timeout or None  # 0 disables it
+    fields["allowed_tools"] = split_tools(args.allowed_tools)
+    fields["disallowed_tools"] = split_tools(args.disallowed_tools)
+    fields["add_dirs"] = [Path(d) for d in args.add_dir]
+    try:
+        return CCExecutorConfig(**fields)
+    except ValidationError as exc:
+        raise InvalidRequestError(describe_validation_error(exc)) from None
+
+
+# --- running ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Interrupt:
+    """Set by the signal watcher: which signal arrived, and the run to tell why it was cancelled."""
+
+    signum: int | None = None
+    run: Run | None = None
+
+
+async def _run(request: RunRequest, args: argparse.Namespace) -> int:
+    from cc_executor.api import open_store
+    from cc_executor.cli.live_display import make_display
+
+    display = make_display(quiet=args.quiet)
+    interrupt = _Interrupt()
+    async with open_store() as store:
+        try:
+            result = await _supervised(request, store, display, interrupt)
+        finally:
+            display.stop()
+        if result is None:
+            return await _report_interrupted(request, store, interrupt, json_output=args.json)
+    return report(result, json_output=args.json)
+
+
+async def _supervised(
+    request: RunRequest, store: RunStore, display: ProgressDisplay, interrupt: _Interrupt
+) -> ExecutionResult | None:
+    """Execute the run while SIGINT/SIGTERM cancel it; None when a signal did."""
+    from cc_executor.engine.runner import prepare_run
+
+    result: ExecutionResult | None = None
+    try:
+        async with anyio.create_task_group() as group:
+            run_scope = anyio.CancelScope()
+            await group.start(_watch_signals, run_scope, interrupt)
+            with run_scope:
+                run = await prepare_run(request, store)
+                interrupt.run = run
+                display.start(request.run_id, str(request.cwd))
+                result = await run.execute(on_progress=display.update)
+            group.cancel_scope.cancel()  # stop the watcher only after the cancelled run has been recorded
+    except BaseExceptionGroup as group_error:
+        # The watcher never fails, so this wraps exactly one error (e.g. ClaudeNotFoundError): raise it as itself.
+        if len(group_error.exceptions) == 1:
+            raise group_error.exceptions[0] from None
+        raise
+    return result
+
+
+async def _watch_signals(
+    run_scope: anyio.CancelScope, interrupt: _Interrupt, *, task_status: anyio.abc.TaskStatus[None]
+) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
+        async for signum in signals:
+            if interrupt.signum is None:
+                interrupt.signum = signum
+                if interrupt.run is not None:
+                    name = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name
+                    interrupt.run.set_cancel_reason(f"interrupted by {name}; process tree killed")
+                run_scope.cancel()
+            else:
+                err("cc-executor: still stopping the run's process tree...")
+
+
+async def _report_interrupted(request: RunRequest, store: RunStore, interrupt: _Interrupt, *, json_output: bool) -> int:
+    from cc_executor.errors import RunNotFoundError
+
+    code = 128 + (interrupt.signum or signal.SIGINT)
+    try:
+        record = await store.get(request.run_id)
+    except RunNotFoundError:
+        err("cc-executor: interrupted before the run started")
+        return code
+    if json_output:
+        write_json(record.to_result().model_dump(mode="json"))
+    err(f"cc-executor: {record.status.value}: run {request.run_id} ({record.error or 'interrupted'})")
+    return code
+
+
+# --- the result -------------------------------------------------------------------------------------------------
+
+
+def report(result: ExecutionResult, *, json_output: bool) -> int:
+    if json_output:
+        write_json(result.model_dump(mode="json"))
+    else:
+        body = result_body(result)
+        if body:
+            out(body)
+        for line in footer_lines(result):
+            _footer_line(line, result.ok)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def result_body(result: ExecutionResult) -> str:
+    """What stdout gets: the structured output (pretty JSON) when there is one, else the final text."""
+    if result.structured_output is not None:
+        return json.dumps(result.structured_output, indent=2, ensure_ascii=False)
+    return (result.result or "").rstrip("\n")
+
+
+def footer_lines(result: ExecutionResult) -> list[str]:
+    mark = "✓" if result.ok else "✗"
+    status = result.status.value + (f" ({result.error_class})" if result.error_class and not result.ok else "")
+    facts = [f"run {result.run_id}"]
+    if result.num_turns:
+        facts.append(f"{result.num_turns} turn{'s' if result.num_turns != 1 else ''}")
+    facts += [format_cost(result.cost_usd), format_duration(result.duration_s)]
+    lines = [f"{mark} {status} · {' · '.join(facts)}"]
+    for label, files in (
+        ("created", result.files_created),
+        ("modified", result.files_modified),
+        ("deleted", result.files_deleted),
+    ):
+        if files:
+            lines.append(f"  files {label}: {', '.join(files)}")
+    if not result.ok:
+        lines.append(f"  error: {result.error or result.status.value}")
+        lines.append(f"  transcript: cc-executor show {result.run_id[:8]} --transcript")
+    return lines
+
+
+def _footer_line(line: str, ok: bool) -> None:
+    if not is_tty(sys.stderr):
+        err(line)
+        return
+    from rich.markup import escape
+
+    from cc_executor.cli.common import console
+
+    style = "green" if ok else "red"
+    if line.startswith(("✓", "✗")):
+        console(sys.stderr).print(f"[bold {style}]{escape(line)}[/]", markup=True)
+    else:
+        console(sys.stderr).print(f"[dim]{escape(line)}[/]", markup=True)

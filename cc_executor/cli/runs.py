@@ -1,0 +1,192 @@
+"""``cc-executor runs`` (the table of recorded runs) and ``cc-executor cancel`` (stop a run another process owns)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+
+from cc_executor.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    err,
+    excerpt,
+    format_cost,
+    format_duration,
+    format_time,
+    home_relative,
+    is_tty,
+    out,
+    parse_time,
+    record_json,
+    resolve_run,
+    run_duration,
+    short_id,
+    since_timestamp,
+    write_json,
+)
+from cc_executor.models import RunRecord, RunStatus
+
+if TYPE_CHECKING:
+    from cc_executor.engine.cancel import CancelOutcome
+
+_COLUMNS = ("ID", "STATUS", "STARTED", "DURATION", "COST", "TASK", "CWD")
+_TASK_WIDTH = 48
+
+
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from cc_executor.cli import show as cli_show
+
+    _add_runs(commands)
+    cli_show.add_parser(commands)
+    _add_cancel(commands)
+
+
+# --- runs -------------------------------------------------------------------------------------------------------
+
+
+def _add_runs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "runs",
+        help="list recorded runs, newest first",
+        description="List recorded runs, newest first: id, status, start time, duration, cost, task, cwd. "
+        "Give any unique id prefix to `show` or `cancel`.",
+    )
+    parser.add_argument("--status", choices=[s.value for s in RunStatus], help="only runs with this status")
+    parser.add_argument("--cwd", metavar="DIR", help="only runs whose working directory is DIR")
+    parser.add_argument(
+        "--since", metavar="TIME", help="only runs created since TIME (ISO-8601, or an age: 30m, 2h, 7d)"
+    )
+    parser.add_argument("--list", dest="list_id", metavar="LIST_ID", help="only the runs of one task list")
+    parser.add_argument("-n", "--limit", type=int, default=20, metavar="N", help="show at most N runs (default 20)")
+    parser.add_argument("--json", action="store_true", help="print the full run records as a JSON array")
+    parser.set_defaults(handler=_runs)
+
+
+def _runs(args: argparse.Namespace) -> int:
+    cwd = str(Path(args.cwd).expanduser().resolve()) if args.cwd else None
+    records = anyio.run(_list_runs, args, cwd)
+    if args.json:
+        write_json([record_json(r) for r in records])
+    elif not records:
+        err("no runs match" if _filtered(args) else "no runs recorded yet")
+    elif is_tty(sys.stdout):
+        _rich_table(records)
+    else:
+        _plain_table(records)
+    return EXIT_OK
+
+
+def _filtered(args: argparse.Namespace) -> bool:
+    return any(v is not None for v in (args.status, args.cwd, args.since, args.list_id))
+
+
+async def _list_runs(args: argparse.Namespace, cwd: str | None) -> list[RunRecord]:
+    from cc_executor.api import open_store
+
+    since = since_timestamp(args.since) if args.since else None
+    status = RunStatus(args.status) if args.status else None
+    async with open_store() as store:
+        return await store.list_runs(status=status, cwd=cwd, since=since, list_id=args.list_id, limit=args.limit)
+
+
+def table_row(record: RunRecord) -> tuple[str, ...]:
+    return (
+        short_id(record.run_id),
+        record.status.value,
+        format_time(record.started_at or record.created_at),
+        format_duration(run_duration(record)),
+        format_cost(record.cost_usd),
+        excerpt(record.task, _TASK_WIDTH),
+        home_relative(record.cwd),
+    )
+
+
+def _plain_table(records: list[RunRecord]) -> None:
+    rows = [_COLUMNS, *(table_row(r) for r in records)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
+    for row in rows:
+        out("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]]).rstrip())
+
+
+def compact_time(value: str | None) -> str:
+    """A start time for a narrow table: HH:MM:SS today, else MM-DD HH:MM (local time)."""
+    moment = parse_time(value)
+    if moment is None:
+        return "-"
+    local = moment.astimezone()
+    return local.strftime("%H:%M:%S" if local.date() == datetime.now().astimezone().date() else "%m-%d %H:%M")
+
+
+_STATUS_STYLE = {"success": "green", "running": "cyan", "queued": "cyan", "cancelled": "yellow"}
+
+
+def _rich_table(records: list[RunRecord]) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from cc_executor.cli.common import console
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold", expand=True)
+    for name in _COLUMNS:
+        flexible = name in ("TASK", "CWD")
+        table.add_column(
+            name, no_wrap=True, overflow="ellipsis", ratio=(2 if name == "TASK" else 1) if flexible else None
+        )
+    for record in records:
+        cells = [Text(cell) for cell in table_row(record)]
+        cells[2] = Text(compact_time(record.started_at or record.created_at))
+        cells[1].stylize(_STATUS_STYLE.get(record.status.value, "red"))
+        table.add_row(*cells)
+    console(sys.stdout).print(table)
+
+
+# --- cancel -----------------------------------------------------------------------------------------------------
+
+
+def _add_cancel(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "cancel",
+        help="cancel a running run (owned by any process)",
+        description="Cancel a queued or running run, even one started by another process (a `cc-executor run` "
+        "elsewhere, the MCP server): the row is marked cancelled, then the run's process group gets SIGINT, "
+        "SIGTERM, SIGKILL in turn until nothing carrying its marker (CC_EXECUTOR_RUN_ID=<id>) is left. "
+        "Exits 1 if the run had already finished.",
+    )
+    parser.add_argument("run_id", metavar="RUN_ID", help="the run's id or a unique prefix of it")
+    parser.add_argument("--grace", type=float, default=2.0, metavar="SECONDS", help="wait between signals (default 2)")
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    parser.set_defaults(handler=_cancel)
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    return anyio.run(_cancel_run, args)
+
+
+async def _cancel_run(args: argparse.Namespace) -> int:
+    from cc_executor.api import open_store
+    from cc_executor.engine.cancel import cancel_run
+
+    async with open_store() as store:
+        record = await resolve_run(store, args.run_id)
+        reason = f"cancelled by `cc-executor cancel` (pid {os.getpid()}); process tree killed"
+        outcome = await cancel_run(store, record.run_id, reason=reason, grace_s=max(args.grace, 0.1))
+    _cancel_report(outcome, json_output=args.json)
+    return EXIT_OK if outcome.cancelled else EXIT_FAILED
+
+
+def _cancel_report(outcome: CancelOutcome, *, json_output: bool) -> None:
+    if json_output:
+        payload = {"run_id": outcome.run_id, "status": outcome.status.value, "cancelled": outcome.cancelled}
+        write_json({**payload, "signalled": outcome.signalled, "remaining_processes": outcome.remaining})
+    elif outcome.cancelled:
+        left = f"; {outcome.remaining} process(es) still alive" if outcome.remaining else ""
+        err(f"cancelled run {outcome.run_id}: {outcome.signalled} process(es) stopped{left}")
+    else:
+        err(f"run {outcome.run_id} already finished ({outcome.status.value}); nothing to cancel")

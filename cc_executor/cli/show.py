@@ -1,0 +1,273 @@
+"""``cc-executor show``: one run's record and result, its transcript (readable or raw, paged), or a live tail."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+
+from cc_executor.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    err,
+    format_cost,
+    format_duration,
+    format_time,
+    is_tty,
+    out,
+    record_json,
+    resolve_run,
+    run_duration,
+    short_id,
+    write_json,
+)
+from cc_executor.errors import InvalidRequestError, TranscriptNotFoundError
+from cc_executor.models import RunRecord
+
+if TYPE_CHECKING:
+    from cc_executor.registry.store import RunStore
+    from cc_executor.registry.transcripts import TranscriptPage
+
+_FOLLOW_POLL_S = 0.5
+_WHOLE_PAGE_LINES = 1000
+
+_EPILOG = """\
+examples:
+  cc-executor show 3f2a                          record and result (any unique id prefix works)
+  cc-executor show 3f2a --transcript             the whole readable transcript
+  cc-executor show 3f2a --transcript --limit 50  one page; the next page's --cursor is printed on stderr
+  cc-executor show 3f2a --raw --json             raw stream-json events as a JSON page
+  cc-executor show 3f2a --follow                 tail a running run until it finishes (Ctrl-C stops watching)"""
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "show",
+        help="show a run's record and result, or its transcript",
+        description="Show one run: its record and result; with --transcript the readable transcript, with --raw\n"
+        "the raw stream-json events (both paged with --cursor/--limit); with --follow tail a running run.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("run_id", metavar="RUN_ID", help="the run's id or a unique prefix of it")
+    view = parser.add_mutually_exclusive_group()
+    view.add_argument("-t", "--transcript", action="store_true", help="print the readable transcript")
+    view.add_argument("--raw", action="store_true", help="print the raw stream-json lines")
+    parser.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="keep printing the transcript as the run writes it, until it finishes; exits 0 if it succeeded",
+    )
+    parser.add_argument(
+        "--cursor", type=int, default=0, metavar="BYTES", help="transcript page start (a next_cursor from before)"
+    )
+    parser.add_argument(
+        "-n", "--limit", type=int, metavar="LINES", help="transcript lines per page (default: the whole transcript)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON (the record, or a transcript page)")
+    parser.set_defaults(handler=_show)
+
+
+def _show(args: argparse.Namespace) -> int:
+    try:
+        return anyio.run(_show_async, args)
+    except KeyboardInterrupt:
+        err("stopped watching; the run itself goes on (`cc-executor cancel` stops it)")
+        return 130
+
+
+async def _show_async(args: argparse.Namespace) -> int:
+    from cc_executor.api import open_store
+
+    if args.follow and args.json:
+        raise InvalidRequestError("--follow prints lines as they come and cannot be combined with --json")
+
+    async with open_store() as store:
+        record = await resolve_run(store, args.run_id)
+        if args.follow:
+            return await follow(store, record, raw=args.raw)
+    if args.transcript or args.raw:
+        return print_transcript(record, raw=args.raw, cursor=args.cursor, limit=args.limit, json_output=args.json)
+    if args.json:
+        write_json(record_json(record))
+    else:
+        print_record(record)
+    return EXIT_OK
+
+
+# --- the record -------------------------------------------------------------------------------------------------
+
+
+def record_fields(record: RunRecord) -> list[tuple[str, str]]:
+    duration = run_duration(record)
+    fields = [
+        ("run", record.run_id),
+        ("status", record.status.value + (f" ({record.error_class})" if record.error_class else "")),
+        ("task", record.task if len(record.task) <= 400 else record.task[:399] + "…"),
+        ("cwd", record.cwd),
+        ("model", record.model or "(claude's default)"),
+        ("permission mode", record.permission_mode or "-"),
+        ("created", format_time(record.created_at)),
+        ("started", format_time(record.started_at)),
+        ("finished", format_time(record.finished_at)),
+        ("duration", format_duration(duration)),
+        ("turns", str(record.num_turns) if record.num_turns is not None else "-"),
+        ("cost", format_cost(record.cost_usd)),
+        ("attempts", str(record.attempts)),
+        ("session", record.session_id or "-"),
+    ]
+    for label, files in (
+        ("files created", record.files_created),
+        ("files modified", record.files_modified),
+        ("files deleted", record.files_deleted),
+    ):
+        if files:
+            fields.append((label, ", ".join(files)))
+    if not record.status.finished and record.last_progress:
+        fields.append(("progress", record.last_progress))
+    if record.error:
+        fields.append(("error", record.error))
+    fields.append(("transcript", record.transcript_path or "(not kept)"))
+    return fields
+
+
+def print_record(record: RunRecord) -> None:
+    from cc_executor.cli.run import result_body
+
+    fields = record_fields(record)
+    body = result_body(record)
+    if is_tty(sys.stdout):
+        _rich_record(fields, body)
+        return
+    width = max(len(label) for label, _ in fields)
+    for label, value in fields:
+        out(f"{label.ljust(width)}  {value}")
+    if body:
+        out("")
+        out(body)
+
+
+def _rich_record(fields: list[tuple[str, str]], body: str) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from cc_executor.cli.common import console
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for label, value in fields:
+        grid.add_row(label, Text(value))
+    terminal = console(sys.stdout)
+    terminal.print(grid)
+    if body:
+        terminal.print()
+        terminal.print(Text(body))
+
+
+# --- the transcript ---------------------------------------------------------------------------------------------
+
+
+def transcript_path(record: RunRecord) -> Path:
+    if not record.transcript_path:
+        raise TranscriptNotFoundError(f"run {record.run_id} kept no transcript (save_transcript was off)")
+    return Path(record.transcript_path)
+
+
+def render(lines: list[str], *, raw: bool) -> list[str]:
+    from cc_executor.registry.transcript_text import render_line
+
+    if raw:
+        return lines
+    return [text for line in lines for text in render_line(line)]
+
+
+def print_transcript(record: RunRecord, *, raw: bool, cursor: int, limit: int | None, json_output: bool) -> int:
+    from cc_executor.registry.transcripts import read_page
+
+    path = transcript_path(record)
+    if limit is None and not json_output:
+        _print_whole(path, raw=raw, cursor=cursor)
+        return EXIT_OK
+    page = read_page(path, cursor=cursor, limit=limit or _WHOLE_PAGE_LINES)
+    lines = render(page.lines, raw=raw)
+    if json_output:
+        write_json(_page_json(record.run_id, page, lines))
+        return EXIT_OK
+    for line in lines:
+        out(line)
+    if page.next_cursor is not None and page.next_cursor != page.cursor:
+        flag = "--raw" if raw else "--transcript"
+        err(f"-- more: cc-executor show {short_id(record.run_id)} {flag} --cursor {page.next_cursor} --limit {limit}")
+    return EXIT_OK
+
+
+def _page_json(run_id: str, page: TranscriptPage, lines: list[str]) -> dict[str, object]:
+    return {
+        "run_id": run_id,
+        "cursor": page.cursor,
+        "next_cursor": page.next_cursor,
+        "total_bytes": page.total_bytes,
+        "lines": lines,
+    }
+
+
+def _print_whole(path: Path, *, raw: bool, cursor: int) -> int:
+    """Print every complete line from ``cursor``; returns the cursor after the last one printed."""
+    from cc_executor.registry.transcripts import read_page
+
+    while True:
+        page = read_page(path, cursor=cursor, limit=_WHOLE_PAGE_LINES)
+        for line in render(page.lines, raw=raw):
+            out(line)
+        if page.next_cursor is None:
+            return page.total_bytes
+        if page.next_cursor == page.cursor:
+            return cursor  # only a line still being written is left
+        cursor = page.next_cursor
+
+
+# --- follow -----------------------------------------------------------------------------------------------------
+
+
+async def follow(store: RunStore, record: RunRecord, *, raw: bool) -> int:
+    """Print the transcript as it grows until the run finishes, then its status line."""
+    from cc_executor.cli.run import footer_lines
+
+    cursor = 0
+    last_progress: str | None = None
+    while True:
+        finished = record.status.finished  # read before the transcript, so no line written before the end is missed
+        if record.transcript_path:
+            cursor = _print_new(Path(record.transcript_path), cursor, raw=raw)
+        elif record.last_progress and record.last_progress != last_progress:
+            last_progress = record.last_progress
+            err(f"[cc-executor {short_id(record.run_id)}] {last_progress}")
+        if finished:
+            break
+        await anyio.sleep(_FOLLOW_POLL_S)
+        record = await _refresh(store, record)
+    for line in footer_lines(record.to_result()):
+        err(line)
+    return EXIT_OK if record.status.value == "success" else EXIT_FAILED
+
+
+async def _refresh(store: RunStore, record: RunRecord) -> RunRecord:
+    """The run's current row; if its owner died meanwhile, reconcile first so the row says lost, not running."""
+    from cc_executor.engine.process import pid_alive
+    from cc_executor.registry.recovery import reconcile
+
+    if record.owner_pid is not None and not pid_alive(record.owner_pid):
+        await reconcile(store)
+    return await store.get(record.run_id)
+
+
+def _print_new(path: Path, cursor: int, *, raw: bool) -> int:
+    try:
+        return _print_whole(path, raw=raw, cursor=cursor)
+    except TranscriptNotFoundError:
+        return cursor  # queued: claude has not started writing yet

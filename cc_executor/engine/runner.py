@@ -1,0 +1,350 @@
+"""``execute_run``: one run end to end — prepare, queue, attempts and retries, cancellation, record.
+
+This is the unit a remote backend would wrap (e.g. as a Temporal activity): it takes a validated
+RunRequest and a store, and leaves behind a finished row, a transcript and no process. Each attempt's CLI
+process (spawn, stream, timeouts, kill) is driven by ``attempt.AttemptDriver``; progress and events reach the
+caller through ``emit.Emitter``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from pathlib import Path
+
+import anyio
+
+from cc_executor.engine import changes
+from cc_executor.engine.attempt import Attempt, AttemptDriver
+from cc_executor.engine.command import build_argv, build_env, find_claude, redact_argv
+from cc_executor.engine.emit import Emitter, EventCallback, ProgressCallback
+from cc_executor.engine.prediction import resolve_timeout
+from cc_executor.engine.progress_text import ProgressTracker, shorten
+from cc_executor.engine.slots import RunSlots, default_slots
+from cc_executor.engine.structured_output import reply_error
+from cc_executor.errors import (
+    IdleTimeoutError,
+    RunCancelledError,
+    RunError,
+    RunTimeoutError,
+    StructuredOutputError,
+    UsageLimitError,
+)
+from cc_executor.models import ExecutionResult, RunRequest, RunStatus
+from cc_executor.paths import transcript_paths
+from cc_executor.registry.store import RunStore, utc_now
+from cc_executor.registry.transcripts import TranscriptWriter
+
+__all__ = ["EventCallback", "ProgressCallback", "Run", "execute_run", "prepare_run"]
+
+log = logging.getLogger(__name__)
+
+
+async def execute_run(
+    request: RunRequest,
+    store: RunStore,
+    *,
+    on_progress: ProgressCallback | None = None,
+    on_event: EventCallback | None = None,
+    slots: RunSlots | None = None,
+    transcript_dir: Path | None = None,
+) -> ExecutionResult:
+    """Run ``request`` to completion and return its result (failures are a status, not an exception).
+
+    Cancelling the caller kills the process tree, records ``cancelled`` and re-raises.
+    """
+    run = await prepare_run(request, store, transcript_dir=transcript_dir)
+    return await run.execute(on_progress=on_progress, on_event=on_event, slots=slots)
+
+
+async def prepare_run(request: RunRequest, store: RunStore, *, transcript_dir: Path | None = None) -> Run:
+    """Everything that can fail fast (no CLI, root bypass) fails here, before a row is written."""
+    claude = find_claude(request.config.claude_path, {**os.environ, **request.config.env})
+    env = build_env(request)  # also refuses root + bypass, before any work
+    request = await resolve_timeout(request, store, execute=execute_run)
+    config = request.config
+    argv = build_argv(request, claude)
+    stdout_path, stderr_path = transcript_paths(request.run_id, transcript_dir or config.transcript_dir)
+    await store.create_run(
+        request,
+        argv=redact_argv(argv),
+        owner_pid=os.getpid(),
+        transcript_path=str(stdout_path) if config.save_transcript else None,
+        stderr_path=str(stderr_path) if config.save_transcript else None,
+    )
+    return Run(request, argv, env, store, stdout_path, stderr_path)
+
+
+class Run:
+    """A prepared run (its row exists). ``execute`` runs it once; on cancel the first reason given is recorded."""
+
+    def __init__(
+        self,
+        request: RunRequest,
+        argv: list[str],
+        env: dict[str, str],
+        store: RunStore,
+        stdout_path: Path,
+        stderr_path: Path,
+    ) -> None:
+        self.request = request
+        self.config = request.config
+        self.argv = argv
+        self.env = env
+        self.store = store
+        self.tracker = ProgressTracker(request.run_id)
+        self.emitter = Emitter(None, None, store, request.run_id)
+        self.stdout_path = stdout_path
+        self.stderr_path = stderr_path
+        self.attempts: list[Attempt] = []
+        self.started = time.monotonic()
+        self.started_at: str | None = None
+        self.deadline = self.started + request.timeout_s
+        self.before: changes.Snapshot | None = None
+        self.writer: TranscriptWriter | None = None
+        self.cancel_reason: str | None = None
+
+    def set_cancel_reason(self, reason: str) -> None:
+        """What the row will say if this run ends cancelled. The first reason wins: a later cancel (a shutdown
+        after a client's cancel, EOF after SIGTERM) does not rewrite why the run stopped."""
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+
+    async def cancel_requested(self) -> str | None:
+        """The reason on the row if a cancel request marked it (`cc-executor cancel`, a stopping task list);
+        such a reason came first, so it is the one recorded."""
+        record = await self.store.get(self.request.run_id)
+        if record.status is not RunStatus.CANCELLED:
+            return None
+        return record.error or "cancelled by request"
+
+    async def queued(self, position: int) -> None:
+        update = self.tracker.update("queued", f"queued: position {position} (concurrency limit reached)")
+        update.queue_position = position
+        await self.emitter.progress(update)
+
+    async def execute(
+        self,
+        *,
+        on_progress: ProgressCallback | None = None,
+        on_event: EventCallback | None = None,
+        slots: RunSlots | None = None,
+    ) -> ExecutionResult:
+        self.emitter.on_progress = on_progress
+        self.emitter.on_event = on_event
+        try:
+            async with (slots or default_slots()).acquire(self.queued):
+                return await self._execute()
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self.record_cancelled()
+            raise
+
+    async def _execute(self) -> ExecutionResult:
+        self.started = time.monotonic()
+        self.deadline = self.started + self.request.timeout_s
+        self.started_at = utc_now()
+        self.tracker.started = self.started
+        if self.config.track_files:
+            self.before = await changes.take_snapshot(self.request.cwd)
+        self.writer = self._open_writer()
+        try:
+            error = await self._attempts()
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+        result = await self._result(error)
+        requested = await self.cancel_requested()
+        if requested is not None:
+            result = self._as_cancelled(result, requested)  # a cancel request (maybe another process) came first
+        await self.store.finish_run(result)
+        await self.emitter.progress(
+            self.tracker.update("finished", f"{result.status.value}: {self._final_line(result)}")
+        )
+        return result
+
+    def _open_writer(self) -> TranscriptWriter | None:
+        if not self.config.save_transcript:
+            return None
+        return TranscriptWriter.open(self.stdout_path, self.stderr_path)
+
+    async def _attempts(self) -> RunError | None:
+        error: RunError | None = None
+        for n in range(1, self.config.max_attempts + 1):
+            attempt = Attempt(n=n, started_at=utc_now())
+            self.attempts.append(attempt)
+            await self._run_attempt(attempt)
+            error = attempt.error()
+            await self._record_attempt(attempt, error)
+            delay = self._retry_delay(error, n)
+            if delay is None:
+                return error
+            message = f"{type(error).__name__}: retrying in {delay:.0f}s (attempt {n + 1}/{self.config.max_attempts})"
+            await self.emitter.progress(self.tracker.update("event", message))
+            await anyio.sleep(delay)
+        return error
+
+    def _retry_delay(self, error: RunError | None, n: int) -> float | None:
+        """Seconds to wait before retrying, or None to stop: only retryable classes, within the deadline."""
+        if error is None or not error.retryable or n >= self.config.max_attempts:
+            return None
+        if isinstance(error, UsageLimitError):
+            wait = error.retry_after_s or 0.0
+            if wait > self.config.retry_max_wait_s:
+                return None  # fail fast with the reset time rather than sleep for hours
+        else:
+            wait = self.config.retry_base_delay_s * 2 ** (n - 1) * random.uniform(0.5, 1.5)
+            wait = min(wait, self.config.retry_max_wait_s)
+        if time.monotonic() + wait >= self.deadline:
+            return None
+        return wait
+
+    async def _record_attempt(self, attempt: Attempt, error: RunError | None) -> None:
+        result = attempt.result
+        await self.store.record_attempt(
+            self.request.run_id,
+            attempt.n,
+            started_at=attempt.started_at,
+            finished_at=utc_now(),
+            status=_status_for(error).value,
+            exit_code=attempt.exit_code,
+            error_class=type(error).__name__ if error else None,
+            error=str(error) if error else None,
+            session_id=attempt.session_id,
+            cost_usd=result.total_cost_usd if result else None,
+        )
+
+    async def _run_attempt(self, attempt: Attempt) -> None:
+        if attempt.n > 1 and self.writer is not None:
+            self.writer.write_line(json.dumps({"type": "cc_executor", "subtype": "attempt", "n": attempt.n}).encode())
+        requested = await self.cancel_requested()
+        if requested is not None:
+            attempt.stopped = RunCancelledError(f"{requested} (before the CLI started)")
+            return
+        driver = AttemptDriver(
+            request=self.request,
+            argv=self.argv,
+            env=self.env,
+            store=self.store,
+            emitter=self.emitter,
+            tracker=self.tracker,
+            writer=self.writer,
+            deadline=self.deadline,
+        )
+        await driver.run(attempt)
+
+    async def _result(self, error: RunError | None) -> ExecutionResult:
+        last = self.attempts[-1]
+        result_event = last.result
+        structured = result_event.structured_output if result_event else None
+        error = error or self._schema_error(structured)
+        files = await self._file_changes()
+        text = (
+            result_event.result if result_event and result_event.result is not None else "\n".join(last.texts) or None
+        )
+        result = ExecutionResult(
+            run_id=self.request.run_id,
+            status=_status_for(error),
+            task=self.request.task,
+            cwd=str(self.request.cwd),
+            result=text,
+            structured_output=structured,
+            summary=_summary(structured, text),
+            files_created=files.created if files else [],
+            files_modified=files.modified if files else [],
+            files_deleted=files.deleted if files else [],
+            files_truncated=files.truncated if files else False,
+            session_id=last.session_id,
+            cost_usd=sum((a.result.total_cost_usd or 0.0) for a in self.attempts if a.result) or None,
+            usage=result_event.usage if result_event else {},
+            num_turns=result_event.num_turns if result_event else (self.tracker.turn or None),
+            duration_s=round(time.monotonic() - self.started, 3),
+            exit_code=last.exit_code,
+            error_class=type(error).__name__ if error else None,
+            error=str(error) if error else None,
+            permission_denials=(result_event.permission_denials if result_event else []) or last.denials,
+            transcript_path=str(self.stdout_path) if self.config.save_transcript else None,
+            stderr_path=str(self.stderr_path) if self.config.save_transcript else None,
+            attempts=len(self.attempts),
+            timeout_s=self.request.timeout_s,
+            timeout_basis=self.request.timeout_basis,
+            list_id=self.request.list_id,
+            parent_run_id=self.request.parent_run_id,
+            started_at=self.started_at,
+            finished_at=utc_now(),
+        )
+        if error is not None:
+            error.result = result
+            result._exception = error
+        return result
+
+    def _schema_error(self, structured: object) -> RunError | None:
+        from cc_executor.engine.command import effective_schema
+
+        schema = effective_schema(self.request)
+        if schema is None:
+            return None
+        if structured is None:
+            return StructuredOutputError("a json_schema was given but claude returned no structured output")
+        mismatch = reply_error(schema, structured)
+        return StructuredOutputError(mismatch) if mismatch else None
+
+    async def _file_changes(self) -> changes.FileChanges | None:
+        if self.before is None:
+            return None
+        with anyio.CancelScope(shield=True):
+            after = await changes.take_snapshot(self.request.cwd)
+        return changes.diff_snapshots(self.before, after)
+
+    async def record_cancelled(self) -> None:
+        """The caller cancelled: the tree is already dead (shielded finally); write the row."""
+        reason = await self.cancel_requested() or self.cancel_reason
+        error = RunCancelledError(reason or "cancelled by the caller; process tree killed")
+        if self.writer is not None:
+            self.writer.close()
+        try:
+            result = await self._result(error) if self.attempts else None
+        except Exception:
+            log.exception("could not assemble the result of a cancelled run")
+            result = None
+        if result is not None:
+            await self.store.finish_run(result)
+        else:
+            await self.store.mark_status(
+                self.request.run_id, RunStatus.CANCELLED, error_class="RunCancelledError", error=str(error)
+            )
+
+    @staticmethod
+    def _as_cancelled(result: ExecutionResult, reason: str) -> ExecutionResult:
+        cancelled = result.model_copy(
+            update={"status": RunStatus.CANCELLED, "error_class": "RunCancelledError", "error": reason}
+        )
+        cancelled._exception = RunCancelledError(reason, cancelled)
+        return cancelled
+
+    @staticmethod
+    def _final_line(result: ExecutionResult) -> str:
+        return shorten(" ".join((result.error or result.result or "").split()), 120)
+
+
+def _status_for(error: RunError | None) -> RunStatus:
+    if error is None:
+        return RunStatus.SUCCESS
+    if isinstance(error, IdleTimeoutError):
+        return RunStatus.IDLE_TIMEOUT
+    if isinstance(error, RunTimeoutError):
+        return RunStatus.TIMEOUT
+    if isinstance(error, RunCancelledError):
+        return RunStatus.CANCELLED
+    return RunStatus.FAILED
+
+
+def _summary(structured: object, text: str | None) -> str | None:
+    if isinstance(structured, dict) and isinstance(structured.get("summary"), str):
+        return str(structured["summary"])
+    if text:
+        return shorten(" ".join(text.split()), 200)
+    return None

@@ -1,0 +1,1 @@
+"""What outlives a run (internal): the SQLite registry (store, migrations, recovery) and the transcript files."""

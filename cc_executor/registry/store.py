@@ -1,0 +1,397 @@
+"""RunStore: the only module that speaks SQL. Every run is a row in ``runs``; retries are rows in ``attempts``.
+
+One aiosqlite connection is shared by many coroutines. aiosqlite runs statements one at a time on its thread, but a
+transaction spans several awaits, so an ``anyio.Lock`` keeps one coroutine's statements from landing inside another's
+transaction. Across processes, WAL plus ``busy_timeout`` and ``BEGIN IMMEDIATE`` keep writers from deadlocking.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import anyio
+
+from cc_executor.errors import InvalidRequestError, RunNotFoundError
+from cc_executor.models import ExecutionResult, RunRecord, RunRequest, RunStatus, compact_json
+from cc_executor.paths import ensure_private_dir
+from cc_executor.registry.migrations import migrate
+
+MEMORY = ":memory:"
+
+# Columns holding JSON text, with the value RunRecord expects when the column is NULL (None = leave it NULL).
+_JSON_COLUMNS: dict[str, Any] = {
+    "argv": [],
+    "usage": {},
+    "structured_output": None,
+    "files_created": [],
+    "files_modified": [],
+    "files_deleted": [],
+    "permission_denials": [],
+}
+# Columns the record does not carry: they exist for SQL queries only.
+_SQL_ONLY_COLUMNS = ("input_tokens", "output_tokens")
+_UNFINISHED = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC with microseconds: one fixed width, so text order is time order in SQL."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def normalise_timestamp(value: str) -> str:
+    """Turn any ISO-8601 time into the stored form; a naive time is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidRequestError(f"invalid timestamp {value!r}: expected ISO-8601") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class RunStore:
+    """Async access to the runs database. Open with ``async with RunStore.open(path) as store``."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path | None) -> None:
+        self._db = db
+        self.path = path
+        self._lock = anyio.Lock()
+
+    @classmethod
+    async def connect(cls, path: Path | str) -> RunStore:
+        """Open (creating if needed) and migrate the database; call ``close()`` when done."""
+        file = None if str(path) == MEMORY else Path(path)
+        if file is not None:
+            _prepare_file(file)
+        db = await aiosqlite.connect(MEMORY if file is None else file, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            await _configure(db)
+            await migrate(db)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await db.close()
+            raise
+        if file is not None:
+            _restrict_files(file)
+        return cls(db, file)
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: Path | str) -> AsyncIterator[RunStore]:
+        store = await cls.connect(path)
+        try:
+            yield store
+        finally:
+            with anyio.CancelScope(shield=True):
+                await store.close()
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    # --- writes -------------------------------------------------------------------------------------------------
+
+    async def create_run(
+        self,
+        request: RunRequest,
+        *,
+        argv: list[str],
+        owner_pid: int,
+        status: RunStatus = RunStatus.QUEUED,
+        transcript_path: str | None = None,
+        stderr_path: str | None = None,
+    ) -> RunRecord:
+        """Insert the run's row before anything starts, so even a crash at spawn leaves a trace."""
+        row = {
+            "id": request.run_id,
+            "list_id": request.list_id,
+            "parent_run_id": request.parent_run_id,
+            "task": request.task,
+            "cwd": str(request.cwd),
+            "argv": compact_json(argv),
+            "model": request.config.model,
+            "permission_mode": request.config.permission_mode,
+            "status": status.value,
+            "created_at": utc_now(),
+            "owner_pid": owner_pid,
+            "transcript_path": transcript_path,
+            "stderr_path": stderr_path,
+            "timeout_s": request.timeout_s,
+            "idle_timeout_s": request.config.idle_timeout,
+            "timeout_basis": request.timeout_basis,
+            "context": request.context,
+        }
+        sql = f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
+        async with self._lock:
+            try:
+                await self._write(sql, tuple(row.values()))
+            except sqlite3.IntegrityError as exc:
+                raise InvalidRequestError(f"run id {request.run_id!r} already exists") from exc
+            return await self._get(request.run_id)
+
+    async def mark_started(self, run_id: str, *, pid: int, pgid: int) -> None:
+        """Record the CLI's pids; a row already cancelled (by `cc-executor cancel`) stays cancelled."""
+        await self._update(
+            run_id,
+            "status = CASE WHEN status = ? THEN status ELSE ? END, "
+            "started_at = COALESCE(started_at, ?), pid = ?, pgid = ?",
+            (RunStatus.CANCELLED.value, RunStatus.RUNNING.value, utc_now(), pid, pgid),
+        )
+
+    async def set_progress(self, run_id: str, message: str) -> None:
+        await self._update(run_id, "last_progress = ?", (message,))
+
+    async def mark_status(
+        self, run_id: str, status: RunStatus, *, error_class: str | None = None, error: str | None = None
+    ) -> None:
+        """Set the status (and error, when given); a finished status also stamps finished_at."""
+        assignments = "status = ?, error_class = COALESCE(?, error_class), error = COALESCE(?, error)"
+        params: tuple[Any, ...] = (status.value, error_class, error)
+        if status.finished:
+            assignments += ", finished_at = ?"
+            params += (utc_now(),)
+        await self._update(run_id, assignments, params)
+
+    async def mark_cancelled(self, run_id: str, reason: str) -> bool:
+        """Mark a queued or running row cancelled with ``reason``; False if it had already finished.
+
+        One statement, so a run that finishes meanwhile is never turned into a cancelled one. The runner keeps this
+        reason when it records the run (the first cancel reason wins, whichever process asked).
+        """
+        sql = (
+            "UPDATE runs SET status = ?, error_class = 'RunCancelledError', error = ?, finished_at = ? "
+            f"WHERE id = ? AND status IN ({', '.join('?' * len(_UNFINISHED))})"
+        )
+        async with self._lock:
+            touched = await self._write(sql, (RunStatus.CANCELLED.value, reason, utc_now(), run_id, *_UNFINISHED))
+            if not touched:
+                await self._get(run_id)  # RunNotFoundError for an unknown id
+        return bool(touched)
+
+    async def record_skipped(self, request: RunRequest, reason: str) -> None:
+        """The row of a task-list member that never started, so the list's rows account for every task."""
+        await self.create_run(request, argv=[], owner_pid=os.getpid(), status=RunStatus.SKIPPED)
+        await self.mark_status(request.run_id, RunStatus.SKIPPED, error=reason)
+
+    async def finish_run(self, result: ExecutionResult) -> None:
+        """Write the outcome. Fields the result leaves empty (task, cwd, paths...) keep what create_run stored."""
+        values = _result_values(result)
+        overwrite = ", ".join(f"{column} = ?" for column in values["overwrite"])
+        keep = ", ".join(f"{column} = COALESCE(?, {column})" for column in values["keep"])
+        params = (*values["overwrite"].values(), *values["keep"].values())
+        await self._update(result.run_id, f"{overwrite}, {keep}", params)
+
+    async def record_attempt(
+        self,
+        run_id: str,
+        n: int,
+        *,
+        status: RunStatus | str,
+        started_at: str | None = None,
+        finished_at: str | None = None,
+        exit_code: int | None = None,
+        error_class: str | None = None,
+        error: str | None = None,
+        session_id: str | None = None,
+        cost_usd: float | None = None,
+    ) -> None:
+        """Upsert attempt ``n`` and raise the run's attempt count to at least ``n``, in one transaction."""
+        status_value = status.value if isinstance(status, RunStatus) else status
+        row = (run_id, n, started_at, finished_at, status_value, exit_code, error_class, error, session_id, cost_usd)
+        async with self._lock, self._transaction():
+            bump = "UPDATE runs SET attempts = MAX(COALESCE(attempts, 0), ?) WHERE id = ?"
+            touched = await self._write(bump, (n, run_id))
+            if not touched:
+                raise RunNotFoundError(run_id)
+            await self._write(
+                "INSERT OR REPLACE INTO attempts (run_id, n, started_at, finished_at, status, exit_code,"
+                " error_class, error, session_id, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+
+    # --- reads --------------------------------------------------------------------------------------------------
+
+    async def get(self, run_id: str) -> RunRecord:
+        async with self._lock:
+            return await self._get(run_id)
+
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        cwd: str | None = None,
+        since: str | None = None,
+        list_id: str | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        """Runs newest first. ``since`` is any ISO-8601 time and compares with created_at."""
+        filters: dict[str, Any] = {
+            "status = ?": status.value if status is not None else None,
+            "cwd = ?": cwd,
+            "created_at >= ?": normalise_timestamp(since) if since is not None else None,
+            "list_id = ?": list_id,
+        }
+        used = {clause: value for clause, value in filters.items() if value is not None}
+        where = f"WHERE {' AND '.join(used)}" if used else ""
+        sql = f"SELECT * FROM runs {where} ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        return await self._records(sql, (*used.values(), _check_limit(limit)))
+
+    async def find_ids(self, prefix: str, *, limit: int = 10) -> list[str]:
+        """Ids starting with ``prefix`` (lowercase hex and dashes), newest first: the CLI accepts a unique prefix."""
+        if not prefix or prefix.strip("0123456789abcdef-"):
+            raise InvalidRequestError(f"invalid run id prefix {prefix!r}: expected lowercase hex digits and dashes")
+        # Ids use only '-', '0'-'9', 'a'-'f' (all below 'g'), so [prefix, prefix + "g") is exactly the ids with
+        # that prefix, and the primary-key index answers it.
+        sql = "SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        async with self._lock:
+            rows = await self._db.execute_fetchall(sql, (prefix, prefix + "g", _check_limit(limit)))
+        return [str(row[0]) for row in rows]
+
+    async def unfinished_runs(self) -> list[RunRecord]:
+        """Queued or running rows, oldest first: the ones a restart must adopt or mark lost."""
+        sql = "SELECT * FROM runs WHERE status IN (?, ?) ORDER BY created_at, rowid"
+        return await self._records(sql, _UNFINISHED)
+
+    async def list_attempts(self, run_id: str) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM attempts WHERE run_id = ? ORDER BY n"
+        async with self._lock:
+            rows = await self._db.execute_fetchall(sql, (run_id,))
+        return [dict(row) for row in rows]
+
+    async def durations(self, *, cwd: str | None = None, limit: int = 500) -> list[tuple[str, str, float]]:
+        """(task, cwd, duration_s) of successful runs, newest first: the history a timeout predictor learns from."""
+        where = "status = ? AND duration_s IS NOT NULL" + (" AND cwd = ?" if cwd is not None else "")
+        params = (RunStatus.SUCCESS.value, *((cwd,) if cwd is not None else ()), _check_limit(limit))
+        sql = f"SELECT task, cwd, duration_s FROM runs WHERE {where} ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        async with self._lock:
+            rows = await self._db.execute_fetchall(sql, params)
+        return [(str(row[0]), str(row[1]), float(row[2])) for row in rows]
+
+    # --- internals ----------------------------------------------------------------------------------------------
+
+    async def _get(self, run_id: str) -> RunRecord:
+        rows = list(await self._db.execute_fetchall("SELECT * FROM runs WHERE id = ?", (run_id,)))
+        if not rows:
+            raise RunNotFoundError(run_id)
+        return _record(rows[0])
+
+    async def _records(self, sql: str, params: Iterable[Any]) -> list[RunRecord]:
+        async with self._lock:
+            rows = await self._db.execute_fetchall(sql, tuple(params))
+        return [_record(row) for row in rows]
+
+    async def _update(self, run_id: str, assignments: str, params: Iterable[Any]) -> None:
+        async with self._lock:
+            touched = await self._write(f"UPDATE runs SET {assignments} WHERE id = ?", (*params, run_id))
+        if not touched:
+            raise RunNotFoundError(run_id)
+
+    async def _write(self, sql: str, params: Iterable[Any]) -> int:
+        """Run one statement and return how many rows it changed."""
+        async with self._db.execute(sql, tuple(params)) as cursor:
+            return cursor.rowcount
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT; roll back (shielded, so a cancel cannot skip it) on any exception."""
+        try:
+            # BEGIN sits inside the try: if we are cancelled while it is queued, it still runs, and must be undone.
+            await self._db.execute("BEGIN IMMEDIATE")
+            yield
+            await self._db.commit()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._db.rollback()
+            raise
+
+
+async def _configure(db: aiosqlite.Connection) -> None:
+    await db.execute("PRAGMA journal_mode=WAL")
+    # WAL + NORMAL: a commit survives a crash of the process (what matters for reconcile); only a power loss
+    # can drop the last commits. Saves an fsync per write, which is most of a run's bookkeeping time.
+    await db.execute("PRAGMA synchronous=NORMAL")
+    await db.execute("PRAGMA busy_timeout=5000")
+    await db.execute("PRAGMA foreign_keys=ON")
+
+
+def _prepare_file(file: Path) -> None:
+    """Make the parent dir 0700 and create the db file 0600 before SQLite does (it copies that mode to -wal/-shm)."""
+    ensure_private_dir(file.parent)
+    os.close(os.open(file, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def _restrict_files(file: Path) -> None:
+    for candidate in (file, file.with_name(file.name + "-wal"), file.with_name(file.name + "-shm")):
+        if candidate.exists() and candidate.stat().st_uid == os.getuid():
+            candidate.chmod(0o600)
+
+
+def _check_limit(limit: int) -> int:
+    if limit < 1:
+        raise InvalidRequestError(f"limit must be at least 1, got {limit}")
+    return limit
+
+
+def _record(row: sqlite3.Row) -> RunRecord:
+    """Row → RunRecord: decode JSON columns, map ``id`` to ``run_id``, drop SQL-only columns."""
+    data = dict(row)
+    data["run_id"] = data.pop("id")
+    for column in _SQL_ONLY_COLUMNS:
+        data.pop(column, None)
+    for column, empty in _JSON_COLUMNS.items():
+        text = data[column]
+        data[column] = empty if text is None else json.loads(text)
+    data["files_truncated"] = bool(data["files_truncated"])
+    return RunRecord.model_validate(data)
+
+
+def _result_values(result: ExecutionResult) -> dict[str, dict[str, Any]]:
+    """Split a result into columns to overwrite and columns to keep when the result has no value for them."""
+    usage = result.usage
+    overwrite = {
+        "status": result.status.value,
+        "result": result.result,
+        "structured_output": None if result.structured_output is None else compact_json(result.structured_output),
+        "summary": result.summary,
+        "files_created": compact_json(result.files_created),
+        "files_modified": compact_json(result.files_modified),
+        "files_deleted": compact_json(result.files_deleted),
+        "files_truncated": int(result.files_truncated),
+        "session_id": result.session_id,
+        "cost_usd": result.cost_usd,
+        "usage": compact_json(usage),
+        "input_tokens": _int_or_none(usage.get("input_tokens")),
+        "output_tokens": _int_or_none(usage.get("output_tokens")),
+        "num_turns": result.num_turns,
+        "duration_s": result.duration_s,
+        "exit_code": result.exit_code,
+        "error_class": result.error_class,
+        "error": result.error,
+        "permission_denials": compact_json(result.permission_denials),
+        "attempts": result.attempts,
+        "finished_at": result.finished_at or utc_now(),
+    }
+    keep = {
+        "task": result.task or None,
+        "cwd": result.cwd or None,
+        "list_id": result.list_id,
+        "parent_run_id": result.parent_run_id,
+        "transcript_path": result.transcript_path,
+        "stderr_path": result.stderr_path,
+        "timeout_s": result.timeout_s,
+        "timeout_basis": result.timeout_basis,
+        "started_at": result.started_at,
+    }
+    return {"overwrite": overwrite, "keep": keep}
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

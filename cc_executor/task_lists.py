@@ -1,0 +1,120 @@
+"""Task lists, the public entry points: validate a whole list into requests (``build_list_requests``), then run it
+(``cc_execute_list`` in this process). The orchestration itself (order, parallelism, stop_on_error, skipping,
+cancelling) is ``tasklist.TaskList``; see that module for how a list runs and stops. Its names are re-exported
+here, where they lived before the split.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from cc_executor.engine.slots import RunSlots
+from cc_executor.engine.task_list_runner import (
+    ExecuteFn,
+    ListCounts,
+    ListEntry,
+    ListMember,
+    ListProgressCallback,
+    MemberState,
+    TaskList,
+    TaskListResult,
+    UpdateCallback,
+    context_preamble,
+    run_task_list,
+)
+from cc_executor.models import CCExecutorConfig, RunRequest
+from cc_executor.registry.store import RunStore
+
+__all__ = [
+    "MAX_LIST_TASKS",
+    "ExecuteFn",
+    "ListCounts",
+    "ListEntry",
+    "ListMember",
+    "ListProgressCallback",
+    "ListTask",
+    "MemberState",
+    "TaskList",
+    "TaskListResult",
+    "UpdateCallback",
+    "build_list_requests",
+    "cc_execute_list",
+    "context_preamble",
+    "run_task_list",
+]
+
+MAX_LIST_TASKS = 200
+
+
+class ListTask(BaseModel):
+    """One task of a list, with optional per-task overrides of the list's config."""
+
+    task: str
+    overrides: dict[str, Any] = Field(default_factory=dict, description="CCExecutorConfig fields for this task only.")
+    json_schema: dict[str, Any] | None = None
+
+
+def build_list_requests(
+    tasks: Sequence[str | ListTask | dict[str, Any]],
+    *,
+    config: CCExecutorConfig | None = None,
+    cwd: str | Path | None = None,
+    list_id: str | None = None,
+) -> list[RunRequest]:
+    """Validate the whole list before anything runs (an InvalidRequestError names the task and field)."""
+    from cc_executor.api import build_request
+    from cc_executor.errors import InvalidRequestError
+
+    if not tasks:
+        raise InvalidRequestError("tasks: the list is empty")
+    if len(tasks) > MAX_LIST_TASKS:
+        raise InvalidRequestError(f"tasks: {len(tasks)} tasks is more than the limit of {MAX_LIST_TASKS}")
+    base = config or CCExecutorConfig()
+    list_id = list_id or str(uuid.uuid4())
+    requests = []
+    for index, item in enumerate(tasks, start=1):
+        spec = ListTask(task=item) if isinstance(item, str) else ListTask.model_validate(item)
+        try:
+            task_config = base.model_copy(update=spec.overrides) if spec.overrides else base
+            task_config = CCExecutorConfig.model_validate(task_config.model_dump())
+            requests.append(
+                build_request(spec.task, config=task_config, cwd=cwd, json_schema=spec.json_schema, list_id=list_id)
+            )
+        except (InvalidRequestError, ValueError) as exc:
+            raise InvalidRequestError(f"tasks[{index}]: {exc}") from None
+    return requests
+
+
+async def cc_execute_list(
+    tasks: Sequence[str | ListTask | dict[str, Any]],
+    *,
+    sequential: bool = True,
+    max_parallel: int = 2,
+    stop_on_error: bool | None = None,
+    config: CCExecutorConfig | None = None,
+    cwd: str | Path | None = None,
+    on_progress: ListProgressCallback | None = None,
+    store: RunStore | None = None,
+    slots: RunSlots | None = None,
+) -> TaskListResult:
+    """Run several tasks in one cwd. Sequential (default): each later task is told the earlier results and
+    the list stops at the first failure. ``sequential=False``: at most ``max_parallel`` at once."""
+    from cc_executor.api import open_store
+
+    requests = build_list_requests(tasks, config=config, cwd=cwd)
+    kwargs: dict[str, Any] = {
+        "sequential": sequential,
+        "max_parallel": max_parallel,
+        "stop_on_error": stop_on_error,
+        "on_progress": on_progress,
+        "slots": slots,
+    }
+    if store is not None:
+        return await run_task_list(requests, store, **kwargs)
+    async with open_store() as own:
+        return await run_task_list(requests, own, **kwargs)

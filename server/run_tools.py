@@ -1,0 +1,243 @@
+"""Single runs: build and check a request, start it, follow it (with hand-off), inspect, wait, cancel, list.
+
+Plain async functions over AppState, so the MCP wrappers in app.py stay one-liners. Core errors become ToolError
+in exactly one place (``tool_errors``); everything is validated before a row is written or a process started.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+from mcp.server.mcpserver.exceptions import ToolError
+
+from .progress_notifications import ProgressSink, wait_reporting
+from .results import run_result, run_summary, running_result
+from .schemas import RunList, RunOptions, RunResult, RunStatusName
+from .state import cancel_quietly
+
+if TYPE_CHECKING:
+    from cc_executor.models import ExecutionResult, RunRecord, RunRequest
+
+    from .state import AppState
+
+CLIENT_CANCEL_REASON = "cancelled: the MCP client cancelled the tool call"
+_RELATIVE_SINCE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@contextmanager
+def tool_errors() -> Iterator[None]:
+    """The one boundary where core errors become ToolError (an isError result naming the problem)."""
+    from cc_executor.errors import CCExecutorError, RunNotFoundError
+
+    try:
+        yield
+    except RunNotFoundError as exc:
+        raise ToolError(f"unknown run_id {exc.run_id!r}: no such run (list_runs shows the known ones)") from None
+    except CCExecutorError as exc:
+        raise ToolError(str(exc)) from None
+
+
+# --- building requests ---------------------------------------------------------------------------------------------
+
+
+async def make_request(
+    state: AppState,
+    task: str,
+    options: RunOptions,
+    *,
+    resume_run_id: str | None = None,
+    list_id: str | None = None,
+) -> RunRequest:
+    """A validated RunRequest (InvalidRequestError names the field); the CLI is located and the env checked too."""
+    from cc_executor.api import build_request, build_resume_request
+
+    config = state.config(
+        timeout=options.timeout_s,
+        idle_timeout=options.idle_timeout_s,
+        model=options.model,
+        permission_mode=options.permission_mode,
+        allowed_tools=options.allowed_tools,
+        disallowed_tools=options.disallowed_tools,
+        max_turns=options.max_turns,
+        max_budget_usd=options.max_budget_usd,
+    )
+    if resume_run_id is not None:
+        store = await (await state.backend()).get_store()
+        _check_resume_cwd(await store.get(resume_run_id), options.cwd)
+        request = await build_resume_request(
+            store, resume_run_id, task, config=config, json_schema=options.json_schema, list_id=list_id
+        )
+    else:
+        cwd = _working_dir(state, options.cwd)
+        request = build_request(task, config=config, cwd=cwd, json_schema=options.json_schema, list_id=list_id)
+    preflight(request)
+    return request
+
+
+def preflight(request: RunRequest) -> None:
+    """What prepare_run would reject after validation (no CLI, refused bypass), checked before anything starts."""
+    from cc_executor.engine.command import build_env, find_claude
+
+    find_claude(request.config.claude_path, {**os.environ, **request.config.env})
+    build_env(request)
+
+
+def _working_dir(state: AppState, cwd: str | None) -> Path:
+    if cwd is not None:
+        return Path(cwd).expanduser()
+    if state.settings.default_cwd is not None:
+        return state.settings.default_cwd
+    raise ToolError("cwd is required: pass the absolute path of the directory to work in (no CC_EXECUTOR_DEFAULT_CWD)")
+
+
+def _check_resume_cwd(record: RunRecord, cwd: str | None) -> None:
+    """Claude keeps sessions per directory, so a resumed run works where the original did."""
+    if cwd is not None and os.path.realpath(os.path.expanduser(cwd)) != os.path.realpath(record.cwd):
+        raise ToolError(f"resume_run_id: run {record.run_id} worked in {record.cwd!r}; resume it there (omit cwd)")
+
+
+# --- running -------------------------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def submitted(state: AppState, request: RunRequest, cancel_reason: str) -> AsyncIterator[str]:
+    """Submit ``request`` and yield its run id; if the body (or the submit itself) is cancelled, the run is
+    cancelled with ``cancel_reason`` (by the request's id, so mid-submit too) before the cancel goes on."""
+    try:
+        yield await state.submit(request)
+    except anyio.get_cancelled_exc_class():
+        with anyio.CancelScope(shield=True):
+            await cancel_quietly(await state.backend(), request.run_id, cancel_reason)
+        raise
+
+
+async def execute(state: AppState, request: RunRequest, sink: ProgressSink, return_after_s: float) -> RunResult:
+    """Start ``request`` and wait up to ``return_after_s``; a cancelled call kills the run before re-raising."""
+    async with submitted(state, request, CLIENT_CANCEL_REASON) as run_id:
+        return await follow(state, run_id, sink, return_after_s)
+
+
+async def follow(state: AppState, run_id: str, sink: ProgressSink, timeout_s: float) -> RunResult:
+    """The finished run's result, or a 'still running' answer pointing at wait_run once ``timeout_s`` passes."""
+    backend = await state.backend()
+    result = await wait_reporting(backend, run_id, sink, timeout_s)
+    if result is not None:
+        return finished(state, result)
+    record = await backend.status(run_id)
+    if record.status.finished:  # finished between the timeout and this read
+        return finished(state, record.to_result())
+    return running_result(
+        record,
+        waited_s=sink.elapsed(),
+        max_chars=state.settings.max_result_chars,
+        last_progress=backend_latest(state, run_id),
+    )
+
+
+def finished(state: AppState, result: ExecutionResult) -> RunResult:
+    return run_result(result, max_chars=state.settings.max_result_chars)
+
+
+def backend_latest(state: AppState, run_id: str) -> str | None:
+    backend = state.started_backend
+    update = backend.latest(run_id) if backend is not None else None
+    return update.message if update is not None else None
+
+
+async def describe(state: AppState, run_id: str, *, waited_s: float | None = None) -> RunResult:
+    """Status, latest progress and (once finished) the result of one run, without waiting."""
+    record = await (await state.backend()).status(run_id)
+    if record.status.finished:
+        return run_result(record, max_chars=state.settings.max_result_chars)
+    return running_result(
+        record,
+        waited_s=waited_s,
+        max_chars=state.settings.max_result_chars,
+        last_progress=backend_latest(state, run_id),
+    )
+
+
+async def wait(state: AppState, run_id: str, timeout_s: float, sink: ProgressSink) -> RunResult:
+    """Long-poll: the result as soon as the run finishes, else its state after ``timeout_s``."""
+    await (await state.backend()).status(run_id)  # RunNotFoundError before waiting on a typo
+    return await follow(state, run_id, sink, timeout_s)
+
+
+def cancel_reason(reason: str | None) -> str:
+    """What a run cancelled through cancel_run records."""
+    return f"cancelled via cancel_run: {reason}" if reason else "cancelled via cancel_run"
+
+
+async def cancel(state: AppState, run_id: str, reason: str | None) -> RunResult:
+    """cancel_run: a run of this server through its backend, a run of any other process through the core's
+    cancel_run (its row marked cancelled, then its process tree signalled)."""
+    from cc_executor.engine.cancel import cancel_run
+
+    backend = await state.backend()
+    why = cancel_reason(reason)
+    if await backend.cancel(run_id, why):
+        return await describe(state, run_id)
+    store = await backend.get_store()
+    outcome = await cancel_run(store, run_id, reason=why, grace_s=state.config().kill_grace_s)
+    out = await describe(state, run_id)
+    if outcome.cancelled:
+        left = f"; {outcome.remaining} still alive" if outcome.remaining else ""
+        note = f"The run belonged to another process; {outcome.signalled} of its process(es) were stopped{left}. "
+    else:
+        note = f"Nothing to cancel: the run had already finished ({outcome.status.value}). "
+    out.message = note + out.message
+    return out
+
+
+async def list_runs(
+    state: AppState,
+    *,
+    status: RunStatusName | None,
+    cwd: str | None,
+    since: str | None,
+    list_id: str | None,
+    limit: int,
+) -> RunList:
+    from cc_executor.models import RunStatus
+
+    store = await (await state.backend()).get_store()
+    records = await store.list_runs(
+        status=RunStatus(status) if status else None,
+        cwd=_normalised_dir(cwd) if cwd else None,
+        since=parse_since(since) if since else None,
+        list_id=list_id,
+        limit=limit,
+    )
+    summaries = [run_summary(record) for record in records]
+    more = " (there may be more: raise limit or narrow the filters)" if len(summaries) == limit else ""
+    return RunList(runs=summaries, count=len(summaries), message=f"{len(summaries)} run(s), newest first{more}.")
+
+
+def _normalised_dir(cwd: str) -> str:
+    """Rows store the resolved cwd; resolve the filter the same way."""
+    return os.path.realpath(os.path.expanduser(cwd))
+
+
+def parse_since(since: str) -> str:
+    """ISO-8601, or a relative age such as '30m', '2h', '1d' (that long ago)."""
+    match = _RELATIVE_SINCE.fullmatch(since.strip())
+    if match is None:
+        try:
+            datetime.fromisoformat(since.strip())
+        except ValueError:
+            message = f"since {since!r} is neither an ISO-8601 time nor an age such as '30m', '2h', '1d'"
+            raise ToolError(message) from None
+        return since.strip()
+    amount = float(match.group(1)) * _UNITS[match.group(2)]
+    if not math.isfinite(amount) or amount > 3650 * 86400:
+        raise ToolError(f"since {since!r} is too far back")
+    return (datetime.now(UTC) - timedelta(seconds=amount)).isoformat()

@@ -1,0 +1,168 @@
+"""get_transcript and the transcript resource: page a run's raw stream-json transcript within a host's result cap.
+
+A cursor is ``"<byte offset>"`` (the start of a raw line, as the core pages) or ``"<byte offset>:<char offset>"``
+when one line (e.g. a very long final answer) is longer than a page and continues on the next one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import anyio
+from mcp.server.mcpserver.exceptions import ToolError
+
+from .schemas import TranscriptPage
+
+if TYPE_CHECKING:
+    from .state import AppState
+
+Format = Literal["text", "raw"]
+
+_CURSOR = re.compile(r"^(\d{1,15})(?::(\d{1,15}))?$")
+_SCAN_BYTES = 8 * 1024 * 1024  # a longer raw line comes back truncated by the core
+_MAX_SCANNED_LINES = 5000  # lines read per call, rendered or not
+
+
+@dataclass
+class _Page:
+    lines: list[str] = field(default_factory=list)
+    next_cursor: str | None = None
+    line_truncated: bool = False
+    total_bytes: int = 0
+    at_end: bool = False
+    end_position: int = 0
+
+
+async def get_transcript(
+    state: AppState, run_id: str, *, cursor: str | None, limit: int, fmt: Format, tail: int | None
+) -> TranscriptPage:
+    record = await (await state.backend()).status(run_id)
+    if not record.transcript_path:
+        raise ToolError(f"run {run_id} kept no transcript (save_transcript was off)")
+    path = Path(record.transcript_path)
+    if tail is not None and cursor is not None:
+        raise ToolError("pass either cursor or tail, not both")
+    if tail is not None:
+        start = await anyio.to_thread.run_sync(_tail_offset, path, tail)
+        byte, char = start, 0
+    else:
+        byte, char = parse_cursor(cursor)
+    budget = state.settings.max_result_chars
+    page = await anyio.to_thread.run_sync(_read, path, byte, char, limit, fmt, budget)
+    running = not record.status.finished
+    if page.at_end and running:
+        page.next_cursor = str(page.end_position)  # the run is still writing: poll from here
+    return TranscriptPage(
+        run_id=run_id,
+        format=fmt,
+        cursor=f"{byte}:{char}" if char else str(byte),
+        next_cursor=page.next_cursor,
+        lines=page.lines,
+        line_truncated=page.line_truncated,
+        total_bytes=page.total_bytes,
+        run_status=record.status.value,
+        message=_page_message(page, running),
+    )
+
+
+def parse_cursor(cursor: str | None) -> tuple[int, int]:
+    if cursor is None or cursor == "":
+        return 0, 0
+    match = _CURSOR.fullmatch(cursor.strip())
+    if match is None:
+        raise ToolError(
+            f"cursor {cursor[:40]!r} is not a cursor returned by get_transcript (expected e.g. '0' or '1234:5000')"
+        )
+    return int(match.group(1)), int(match.group(2) or 0)
+
+
+def _page_message(page: _Page, running: bool) -> str:
+    if page.next_cursor is None:
+        return f"End of transcript ({len(page.lines)} line(s) on this page)."
+    if page.at_end and running:
+        return "End of the transcript so far; the run is still going. Call again later with next_cursor for more."
+    return f"{len(page.lines)} line(s); call get_transcript again with cursor=next_cursor for more."
+
+
+def _read(path: Path, byte: int, char: int, limit: int, fmt: Format, budget: int) -> _Page:
+    """Up to ``limit`` rendered lines from ``byte`` (skipping ``char`` chars of the first), within ``budget`` chars."""
+    from cc_executor.errors import CCExecutorError
+    from cc_executor.registry.transcripts import read_page
+
+    page = _Page()
+    position, skip, scanned = byte, char, 0
+    try:
+        while len(page.lines) < limit and scanned < _MAX_SCANNED_LINES:
+            raw = read_page(path, cursor=position, limit=1, max_bytes=_SCAN_BYTES)
+            page.total_bytes = raw.total_bytes
+            scanned += 1
+            if not raw.lines:  # end of file, or a line still being written
+                page.at_end = True
+                break
+            rendered = _render(raw.lines[0], fmt)
+            if rendered is not None:
+                text = rendered[skip:]
+                if len(text) > budget:
+                    if page.lines:
+                        break  # starts the next page whole
+                    page.lines.append(text[:budget])
+                    page.line_truncated = True
+                    page.next_cursor = f"{position}:{skip + budget}"
+                    return page
+                page.lines.append(text)
+                budget -= len(text)
+            skip = 0
+            if raw.next_cursor is None:
+                position = raw.total_bytes
+                page.at_end = True
+                break
+            position = raw.next_cursor
+    except CCExecutorError as exc:
+        raise ToolError(str(exc)) from None
+    page.end_position = position
+    page.next_cursor = None if page.at_end else str(position)
+    return page
+
+
+def _render(line: str, fmt: Format) -> str | None:
+    """The line as returned: raw, or readable text (None for events that render to nothing)."""
+    if fmt == "raw":
+        return line
+    from cc_executor.registry.transcript_text import render_line
+
+    rendered = render_line(line)
+    return "\n".join(rendered) if rendered else None
+
+
+def _tail_offset(path: Path, count: int) -> int:
+    """Byte offset of the ``count``-th complete line from the end."""
+    from cc_executor.errors import CCExecutorError
+    from cc_executor.registry.transcripts import read_page
+
+    starts: deque[int] = deque(maxlen=count)
+    position = 0
+    try:
+        while True:
+            page = read_page(path, cursor=position, limit=1, max_bytes=1)
+            if not page.lines:
+                break
+            starts.append(position)
+            if page.next_cursor is None:
+                break
+            position = page.next_cursor
+    except CCExecutorError as exc:
+        raise ToolError(str(exc)) from None
+    return starts[0] if starts else 0
+
+
+async def transcript_text(state: AppState, run_id: str) -> str:
+    """The resource: the transcript's first page as readable text, with a pointer to the rest."""
+    page = await get_transcript(state, run_id, cursor=None, limit=1000, fmt="text", tail=None)
+    text = "\n".join(page.lines)
+    if page.next_cursor is not None:
+        text += f"\n\n[… more: get_transcript(run_id='{run_id}', cursor='{page.next_cursor}')]"
+    return text

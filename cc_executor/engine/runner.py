@@ -38,7 +38,7 @@ from cc_executor.paths import transcript_paths
 from cc_executor.registry.store import RunStore, utc_now
 from cc_executor.registry.transcripts import TranscriptWriter
 
-__all__ = ["EventCallback", "ProgressCallback", "Run", "execute_run", "prepare_run"]
+__all__ = ["EventCallback", "ProgressCallback", "Run", "adopt_run", "execute_run", "prepare_run"]
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,12 @@ async def execute_run(
     return await run.execute(on_progress=on_progress, on_event=on_event, slots=slots)
 
 
-async def prepare_run(request: RunRequest, store: RunStore, *, transcript_dir: Path | None = None) -> Run:
-    """Everything that can fail fast (no CLI, root bypass) fails here, before a row is written."""
+async def prepare_run(
+    request: RunRequest, store: RunStore, *, transcript_dir: Path | None = None, owner_pid: int | None = None
+) -> Run:
+    """Everything that can fail fast (no CLI, root bypass) fails here, before a row is written.
+
+    ``owner_pid``: the process that will execute the run, when it is not this one (a durable run's supervisor)."""
     claude = find_claude(request.config.claude_path, {**os.environ, **request.config.env})
     env = build_env(request)  # also refuses root + bypass, before any work
     request = await resolve_timeout(request, store, execute=execute_run)
@@ -71,11 +75,20 @@ async def prepare_run(request: RunRequest, store: RunStore, *, transcript_dir: P
     await store.create_run(
         request,
         argv=redact_argv(argv),
-        owner_pid=os.getpid(),
+        owner_pid=owner_pid or os.getpid(),
         transcript_path=str(stdout_path) if config.save_transcript else None,
         stderr_path=str(stderr_path) if config.save_transcript else None,
     )
     return Run(request, argv, env, store, stdout_path, stderr_path)
+
+
+def adopt_run(request: RunRequest, store: RunStore, *, transcript_dir: Path | None = None) -> Run:
+    """A Run for a row that already exists: a durable run's supervisor executes what its front end prepared
+    (``request`` as recorded, its timeout already resolved)."""
+    claude = find_claude(request.config.claude_path, {**os.environ, **request.config.env})
+    env = build_env(request)
+    stdout_path, stderr_path = transcript_paths(request.run_id, transcript_dir or request.config.transcript_dir)
+    return Run(request, build_argv(request, claude), env, store, stdout_path, stderr_path)
 
 
 class Run:

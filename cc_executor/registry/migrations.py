@@ -127,3 +127,31 @@ async def m001_runs(db: aiosqlite.Connection) -> None:
 async def m002_runs_context(db: aiosqlite.Connection) -> None:
     """What was sent before the task (a task list's summary of earlier tasks), kept apart from the task."""
     await db.execute("ALTER TABLE runs ADD COLUMN context TEXT")
+
+
+@migration
+async def m003_run_events(db: aiosqlite.Connection) -> None:
+    """Durable runs: the request a supervisor loads (``run_requests``, written once by the front end that submitted
+    it; ``config.env`` is never stored) and numbered progress events any front end can follow (``run_events``,
+    bounded per run: the latest progress events plus the finished one; the transcript stays the full record)."""
+    await db.execute(
+        """
+        CREATE TABLE run_requests (
+            run_id TEXT PRIMARY KEY REFERENCES runs(id),
+            request TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    await db.execute(
+        """
+        CREATE TABLE run_events (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        )
+        """
+    )

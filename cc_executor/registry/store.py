@@ -275,6 +275,74 @@ class RunStore:
             rows = await self._db.execute_fetchall(sql, params)
         return [(str(row[0]), str(row[1]), float(row[2])) for row in rows]
 
+    # --- durable runs: the recorded request and numbered events ----------------------------------------------------
+
+    async def save_request(self, run_id: str, request_json: str) -> None:
+        """The request a supervisor loads to run ``run_id`` (its row must exist). Written once."""
+        sql = "INSERT INTO run_requests (run_id, request, created_at) VALUES (?, ?, ?)"
+        async with self._lock:
+            await self._write(sql, (run_id, request_json, utc_now()))
+
+    async def load_request(self, run_id: str) -> str | None:
+        """The recorded request of a durable run; None for a run started in-process (no supervisor)."""
+        async with self._lock:
+            rows = list(await self._db.execute_fetchall("SELECT request FROM run_requests WHERE run_id = ?", (run_id,)))
+        return str(rows[0][0]) if rows else None
+
+    async def append_event(self, run_id: str, seq: int, kind: str, payload: str) -> None:
+        """Event ``seq`` of a run (its one writer, the supervisor, numbers them)."""
+        sql = "INSERT INTO run_events (run_id, seq, kind, payload, created_at) VALUES (?, ?, ?, ?, ?)"
+        async with self._lock:
+            await self._write(sql, (run_id, seq, kind, payload, utc_now()))
+
+    async def append_finished_event(self, run_id: str, payload: str) -> int | None:
+        """The run's one ``finished`` event, numbered after the last one; None if it already has one (whoever
+        records the end first, the supervisor or a front end that found it dead, is the only one)."""
+        async with self._lock, self._transaction():
+            rows = list(
+                await self._db.execute_fetchall(
+                    "SELECT MAX(seq), SUM(kind = 'finished') FROM run_events WHERE run_id = ?", (run_id,)
+                )
+            )
+            last, finished = rows[0][0] or 0, rows[0][1] or 0
+            if finished:
+                return None
+            sql = "INSERT INTO run_events (run_id, seq, kind, payload, created_at) VALUES (?, ?, 'finished', ?, ?)"
+            await self._write(sql, (run_id, last + 1, payload, utc_now()))
+        return int(last) + 1
+
+    async def events_after(self, run_id: str, after: int, *, limit: int = 500) -> list[tuple[int, str, str]]:
+        """(seq, kind, payload) of the kept events with ``seq > after``, oldest first."""
+        sql = "SELECT seq, kind, payload FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        async with self._lock:
+            rows = await self._db.execute_fetchall(sql, (run_id, after, _check_limit(limit)))
+        return [(int(row[0]), str(row[1]), str(row[2])) for row in rows]
+
+    async def last_event_seq(self, run_id: str) -> int:
+        async with self._lock:
+            rows = list(await self._db.execute_fetchall("SELECT MAX(seq) FROM run_events WHERE run_id = ?", (run_id,)))
+        return int(rows[0][0] or 0)
+
+    async def trim_events(self, run_id: str, *, keep: int) -> None:
+        """Keep the latest ``keep`` progress events of a run (and its finished event): what is stored stays bounded."""
+        sql = (
+            "DELETE FROM run_events WHERE run_id = ? AND kind = 'progress' AND seq <= "
+            "(SELECT MAX(seq) FROM run_events WHERE run_id = ?) - ?"
+        )
+        async with self._lock:
+            await self._write(sql, (run_id, run_id, keep))
+
+    async def mark_lost_if_unfinished(self, run_id: str, reason: str) -> bool:
+        """Mark a queued or running row ``lost`` with ``reason``; False if it had already finished (one statement,
+        so an end recorded meanwhile is never overwritten)."""
+        sql = (
+            "UPDATE runs SET status = ?, error_class = 'RunLostError', error = ?, finished_at = ? "
+            f"WHERE id = ? AND status IN ({', '.join('?' * len(_UNFINISHED))})"
+        )
+        async with self._lock:
+            touched = await self._write(sql, (RunStatus.LOST.value, reason, utc_now(), run_id, *_UNFINISHED))
+        return bool(touched)
+
     # --- internals ----------------------------------------------------------------------------------------------
 
     async def _get(self, run_id: str) -> RunRecord:

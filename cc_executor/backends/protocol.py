@@ -50,25 +50,24 @@ class RunFilter(BaseModel):
 
 
 class TranscriptQuery(BaseModel):
-    """A page of a run's transcript: raw stream-json lines or readable text, by byte cursor or from the end."""
+    """A page of a run's raw transcript (the CLI's stream-json lines), by byte cursor or from the end."""
 
-    format: Literal["raw", "text"] = "text"
     cursor: int = Field(default=0, ge=0, description="Byte offset of a line start (``next_cursor`` of a page).")
     limit: int = Field(default=50, ge=1, le=5000, description="At most this many lines.")
+    max_bytes: int = Field(default=1024 * 1024, ge=1, description="Stop the page before it grows past this.")
     tail: int | None = Field(default=None, ge=1, le=5000, description="The last N lines instead of from ``cursor``.")
-    max_bytes: int = Field(default=1024 * 1024, ge=1024, description="Stop the page before it grows past this.")
 
 
 class TranscriptChunk(BaseModel):
-    """One page of a transcript as it crosses the seam (distinct from the registry's file-level page)."""
+    """One page of raw transcript lines as it crosses the seam (rendering is the front end's:
+    ``cc_executor.transcript_text``)."""
 
     run_id: str
     lines: list[str]
     cursor: int = Field(description="Byte offset where this page starts.")
-    next_cursor: int = Field(description="Where the next page starts; equal to ``size`` at the end so far.")
-    size: int = Field(description="The transcript's size in bytes when read.")
-    complete: bool = Field(description="True when the run has finished and this page reaches the end.")
-    truncated_lines: int = Field(default=0, description="Lines shortened to fit ``max_bytes``.")
+    next_cursor: int | None = Field(description="Where the next page starts; None when this page reached the end.")
+    total_bytes: int = Field(description="The transcript's size in bytes when read.")
+    running: bool = Field(description="The run has not finished: more lines may come.")
 
 
 class ListRequest(BaseModel):

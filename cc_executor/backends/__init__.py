@@ -6,6 +6,8 @@
 from cc_executor.backends.local import LocalBackend
 from cc_executor.backends.protocol import (
     Backend,
+    CancelReport,
+    ListMemberState,
     ListOutcome,
     ListRequest,
     ResumeRequest,
@@ -17,6 +19,8 @@ from cc_executor.backends.protocol import (
 
 __all__ = [
     "Backend",
+    "CancelReport",
+    "ListMemberState",
     "ListOutcome",
     "ListRequest",
     "LocalBackend",

@@ -60,14 +60,21 @@ async def execute_run(
     return await run.execute(on_progress=on_progress, on_event=on_event, slots=slots)
 
 
+def preflight(request: RunRequest) -> tuple[str, dict[str, str]]:
+    """What fails before anything is written or started: no CLI, root + bypass (and the operator's policy).
+    Returns the CLI's path and the child's environment. Every backend's ``preflight`` is this function."""
+    claude = find_claude(request.config.claude_path, {**os.environ, **request.config.env})
+    env = build_env(request)  # also refuses root + bypass, before any work
+    return claude, env
+
+
 async def prepare_run(
     request: RunRequest, store: RunStore, *, transcript_dir: Path | None = None, owner_pid: int | None = None
 ) -> Run:
     """Everything that can fail fast (no CLI, root bypass) fails here, before a row is written.
 
     ``owner_pid``: the process that will execute the run, when it is not this one (a durable run's supervisor)."""
-    claude = find_claude(request.config.claude_path, {**os.environ, **request.config.env})
-    env = build_env(request)  # also refuses root + bypass, before any work
+    claude, env = preflight(request)
     request = await resolve_timeout(request, store, execute=execute_run)
     config = request.config
     argv = build_argv(request, claude)
@@ -85,8 +92,7 @@ async def prepare_run(
 def adopt_run(request: RunRequest, store: RunStore, *, transcript_dir: Path | None = None) -> Run:
     """A Run for a row that already exists: a durable run's supervisor executes what its front end prepared
     (``request`` as recorded, its timeout already resolved)."""
-    claude = find_claude(request.config.claude_path, {**os.environ, **request.config.env})
-    env = build_env(request)
+    claude, env = preflight(request)
     stdout_path, stderr_path = transcript_paths(request.run_id, transcript_dir or request.config.transcript_dir)
     return Run(request, build_argv(request, claude), env, store, stdout_path, stderr_path)
 

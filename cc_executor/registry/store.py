@@ -323,6 +323,12 @@ class RunStore:
             rows = list(await self._db.execute_fetchall("SELECT MAX(seq) FROM run_events WHERE run_id = ?", (run_id,)))
         return int(rows[0][0] or 0)
 
+    async def has_finished_event(self, run_id: str) -> bool:
+        sql = "SELECT 1 FROM run_events WHERE run_id = ? AND kind = 'finished' LIMIT 1"
+        async with self._lock:
+            rows = list(await self._db.execute_fetchall(sql, (run_id,)))
+        return bool(rows)
+
     async def trim_events(self, run_id: str, *, keep: int) -> None:
         """Keep the latest ``keep`` progress events of a run (and its finished event): what is stored stays bounded."""
         sql = (

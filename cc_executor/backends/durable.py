@@ -1,0 +1,290 @@
+"""``DurableBackend``: runs that outlive the front end that started them, behind the same seam as LocalBackend.
+
+Each run is owned by its own supervisor process (``engine.supervisor``), started in its own session, which loads
+the recorded request and runs the one core. The front end (an MCP server, the CLI, a script) only records the run,
+starts the supervisor and then follows the registry, so it can exit, crash or be restarted at any moment: the run
+goes on, and any front end on the same state dir sees it, waits for it, follows its numbered events (``run_events``)
+and cancels it.
+
+Why one supervisor per run rather than one per state dir (docs/architecture.md has the measurements): its cost is
+one small Python process next to a claude that is ~10x larger; a crash takes one run, not all; there is no daemon
+to start on demand, find, version or stop when idle, and no IPC beyond the registry the front ends already share.
+
+Liveness. A durable row's ``owner_pid`` is its supervisor. When a front end finds an unfinished row whose owner is
+dead (``owner_alive``), it records the run ``lost`` (one conditional write, so a result recorded meanwhile wins)
+and its ``finished`` event, and kills anything still carrying the run's marker. The registry's reconcile does the
+same for every row at the next start of any front end.
+
+Task lists: each member is a durable run, but the list's order (sequential, stop on error) is kept by the front
+end that submitted it (LocalBackend's machinery): if that front end goes away, the member running goes on to its
+end, and members not yet started are not started.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from types import TracebackType
+
+import anyio
+
+from cc_executor.backends.local import LocalBackend
+from cc_executor.backends.protocol import CancelReport, RunEvent, RunFilter
+from cc_executor.engine import process
+from cc_executor.engine.cancel import cancel_run
+from cc_executor.engine.runner import prepare_run
+from cc_executor.engine.supervisor import release, start_supervisor
+from cc_executor.errors import InvalidRequestError
+from cc_executor.models import ExecutionResult, ProgressUpdate, RunRecord, RunRequest, RunStatus
+from cc_executor.paths import DB_NAME, TRANSCRIPTS_NAME, state_dir
+
+log = logging.getLogger(__name__)
+
+EVENT_POLL_S = 0.1  # how often a follower looks for new events: well under the 250 ms attach target
+WAIT_POLL_S = 0.2
+LIVENESS_EVERY_S = 1.0  # how often a follower checks that the supervisor of an unfinished run is alive
+CANCEL_SETTLE_S = 15.0  # after a cancel, how long to wait for the supervisor to record the end
+
+
+def owner_alive(record: RunRecord) -> bool:
+    """Whether the process that owns ``record`` (a durable run's supervisor) still runs. The one liveness check of
+    this backend: swap it for pid + start time + boot id when the registry records them."""
+    owner = record.owner_pid
+    return owner is not None and (owner == os.getpid() or process.pid_alive(owner))
+
+
+class DurableBackend(LocalBackend):
+    """Runs owned by per-run supervisors on the state dir ``home``; leaving (or ``aclose``) leaves them running."""
+
+    name = "durable"
+
+    def __init__(
+        self,
+        home: Path | None = None,
+        *,
+        max_concurrent: int | None = None,
+        kill_grace_s: float = 2.0,
+    ) -> None:
+        self.home = home if home is not None else state_dir()
+        super().__init__(
+            store_path=self.home / DB_NAME, transcript_dir=self.home / TRANSCRIPTS_NAME, kill_grace_s=kill_grace_s
+        )
+        self.max_concurrent = max_concurrent
+        self._supervisors: list[subprocess.Popen[bytes]] = []
+        self._durable: set[str] = set()  # run ids known to have a recorded request (cache)
+        self._closing = False
+
+    async def __aenter__(self) -> DurableBackend:
+        await super().__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        self._closing = True  # lists stop here; their running members (durable runs) go on
+        return await super().__aexit__(exc_type, exc, tb)
+
+    async def aclose(self) -> None:
+        """Close the registry; the runs go on under their supervisors."""
+        self._reap()
+        await super().aclose()
+
+    # --- starting runs -------------------------------------------------------------------------------------------
+
+    async def submit(self, request: RunRequest) -> str:
+        """Record the run and its request, start its supervisor, return its id (idempotent on the id)."""
+        async with self._submit_lock:
+            if await self._known(request.run_id):
+                return request.run_id
+            await self._start(request)
+        return request.run_id
+
+    async def _start(self, request: RunRequest) -> None:
+        store = await self._registry()
+        self._reap()
+        supervisor = start_supervisor(
+            request.run_id, self.home, request_env=dict(request.config.env), max_concurrent=self.max_concurrent
+        )
+        self._supervisors.append(supervisor)
+        go = False
+        try:
+            run = await prepare_run(request, store, transcript_dir=self.transcript_dir, owner_pid=supervisor.pid)
+            await store.save_request(request.run_id, _recordable(run.request, run.stdout_path.parent))
+            go = True
+        except InvalidRequestError:
+            if await self._known(request.run_id):  # another front end recorded this id first: that one runs it
+                return
+            raise
+        finally:
+            release(supervisor, go=go)
+        self._durable.add(request.run_id)
+
+    def _reap(self) -> None:
+        """Collect supervisors that have exited (they are our children until we exit: no zombies pile up)."""
+        self._supervisors = [s for s in self._supervisors if s.poll() is None]
+
+    async def execute(
+        self, request: RunRequest, on_progress: Callable[[ProgressUpdate], Awaitable[None]]
+    ) -> ExecutionResult:
+        """A list member: submit it durably and follow it to its end (``TaskList``'s ``execute`` contract). A list
+        stopping cancels the run; a front end going away does not."""
+        run_id = await self.submit(request)
+        try:
+            async for event in self.events(run_id):
+                if event.progress is not None:
+                    await on_progress(event.progress)
+            result = await self.wait(run_id, float("inf"))
+        except anyio.get_cancelled_exc_class():
+            if not self._closing:
+                with anyio.CancelScope(shield=True):
+                    await self._cancel_here(run_id, "cancelled: the task list stopped")
+            raise
+        assert result is not None
+        return result
+
+    # --- following runs ------------------------------------------------------------------------------------------
+
+    async def _cancel_here(self, run_id: str, reason: str) -> CancelReport:
+        """Mark the row and stop the tree by its marker (from any process); then wait for the supervisor to record
+        the end, so a caller reading the run next sees its final row."""
+        store = await self._registry()
+        outcome = await cancel_run(store, run_id, reason=reason, grace_s=self.kill_grace_s)
+        with anyio.move_on_after(CANCEL_SETTLE_S):
+            while await self._ended(run_id) is None:  # noqa: ASYNC110 (another process records it)
+                await anyio.sleep(WAIT_POLL_S)
+        return CancelReport(
+            run_id=run_id,
+            cancelled=outcome.cancelled,
+            status=(await store.get(run_id)).status,
+            owner="elsewhere",
+            signalled=outcome.signalled,
+            remaining=len(process.marked_processes(run_id)),
+        )
+
+    async def events(self, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
+        """Numbered events with ``seq > after`` from the registry, live until ``finished``. A list id or a pending
+        list task: as LocalBackend. A run without recorded events (started in-process elsewhere): its row."""
+        if run_id in self._lists or self._list_member(run_id) is not None:
+            await self._until_started(run_id)
+            if run_id in self._lists or not await self._is_durable(run_id):
+                async for event in super().events(run_id, after):
+                    yield event
+                return
+        store = await self._registry()
+        if not await self._is_durable(run_id):
+            await store.get(run_id)  # RunNotFoundError for an unknown id
+            async for event in self._follow_row(run_id, after):
+                yield event
+            return
+        checked = 0.0
+        while True:
+            rows = await store.events_after(run_id, after)
+            for seq, kind, payload in rows:
+                after = seq
+                yield _event(run_id, seq, kind, payload)
+                if kind == "finished":
+                    return
+            if rows:
+                continue
+            if time.monotonic() - checked >= LIVENESS_EVERY_S:
+                checked = time.monotonic()
+                await self._ended(run_id)  # a dead supervisor: records lost + the finished event
+            await anyio.sleep(EVENT_POLL_S)
+
+    async def status(self, run_id: str) -> RunRecord:
+        store = await self._registry()
+        record = await store.get(run_id)
+        if not record.status.finished:
+            await self._ended(run_id)
+            record = await store.get(run_id)
+        if not record.status.finished:
+            latest = await self._latest_progress(run_id)
+            record.last_progress = latest or record.last_progress
+        return record
+
+    async def _latest_progress(self, run_id: str) -> str | None:
+        store = await self._registry()
+        last = await store.last_event_seq(run_id)
+        for _, kind, payload in await store.events_after(run_id, max(0, last - 1)):
+            if kind == "progress":
+                return ProgressUpdate.model_validate_json(payload).message
+        return None
+
+    def latest(self, run_id: str) -> ProgressUpdate | None:
+        return None  # nothing is held in memory: status() reads the latest event
+
+    async def wait(self, run_id: str, timeout_s: float) -> ExecutionResult | None:
+        """The recorded result once the run has ended (its supervisor's ``finished`` event), or None after
+        ``timeout_s``. Several front ends may wait on one run: only the supervisor records it."""
+        store = await self._registry()
+        await store.get(run_id)  # RunNotFoundError before waiting on a typo
+        with anyio.move_on_after(timeout_s):
+            member = self._list_member(run_id)
+            if member is not None:
+                await member.done.wait()
+            while True:
+                record = await self._ended(run_id)
+                if record is not None:
+                    return record.to_result()
+                await anyio.sleep(WAIT_POLL_S)
+        return None
+
+    async def list_runs(self, query: RunFilter) -> list[RunRecord]:
+        """As LocalBackend; runs whose supervisor died are recorded lost first, so they never show as running."""
+        records = await super().list_runs(query)
+        stale = [r.run_id for r in records if not r.status.finished and not owner_alive(r)]
+        for run_id in stale:
+            await self._ended(run_id)
+        return await super().list_runs(query) if stale else records
+
+    # --- the end of a run ----------------------------------------------------------------------------------------
+
+    async def _is_durable(self, run_id: str) -> bool:
+        if run_id not in self._durable and await (await self._registry()).load_request(run_id) is not None:
+            self._durable.add(run_id)
+        return run_id in self._durable
+
+    async def _ended(self, run_id: str) -> RunRecord | None:
+        """The final row once the run has ended for good, else None. A durable run has ended when its supervisor
+        wrote the ``finished`` event (after the result), or when its supervisor is dead (then: recorded ``lost``
+        if its row was unfinished, and the ``finished`` event written here, once)."""
+        store = await self._registry()
+        record = await store.get(run_id)
+        durable = await self._is_durable(run_id)
+        if record.status.finished and not durable:
+            return record
+        if durable and await store.has_finished_event(run_id):
+            return record
+        if owner_alive(record):
+            return None
+        if not record.status.finished:
+            killed = process.kill_marked_group(record.pgid, run_id)
+            reason = f"its supervisor (process {record.owner_pid}) died"
+            reason += f"; {killed} leftover process(es) killed" if killed else ""
+            if await store.mark_lost_if_unfinished(run_id, reason):
+                log.info("run %s marked lost: %s", run_id, reason)
+            record = await store.get(run_id)
+        if durable:
+            await store.append_finished_event(run_id, json.dumps({"status": record.status.value}))
+        return record
+
+
+def _recordable(request: RunRequest, transcript_dir: Path) -> str:
+    """The request as the supervisor loads it: config.env left out (it travels in the supervisor's environment,
+    never to disk), the transcript dir made explicit (the supervisor writes where this front end would)."""
+    config = request.config.model_copy(update={"env": {}, "transcript_dir": transcript_dir})
+    return request.model_copy(update={"config": config}).model_dump_json()
+
+
+def _event(run_id: str, seq: int, kind: str, payload: str) -> RunEvent:
+    if kind == "finished":
+        return RunEvent(run_id=run_id, seq=seq, kind="finished", status=RunStatus(json.loads(payload)["status"]))
+    return RunEvent(run_id=run_id, seq=seq, kind="progress", progress=ProgressUpdate.model_validate_json(payload))
+
+
+__all__ = ["DurableBackend", "owner_alive"]

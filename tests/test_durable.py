@@ -1,0 +1,136 @@
+"""DurableBackend: runs owned by per-run supervisors outlive the front end that started them (real CLI, fake API).
+
+Each test counts processes afterwards: nothing carrying the run's marker, and no supervisor, may be left."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from cc_executor.api import build_request
+from cc_executor.backends.durable import DurableBackend
+from cc_executor.backends.protocol import RunEvent
+from cc_executor.engine.process import marked_processes, pid_alive
+from cc_executor.models import CCExecutorConfig, RunRequest, RunStatus
+from cc_executor.testing import scenarios
+from cc_executor.testing.fake_api import FakeAnthropic
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+
+def slow_request(config: CCExecutorConfig, workdir: Path) -> RunRequest:
+    return build_request("long job", config=config.model_copy(update={"allowed_tools": ["Bash"]}), cwd=workdir)
+
+
+async def until(predicate_s: float, check: object, what: str) -> None:
+    deadline = time.monotonic() + predicate_s
+    assert callable(check)
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} after {predicate_s}s")
+        await anyio.sleep(0.05)
+
+
+async def until_running(backend: DurableBackend, run_id: str) -> int:
+    """Wait until claude runs a tool; return the supervisor's pid."""
+    with anyio.fail_after(30):
+        while True:
+            record = await backend.status(run_id)
+            if "Bash" in (record.last_progress or ""):
+                assert record.owner_pid is not None
+                return record.owner_pid
+            await anyio.sleep(0.1)
+
+
+async def nothing_left(run_id: str, supervisor: int, timeout_s: float = 10) -> None:
+    await until(timeout_s, lambda: not marked_processes(run_id), f"processes of run {run_id} still alive")
+    await until(timeout_s, lambda: not pid_alive(supervisor), f"supervisor {supervisor} still alive")
+
+
+async def test_a_run_goes_on_without_its_front_end_and_any_later_one_gets_the_result(
+    config: CCExecutorConfig, fake_api: FakeAnthropic, workdir: Path, state_home: Path
+) -> None:
+    fake_api.scenario = scenarios.slow(steps=3, seconds=1, final="survived")
+    request = slow_request(config, workdir)
+    async with DurableBackend(state_home) as first:
+        run_id = await first.submit(request)
+        assert await first.submit(request) == run_id  # idempotent: one run, one supervisor
+        supervisor = await until_running(first, run_id)
+    assert marked_processes(run_id), "claude stopped when the front end closed"
+    async with DurableBackend(state_home) as later:
+        result = await later.wait(run_id, 60)
+        events = [event async for event in later.events(run_id)]
+        resumed = [event async for event in later.events(run_id, after=events[-3].seq)]
+    assert result is not None and result.status is RunStatus.SUCCESS and result.result == "survived"
+    assert [e.seq for e in events] == list(range(events[0].seq, events[0].seq + len(events)))
+    assert events[-1].kind == "finished" and events[-1].status is RunStatus.SUCCESS
+    assert any("Bash: sleep 1" in (e.progress.message if e.progress else "") for e in events)
+    assert resumed == events[-2:]
+    await nothing_left(run_id, supervisor)
+
+
+async def test_sigkilled_supervisor_takes_claude_and_its_tools_and_the_row_says_lost(
+    config: CCExecutorConfig, fake_api: FakeAnthropic, workdir: Path, state_home: Path
+) -> None:
+    fake_api.scenario = scenarios.slow(steps=20, seconds=1)
+    async with DurableBackend(state_home) as backend:
+        run_id = await backend.submit(slow_request(config, workdir))
+        supervisor = await until_running(backend, run_id)
+        os.kill(supervisor, signal.SIGKILL)
+        started = time.monotonic()
+        with anyio.fail_after(10):
+            result = await backend.wait(run_id, 10)
+        noticed_s = time.monotonic() - started
+        finished: list[RunEvent] = [e async for e in backend.events(run_id) if e.kind == "finished"]
+    assert result is not None and result.status is RunStatus.LOST
+    assert f"supervisor (process {supervisor}) died" in (result.error or "")
+    assert noticed_s < 5, noticed_s
+    assert len(finished) == 1 and finished[0].status is RunStatus.LOST
+    await nothing_left(run_id, supervisor, timeout_s=5)
+
+
+async def test_cancel_from_another_front_end_stops_the_tree_within_3_s(
+    config: CCExecutorConfig, fake_api: FakeAnthropic, workdir: Path, state_home: Path
+) -> None:
+    fake_api.scenario = scenarios.slow(steps=20, seconds=1)
+    async with DurableBackend(state_home) as first:
+        run_id = await first.submit(slow_request(config, workdir))
+        supervisor = await until_running(first, run_id)
+    async with DurableBackend(state_home, kill_grace_s=1.0) as other:
+        started = time.monotonic()
+        report = await other.cancel(run_id, "cancelled: from another front end")
+        gone_s = time.monotonic() - started
+        record = await other.status(run_id)
+        again = await other.cancel(run_id, "cancelled: second")
+    assert report.cancelled and report.status is RunStatus.CANCELLED and report.remaining == 0
+    assert gone_s < 3, gone_s
+    assert record.status is RunStatus.CANCELLED and record.error == "cancelled: from another front end"
+    assert not again.cancelled
+    await nothing_left(run_id, supervisor, timeout_s=5)
+
+
+async def test_a_queued_run_cancelled_before_it_got_a_slot_ends_at_once(
+    config: CCExecutorConfig, fake_api: FakeAnthropic, workdir: Path, state_home: Path
+) -> None:
+    fake_api.scenario = scenarios.slow(steps=20, seconds=1)
+    async with DurableBackend(state_home, max_concurrent=1, kill_grace_s=1.0) as backend:
+        running = await backend.submit(slow_request(config, workdir))
+        first_supervisor = await until_running(backend, running)
+        queued = await backend.submit(slow_request(config, workdir))
+        with anyio.fail_after(15):
+            while "queued" not in ((await backend.status(queued)).last_progress or ""):
+                await anyio.sleep(0.1)
+        queued_supervisor = (await backend.status(queued)).owner_pid
+        report = await backend.cancel(queued, "cancelled: not needed")
+        result = await backend.wait(queued, 5)
+        await backend.cancel(running, "cancelled: done with the test")
+    assert report.cancelled and result is not None and result.status is RunStatus.CANCELLED
+    assert result.error == "cancelled: not needed"
+    assert queued_supervisor is not None
+    await nothing_left(queued, queued_supervisor)
+    await nothing_left(running, first_supervisor)

@@ -13,7 +13,7 @@ from cc_executor.api import (
     resume,
     run_stream,
 )
-from cc_executor.backends import Backend, LocalBackend
+from cc_executor.backends import Backend, DurableBackend, LocalBackend, RunHandle
 from cc_executor.engine.runner import execute_run
 from cc_executor.errors import (
     ApiError,
@@ -55,6 +55,7 @@ __all__ = [
     "CCExecutorError",
     "CLICrashError",
     "ClaudeNotFoundError",
+    "DurableBackend",
     "ExecutionResult",
     "IdleTimeoutError",
     "InvalidRequestError",
@@ -66,6 +67,7 @@ __all__ = [
     "RateLimitError",
     "RunCancelledError",
     "RunError",
+    "RunHandle",
     "RunLostError",
     "RunNotFoundError",
     "RunRecord",

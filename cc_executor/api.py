@@ -7,7 +7,7 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -20,6 +20,9 @@ from cc_executor.errors import ERROR_CLASSES, InvalidRequestError, RunError
 from cc_executor.models import CCExecutorConfig, ExecutionResult, ProgressUpdate, RunRequest
 from cc_executor.registry.recovery import connect_registry
 from cc_executor.registry.store import RunStore
+
+if TYPE_CHECKING:
+    from cc_executor.backends.durable import RunHandle
 
 __all__ = [
     "build_request",
@@ -116,6 +119,7 @@ async def cc_execute(
     agent_predict_timeout: bool | None = ...,
     store: RunStore | None = ...,
     slots: RunSlots | None = ...,
+    detach: Literal[False] = ...,
     **fields: Any,
 ) -> dict[str, Any]: ...
 
@@ -135,8 +139,29 @@ async def cc_execute(
     agent_predict_timeout: bool | None = ...,
     store: RunStore | None = ...,
     slots: RunSlots | None = ...,
+    detach: Literal[False] = ...,
     **fields: Any,
 ) -> ExecutionResult: ...
+
+
+@overload
+async def cc_execute(
+    task: str,
+    *,
+    config: CCExecutorConfig | None = ...,
+    return_json: Literal[False] = ...,
+    stream: Literal[False] = ...,
+    json_schema: Mapping[str, Any] | None = ...,
+    cwd: str | Path | None = ...,
+    on_progress: None = ...,
+    on_event: None = ...,
+    check: bool = ...,
+    agent_predict_timeout: bool | None = ...,
+    store: RunStore | None = ...,
+    slots: None = ...,
+    detach: Literal[True],
+    **fields: Any,
+) -> RunHandle: ...
 
 
 async def cc_execute(
@@ -153,8 +178,9 @@ async def cc_execute(
     agent_predict_timeout: bool | None = None,
     store: RunStore | None = None,
     slots: RunSlots | None = None,
+    detach: bool = False,
     **fields: Any,
-) -> ExecutionResult | dict[str, Any]:
+) -> ExecutionResult | dict[str, Any] | RunHandle:
     """Run one task through the Claude Code CLI and return its verified, recorded result.
 
     ``return_json=True`` returns the seed's dict ``{result, summary, files_created, files_modified,
@@ -164,10 +190,17 @@ async def cc_execute(
     partial output; with ``check=False`` the result is returned whatever its status. With no
     ``config.timeout``, the timeout is predicted from similar past runs; ``agent_predict_timeout=True``
     also asks a cheap model (both estimates are recorded in ``timeout_basis``).
+
+    ``detach=True`` records the run, hands it to its own supervisor process and returns a ``RunHandle`` at once
+    (``await handle.wait()``, ``handle.events()``, ``await handle.cancel()``): the run goes on even if this
+    process exits. Awaited without ``detach``, the run belongs to the caller: cancelling the call (or exiting)
+    cancels it.
     """
     if agent_predict_timeout is not None:  # the seed's keyword; the same as the config field
         config = (config or CCExecutorConfig()).model_copy(update={"agent_predict_timeout": agent_predict_timeout})
     request = build_request(task, config=config, cwd=cwd, json_schema=json_schema, return_json=return_json, **fields)
+    if detach:
+        return await _detached(request, store, stream=stream, callbacks=(on_progress, on_event, slots))
     if stream or request.config.stream_output:
         on_progress = _stderr_printer(on_progress)
     if store is None:
@@ -178,6 +211,23 @@ async def cc_execute(
     if check:
         raise_for_result(result)
     return result.seed_dict() if return_json else result
+
+
+async def _detached(
+    request: RunRequest, store: RunStore | None, *, stream: bool, callbacks: tuple[Any, ...]
+) -> RunHandle:
+    """Submit ``request`` to a DurableBackend on the state dir (``store``'s, if given); its handle."""
+    from cc_executor.backends.durable import DurableBackend, RunHandle
+
+    if stream or request.return_json or any(c is not None for c in callbacks):
+        raise InvalidRequestError(
+            "detach=True returns at once: follow the run with handle.events() and get its result with "
+            "handle.wait(); stream, return_json, on_progress, on_event and slots do not apply"
+        )
+    home = store.path.parent if store is not None and store.path is not None else None
+    async with DurableBackend(home) as backend:
+        run_id = await backend.submit(request)
+    return RunHandle(run_id, backend.home)
 
 
 StreamItem = Event | ProgressUpdate | ExecutionResult

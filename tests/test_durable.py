@@ -12,10 +12,12 @@ from pathlib import Path
 import anyio
 import pytest
 
+from cc_executor import cc_execute
 from cc_executor.api import build_request
-from cc_executor.backends.durable import DurableBackend
+from cc_executor.backends.durable import DurableBackend, RunHandle
 from cc_executor.backends.protocol import RunEvent
 from cc_executor.engine.process import marked_processes, pid_alive
+from cc_executor.errors import InvalidRequestError
 from cc_executor.models import CCExecutorConfig, RunRequest, RunStatus
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
@@ -123,7 +125,7 @@ async def test_a_queued_run_cancelled_before_it_got_a_slot_ends_at_once(
         first_supervisor = await until_running(backend, running)
         queued = await backend.submit(slow_request(config, workdir))
         with anyio.fail_after(15):
-            while "queued" not in ((await backend.status(queued)).last_progress or ""):
+            while "queued" not in ((await backend.status(queued)).last_progress or ""):  # noqa: ASYNC110
                 await anyio.sleep(0.1)
         queued_supervisor = (await backend.status(queued)).owner_pid
         report = await backend.cancel(queued, "cancelled: not needed")
@@ -134,3 +136,23 @@ async def test_a_queued_run_cancelled_before_it_got_a_slot_ends_at_once(
     assert queued_supervisor is not None
     await nothing_left(queued, queued_supervisor)
     await nothing_left(running, first_supervisor)
+
+
+async def test_cc_execute_detach_returns_a_handle_at_once(
+    config: CCExecutorConfig, fake_api: FakeAnthropic, workdir: Path, state_home: Path
+) -> None:
+    fake_api.scenario = scenarios.slow(steps=1, seconds=0.5, final="detached and done")
+    started = time.monotonic()
+    handle = await cc_execute(
+        "job", config=config.model_copy(update={"allowed_tools": ["Bash"]}), cwd=workdir, detach=True
+    )
+    returned_s = time.monotonic() - started
+    result = await RunHandle(handle.run_id).wait(60)  # rebuilt from the id alone
+    progress = [e.progress.message async for e in handle.events() if e.progress is not None]
+    assert returned_s < 2, returned_s
+    assert result is not None and result.status is RunStatus.SUCCESS and result.result == "detached and done"
+    assert any("Bash: sleep 0.5" in m for m in progress), progress
+    with pytest.raises(InvalidRequestError, match="detach=True returns at once"):
+        await cc_execute("job", config=config, cwd=workdir, detach=True, on_progress=print)
+    assert (await handle.status()).owner_pid is not None
+    await nothing_left(handle.run_id, (await handle.status()).owner_pid or 0)

@@ -1,8 +1,10 @@
 """The seam between front ends and runs (``protocol.Backend``) and its implementations.
 
-``local.LocalBackend`` runs in this process. Front ends construct a backend and then use only the protocol.
+``local.LocalBackend`` runs in this process; ``durable.DurableBackend`` hands each run to its own supervisor process,
+so runs outlive the front end that started them. Front ends construct a backend and then use only the protocol.
 """
 
+from cc_executor.backends.durable import DurableBackend, RunHandle
 from cc_executor.backends.local import LocalBackend
 from cc_executor.backends.protocol import (
     Backend,
@@ -20,6 +22,7 @@ from cc_executor.backends.protocol import (
 __all__ = [
     "Backend",
     "CancelReport",
+    "DurableBackend",
     "ListMemberState",
     "ListOutcome",
     "ListRequest",
@@ -27,6 +30,7 @@ __all__ = [
     "ResumeRequest",
     "RunEvent",
     "RunFilter",
+    "RunHandle",
     "TranscriptChunk",
     "TranscriptQuery",
 ]

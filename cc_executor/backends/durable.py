@@ -287,4 +287,36 @@ def _event(run_id: str, seq: int, kind: str, payload: str) -> RunEvent:
     return RunEvent(run_id=run_id, seq=seq, kind="progress", progress=ProgressUpdate.model_validate_json(payload))
 
 
-__all__ = ["DurableBackend", "owner_alive"]
+class RunHandle:
+    """A detached run (``cc_execute(..., detach=True)``): it runs under its supervisor whether or not this process
+    goes on. Each call opens the registry briefly; the handle itself holds nothing, so it can be rebuilt later
+    from the run id alone (``RunHandle(run_id)``)."""
+
+    def __init__(self, run_id: str, home: Path | None = None) -> None:
+        self.run_id = run_id
+        self.home = home if home is not None else state_dir()
+
+    def __repr__(self) -> str:
+        return f"RunHandle({self.run_id!r}, home={str(self.home)!r})"
+
+    async def status(self) -> RunRecord:
+        async with DurableBackend(self.home) as backend:
+            return await backend.status(self.run_id)
+
+    async def wait(self, timeout_s: float = float("inf")) -> ExecutionResult | None:
+        """The result once the run has ended; None if it still runs after ``timeout_s``."""
+        async with DurableBackend(self.home) as backend:
+            return await backend.wait(self.run_id, timeout_s)
+
+    async def events(self, after: int = 0) -> AsyncIterator[RunEvent]:
+        """Its numbered events with ``seq > after``, live until the ``finished`` one."""
+        async with DurableBackend(self.home) as backend:
+            async for event in backend.events(self.run_id, after):
+                yield event
+
+    async def cancel(self, reason: str = "cancelled") -> CancelReport:
+        async with DurableBackend(self.home) as backend:
+            return await backend.cancel(self.run_id, reason)
+
+
+__all__ = ["DurableBackend", "RunHandle", "owner_alive"]

@@ -46,7 +46,7 @@ from cc_executor.paths import DB_NAME, TRANSCRIPTS_NAME, state_dir
 log = logging.getLogger(__name__)
 
 EVENT_POLL_S = 0.1  # how often a follower looks for new events: well under the 250 ms attach target
-WAIT_POLL_S = 0.2
+WAIT_POLL_S = 0.1  # a waiter sees the recorded end within this (one indexed SELECT per poll)
 LIVENESS_EVERY_S = 1.0  # how often a follower checks that the supervisor of an unfinished run is alive
 CANCEL_SETTLE_S = 15.0  # after a cancel, how long to wait for the supervisor to record the end
 

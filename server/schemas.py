@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
-# Mirrors of cc_executor.models (tests/test_server_units.py asserts they match).
+# Mirrors of cc_executor.models, kept here so the initialize answer never imports the core
+# (tests/test_server.py::test_mirrored_constants_match_the_core asserts they match).
 PermissionMode = Literal["acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"]
 RunStatusName = Literal[
     "queued", "running", "success", "failed", "timeout", "idle_timeout", "cancelled", "lost", "skipped"

@@ -17,6 +17,7 @@ import pytest
 from cc_executor.api import build_request
 from cc_executor.backends import (
     Backend,
+    DurableBackend,
     ListRequest,
     LocalBackend,
     ResumeRequest,
@@ -41,7 +42,13 @@ async def local_backend(max_concurrent: int | None) -> AsyncIterator[Backend]:
         yield backend
 
 
-BACKENDS: dict[str, BackendFactory] = {"local": local_backend}
+@asynccontextmanager
+async def durable_backend(max_concurrent: int | None) -> AsyncIterator[Backend]:
+    async with DurableBackend(max_concurrent=max_concurrent, kill_grace_s=0.5) as backend:
+        yield backend
+
+
+BACKENDS: dict[str, BackendFactory] = {"local": local_backend, "durable": durable_backend}
 
 
 @pytest.fixture(params=sorted(BACKENDS))

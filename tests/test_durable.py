@@ -153,6 +153,6 @@ async def test_cc_execute_detach_returns_a_handle_at_once(
     assert result is not None and result.status is RunStatus.SUCCESS and result.result == "detached and done"
     assert any("Bash: sleep 0.5" in m for m in progress), progress
     with pytest.raises(InvalidRequestError, match="detach=True returns at once"):
-        await cc_execute("job", config=config, cwd=workdir, detach=True, on_progress=print)
+        await cc_execute("job", config=config, cwd=workdir, detach=True, on_progress=print)  # type: ignore[call-overload]
     assert (await handle.status()).owner_pid is not None
     await nothing_left(handle.run_id, (await handle.status()).owner_pid or 0)

@@ -138,14 +138,12 @@ class DurableBackend(LocalBackend):
             async for event in self.events(run_id):
                 if event.progress is not None:
                     await on_progress(event.progress)
-            result = await self.wait(run_id, float("inf"))
+            return await self._result(run_id)  # not wait(): that waits for the list member, i.e. for us
         except anyio.get_cancelled_exc_class():
             if not self._closing:
                 with anyio.CancelScope(shield=True):
                     await self._cancel_here(run_id, "cancelled: the task list stopped")
             raise
-        assert result is not None
-        return result
 
     # --- following runs ------------------------------------------------------------------------------------------
 
@@ -221,18 +219,22 @@ class DurableBackend(LocalBackend):
     async def wait(self, run_id: str, timeout_s: float) -> ExecutionResult | None:
         """The recorded result once the run has ended (its supervisor's ``finished`` event), or None after
         ``timeout_s``. Several front ends may wait on one run: only the supervisor records it."""
-        store = await self._registry()
-        await store.get(run_id)  # RunNotFoundError before waiting on a typo
+        member = self._list_member(run_id)  # a task of a list, maybe not started (no row yet)
+        if member is None:
+            await (await self._registry()).get(run_id)  # RunNotFoundError before waiting on a typo
         with anyio.move_on_after(timeout_s):
-            member = self._list_member(run_id)
             if member is not None:
                 await member.done.wait()
-            while True:
-                record = await self._ended(run_id)
-                if record is not None:
-                    return record.to_result()
-                await anyio.sleep(WAIT_POLL_S)
+            return await self._result(run_id)
         return None
+
+    async def _result(self, run_id: str) -> ExecutionResult:
+        """The recorded result, once the run has ended (polls the registry)."""
+        while True:
+            record = await self._ended(run_id)
+            if record is not None:
+                return record.to_result()
+            await anyio.sleep(WAIT_POLL_S)
 
     async def list_runs(self, query: RunFilter) -> list[RunRecord]:
         """As LocalBackend; runs whose supervisor died are recorded lost first, so they never show as running."""

@@ -3,7 +3,8 @@
 Durable runs each have their own supervisor process, so the in-process ``RunSlots`` cannot bound them. A supervisor
 holds ``<state>/slots/<i>.lock`` (an exclusive ``flock``) while its CLI runs; the kernel drops the lock when the
 process dies however it dies, so a SIGKILLed supervisor never leaks a slot. Waiting is polling (there is no
-cross-process event to wait on): about FIFO, not strictly.
+cross-process event to wait on). Order is FIFO: a run takes a free slot only when ``ahead`` says no earlier run is
+still waiting for one.
 """
 
 from __future__ import annotations
@@ -22,16 +23,20 @@ from cc_executor.paths import ensure_private_dir
 
 _POLL_S = 0.2
 
-PositionFn = Callable[[], Awaitable[int]]
+AheadFn = Callable[[], Awaitable[int]]
+
+
+async def _nobody_ahead() -> int:
+    return 0
 
 
 class FileSlots(RunSlots):
-    """``RunSlots`` across processes. ``position`` says where this run stands in the queue (for its progress)."""
+    """``RunSlots`` across processes. ``ahead``: how many earlier runs still wait for a slot (they go first)."""
 
-    def __init__(self, directory: Path, limit: int | None = None, *, position: PositionFn | None = None) -> None:
+    def __init__(self, directory: Path, limit: int | None = None, *, ahead: AheadFn = _nobody_ahead) -> None:
         super().__init__(limit)
         self.directory = directory
-        self._position = position
+        self._ahead = ahead
 
     def _try_take(self) -> int | None:
         """An fd holding one free slot's lock, or None when all ``limit`` are held."""
@@ -46,14 +51,17 @@ class FileSlots(RunSlots):
             return fd
         return None
 
+    async def _take_in_turn(self) -> int | None:
+        return self._try_take() if await self._ahead() == 0 else None
+
     @asynccontextmanager
     async def acquire(self, on_queued: QueuedCallback | None = None) -> AsyncIterator[None]:
-        fd = self._try_take()
+        fd = await self._take_in_turn()
         if fd is None and on_queued is not None:
-            await on_queued(await self._position() if self._position is not None else 1)
+            await on_queued(await self._ahead() + 1)
         while fd is None:
             await anyio.sleep(_POLL_S)
-            fd = self._try_take()
+            fd = await self._take_in_turn()
         try:
             yield
         finally:

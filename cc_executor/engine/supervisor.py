@@ -35,6 +35,7 @@ from pathlib import Path
 
 import anyio
 
+from cc_executor.engine import process
 from cc_executor.engine.file_slots import FileSlots
 from cc_executor.engine.runner import Run, adopt_run
 from cc_executor.models import ProgressUpdate, RunRequest, RunStatus
@@ -175,13 +176,13 @@ async def _execute(
     request.config.env = request_env
     run = adopt_run(request, store)
 
-    created = (await store.get(run_id)).created_at or ""
 
-    async def position() -> int:
-        queued = [r for r in await store.unfinished_runs() if r.status is RunStatus.QUEUED]
-        return 1 + sum(1 for r in queued if (r.created_at or "") < created)
+    async def ahead() -> int:
+        """Earlier durable runs still queued whose supervisor lives (a dead one's run will be marked lost)."""
+        earlier = await store.queued_durable_before(run_id)
+        return sum(1 for _, owner in earlier if owner is not None and process.pid_alive(owner))
 
-    slots = FileSlots(home / "slots", max_concurrent, position=position)
+    slots = FileSlots(home / "slots", max_concurrent, ahead=ahead)
     events = EventLog(store, run_id, await store.last_event_seq(run_id))
     scope = anyio.CancelScope()
     async with anyio.create_task_group() as group:

@@ -338,6 +338,17 @@ class RunStore:
         async with self._lock:
             await self._write(sql, (run_id, run_id, keep))
 
+    async def queued_durable_before(self, run_id: str) -> list[tuple[str, int | None]]:
+        """(run id, owner pid) of the durable runs still queued that were created before ``run_id``: the ones a
+        supervisor lets go first (FIFO across processes)."""
+        sql = (
+            "SELECT r.id, r.owner_pid FROM runs r JOIN run_requests q ON q.run_id = r.id "
+            "WHERE r.status = ? AND r.created_at < (SELECT created_at FROM runs WHERE id = ?) ORDER BY r.created_at"
+        )
+        async with self._lock:
+            rows = await self._db.execute_fetchall(sql, (RunStatus.QUEUED.value, run_id))
+        return [(str(row[0]), None if row[1] is None else int(row[1])) for row in rows]
+
     async def mark_lost_if_unfinished(self, run_id: str, reason: str) -> bool:
         """Mark a queued or running row ``lost`` with ``reason``; False if it had already finished (one statement,
         so an end recorded meanwhile is never overwritten)."""

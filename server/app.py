@@ -38,7 +38,7 @@ from .schemas import (
     TranscriptPageOutput,
 )
 from .settings import MAX_RETURN_AFTER_S, MAX_WAIT_S, ServerSettings
-from .state import AppState, Ctx, lifespan_for
+from .state import AppState, Ctx, lifespan_for, peer_cancel_check
 
 SERVER_NAME = "cc-executor"
 
@@ -154,13 +154,13 @@ async def execute_task(
     result_truncated), structured_output when json_schema is given, files created/modified (from a diff), cost,
     duration and turns. Sends progress notifications while it runs. If the task is still running after
     return_after_s (default 50 s) the call returns status "running" with the run_id: call wait_run(run_id) to get
-    the result; the run keeps going meanwhile. Cancelling this call kills the run. Claude Code may edit files in
-    cwd by default; pass allowed_tools (e.g. ["Bash"]) for commands."""
+    the result; the run keeps going meanwhile (also if the server restarts). Cancelling this call kills the run.
+    Claude Code may edit files in cwd by default; pass allowed_tools (e.g. ["Bash"]) for commands."""
     state = _state(ctx)
     wait_s = state.settings.return_after_s if return_after_s is None else return_after_s
     with runs.tool_errors():
         submission = await runs.make_request(state, task, options, resume_run_id=resume_run_id)
-        return await runs.execute(state, submission, _sink(ctx), wait_s)
+        return await runs.execute(state, submission, _sink(ctx), wait_s, peer_cancel_check(ctx))
 
 
 @with_run_options()
@@ -224,6 +224,7 @@ async def execute_task_list(
             stop_on_error=stop_on_error,
             sink=_sink(ctx, len(tasks)),
             wait_s=wait_s,
+            by_peer=peer_cancel_check(ctx),
         )
 
 
@@ -251,10 +252,11 @@ async def wait_run(
     wait_s = state.settings.return_after_s if timeout_s is None else timeout_s
     sink = _sink(ctx)
     with runs.tool_errors():
-        list_id = lists.find_list(state, run_id)
-        if list_id is not None:
-            return await lists.wait_entry(state, list_id, run_id, sink=sink, timeout_s=wait_s)
-        return await runs.wait(state, run_id, wait_s, sink)
+        async with runs.cancelling_on_peer_cancel(state, run_id, peer_cancel_check(ctx)):
+            list_id = lists.find_list(state, run_id)
+            if list_id is not None:
+                return await lists.wait_entry(state, list_id, run_id, sink=sink, timeout_s=wait_s)
+            return await runs.wait(state, run_id, wait_s, sink)
 
 
 async def cancel_run(

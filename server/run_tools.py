@@ -19,7 +19,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from .progress_notifications import ProgressSink, wait_reporting
 from .results import run_result, run_summary, running_result
 from .schemas import RunList, RunOptions, RunResult, RunStatusName
-from .state import cancel_quietly
+from .state import PeerCancelled, cancel_quietly
 
 if TYPE_CHECKING:
     from cc_executor.models import ExecutionResult, RunRecord, RunRequest
@@ -126,21 +126,44 @@ async def submit(state: AppState, submission: Submission) -> str:
 
 
 @asynccontextmanager
-async def submitted(state: AppState, submission: Submission, cancel_reason: str) -> AsyncIterator[str]:
+async def submitted(
+    state: AppState, submission: Submission, cancel_reason: str, by_peer: PeerCancelled = lambda: True
+) -> AsyncIterator[str]:
     """Submit and yield the run id; if the body (or the submit itself) is cancelled, the run is cancelled with
-    ``cancel_reason`` (by the request's id, so mid-submit too) before the cancel goes on."""
+    ``cancel_reason`` (by the request's id, so mid-submit too) before the cancel goes on, unless the run is durable
+    and the client merely went away (``state.cancels_with_call``)."""
     try:
         yield await submit(state, submission)
     except anyio.get_cancelled_exc_class():
-        with anyio.CancelScope(shield=True):
-            await cancel_quietly(await state.backend(), submission.run_id, cancel_reason)
+        if state.cancels_with_call(by_peer=by_peer()):
+            with anyio.CancelScope(shield=True):
+                await cancel_quietly(await state.backend(), submission.run_id, cancel_reason)
         raise
 
 
-async def execute(state: AppState, submission: Submission, sink: ProgressSink, return_after_s: float) -> RunResult:
-    """Start the run and wait up to ``return_after_s``; a cancelled call kills the run before re-raising."""
-    async with submitted(state, submission, CLIENT_CANCEL_REASON) as run_id:
+async def execute(
+    state: AppState,
+    submission: Submission,
+    sink: ProgressSink,
+    return_after_s: float,
+    by_peer: PeerCancelled = lambda: True,
+) -> RunResult:
+    """Start the run and wait up to ``return_after_s``; a call the client cancels kills the run before re-raising."""
+    async with submitted(state, submission, CLIENT_CANCEL_REASON, by_peer) as run_id:
         return await follow(state, run_id, sink, return_after_s)
+
+
+@asynccontextmanager
+async def cancelling_on_peer_cancel(state: AppState, run_id: str, by_peer: PeerCancelled) -> AsyncIterator[None]:
+    """wait_run: a client that cancels its pending wait cancels the run (an explicit cancel); one that goes away
+    does not."""
+    try:
+        yield
+    except anyio.get_cancelled_exc_class():
+        if by_peer():
+            with anyio.CancelScope(shield=True):
+                await cancel_quietly(await state.backend(), run_id, CLIENT_CANCEL_REASON)
+        raise
 
 
 async def follow(state: AppState, run_id: str, sink: ProgressSink, timeout_s: float) -> RunResult:

@@ -20,6 +20,13 @@ ENV_DEFAULT_CWD = "CC_EXECUTOR_DEFAULT_CWD"
 ENV_MAX_RESULT_CHARS = "CC_EXECUTOR_MAX_RESULT_CHARS"
 ENV_MODEL = "CC_EXECUTOR_MODEL"
 ENV_LOG_LEVEL = "CC_EXECUTOR_LOG_LEVEL"
+ENV_BACKEND = "CC_EXECUTOR_BACKEND"
+
+BACKENDS = ("durable", "local")
+DEFAULT_BACKEND = "durable"
+"""durable: each run has its own supervisor process and outlives this server (hosts restart servers all the time:
+a quit, an idle-session kill, a crash must not kill a two-hour run); local: runs live in the server's task group
+and are cancelled (trees killed, rows recorded) when it exits."""
 
 
 class SettingsError(ValueError):
@@ -40,6 +47,7 @@ class ServerSettings:
     cli_env: dict[str, str] = field(default_factory=dict)
     kill_grace_s: float | None = None  # None: the core's default
     handle_signals: bool = False  # SIGTERM/SIGINT: cancel runs, record why, then exit (the stdio entry point only)
+    backend: str = DEFAULT_BACKEND  # "durable" (runs outlive the server) or "local" (runs die with it): BACKENDS
 
     def __post_init__(self) -> None:
         if not 0 <= self.return_after_s <= MAX_RETURN_AFTER_S:
@@ -48,6 +56,13 @@ class ServerSettings:
             raise SettingsError(f"max_concurrent must be within 1..1000, got {self.max_concurrent}")
         if not 1000 <= self.max_result_chars <= 10_000_000:
             raise SettingsError(f"max_result_chars must be within 1000..10000000, got {self.max_result_chars}")
+        if self.backend not in BACKENDS:
+            raise SettingsError(f"{ENV_BACKEND} must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+
+    @property
+    def durable(self) -> bool:
+        """Runs outlive the server: shutting it down (EOF, SIGTERM) leaves them running."""
+        return self.backend == "durable"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -60,6 +75,7 @@ class ServerSettings:
             default_cwd=_path(env, ENV_DEFAULT_CWD),
             max_result_chars=_int(env, ENV_MAX_RESULT_CHARS, DEFAULT_MAX_RESULT_CHARS) or DEFAULT_MAX_RESULT_CHARS,
             model=env.get(ENV_MODEL) or None,
+            backend=(env.get(ENV_BACKEND) or DEFAULT_BACKEND).strip().lower(),
         )
 
 

@@ -1,8 +1,10 @@
 """The server's lifespan: one backend (started on first use) shared by every tool call.
 
 Nothing heavy happens before the initialize answer: the core is imported, the backend entered and the database
-opened only when the first tool needs them. Leaving the lifespan (stdin EOF, SIGTERM) cancels every live run,
-which kills its process tree and records why.
+opened only when the first tool needs them. The backend is ``DurableBackend`` by default (settings.backend): runs
+are owned by their own supervisor processes, so leaving the lifespan (stdin EOF, SIGTERM, or a SIGKILL that skips
+it) leaves them running, and a later server on the same state dir picks them up. With ``local``, leaving the
+lifespan cancels every live run, which kills its process tree and records why.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from mcp.server.mcpserver import Context
 from .settings import ServerSettings
 
 if TYPE_CHECKING:
-    from cc_executor.backends import Backend
+    from cc_executor.backends import Backend, LocalBackend
     from cc_executor.models import CCExecutorConfig
 
 log = logging.getLogger(__name__)
@@ -51,23 +53,37 @@ class AppState:
                 self._backend = await self.group.start(self._serve_backend)
         return self._backend
 
-    async def _serve_backend(self, *, task_status: anyio.abc.TaskStatus[Backend]) -> None:
-        from cc_executor.backends import LocalBackend
+    def _make_backend(self) -> LocalBackend:
+        """The configured backend (DurableBackend is a LocalBackend whose runs live in their own supervisors)."""
+        from cc_executor.backends import DurableBackend, LocalBackend
 
         home = self.settings.home
-        backend = LocalBackend(
+        grace = self.settings.kill_grace_s if self.settings.kill_grace_s is not None else 2.0
+        if self.settings.durable:
+            return DurableBackend(home, max_concurrent=self.settings.max_concurrent, kill_grace_s=grace)
+        return LocalBackend(
             store_path=home / "runs.db" if home else None,
             transcript_dir=home / "transcripts" if home else None,
             max_concurrent=self.settings.max_concurrent,
-            kill_grace_s=self.settings.kill_grace_s if self.settings.kill_grace_s is not None else 2.0,
+            kill_grace_s=grace,
         )
+
+    async def _serve_backend(self, *, task_status: anyio.abc.TaskStatus[Backend]) -> None:
+        backend = self._make_backend()
         try:
             async with backend:
                 task_status.started(backend)
                 await self._stop.wait()
-                await self._cancel_live(backend, SHUTDOWN_REASON)
+                if not self.settings.durable:
+                    await self._cancel_live(backend, SHUTDOWN_REASON)
         finally:
             self._stopped.set()
+
+    def cancels_with_call(self, *, by_peer: bool) -> bool:
+        """Whether a cancelled tool call (execute_task, wait_run, execute_task_list) cancels its run. A host that
+        cancels the call (notifications/cancelled) means it; a host that goes away (EOF, a signal) does not, when
+        runs are durable. Local runs die with the server anyway, so they are cancelled and recorded either way."""
+        return by_peer or not self.settings.durable
 
     def config(self, **fields: Any) -> CCExecutorConfig:
         """A run config with the server-wide defaults (CLI path, env, model, kill grace) under the call's fields."""
@@ -91,7 +107,8 @@ class AppState:
         """
         if self._backend is not None:
             with anyio.CancelScope(shield=True), anyio.move_on_after(_SHUTDOWN_BOUND_S):
-                await self._cancel_live(self._backend, reason)
+                if not self.settings.durable:  # durable runs go on under their supervisors
+                    await self._cancel_live(self._backend, reason)
                 self._stop.set()
                 await self._stopped.wait()
         self._stop.set()
@@ -108,6 +125,24 @@ class AppState:
 
 Ctx: TypeAlias = Context[AppState, Any]
 """The tools' context: ``ctx.request_context.lifespan_context`` is the AppState."""
+
+PeerCancelled = Callable[[], bool]
+
+
+def peer_cancel_check(ctx: Ctx) -> PeerCancelled:
+    """Did the client cancel this tool call (``notifications/cancelled``), as opposed to going away (stdin EOF)?
+
+    The SDK sets the request's ``cancel_requested`` event before it cancels the handler, and sets it only for a
+    client's cancel. The tool Context reaches that event only through the session's ``_request_outbound``;
+    tests/test_server_durable.py checks both cases, so an SDK change that moves it fails there. Not found: False
+    (a durable run then survives a cancelled call, and cancel_run still stops it)."""
+    outbound = getattr(ctx.request_context.session, "_request_outbound", None)
+    while hasattr(outbound, "_inner"):  # the runner wraps the dispatcher's context (e.g. to refuse server requests)
+        outbound = getattr(outbound, "_inner")  # noqa: B009
+    if type(outbound).__module__ == "mcp.shared.direct_dispatcher":
+        return lambda: True  # in memory the caller's cancel reaches the tool directly: no notification, no "going away"
+    event = getattr(outbound, "cancel_requested", None)
+    return lambda: bool(event is not None and event.is_set())
 
 
 async def cancel_quietly(backend: Backend, run_id: str, reason: str) -> None:
@@ -150,7 +185,8 @@ def lifespan_for(settings: ServerSettings) -> Callable[[Any], AbstractAsyncConte
 
 
 async def _watch_signals(state: AppState) -> None:
-    """SIGTERM/SIGINT: kill and record every run, then die by the same signal (stdin may never reach EOF)."""
+    """SIGTERM/SIGINT: stop (local runs: killed and recorded; durable ones go on), then die by the same signal
+    (stdin may never reach EOF)."""
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             name = signal.Signals(signum).name

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from cc_executor.backends import ListMemberState, ListOutcome
     from cc_executor.models import RunRequest
 
-    from .state import AppState
+    from .state import AppState, PeerCancelled
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,7 @@ async def execute_list(
     stop_on_error: bool,
     sink: ProgressSink,
     wait_s: float,
+    by_peer: PeerCancelled = lambda: True,
 ) -> TaskListOutput:
     """Validate every task, start the list on the backend, and follow it for up to ``wait_s``."""
     from cc_executor.backends import ListRequest
@@ -136,8 +137,9 @@ async def execute_list(
                         progress.saw(await backend.list_outcome(list_id))
                         await sink.send(event.progress.message, progress.value(message=True))
     except anyio.get_cancelled_exc_class():
-        with anyio.CancelScope(shield=True), anyio.move_on_after(_CANCEL_BOUND_S):
-            await backend.cancel_list(list_id, runs.CLIENT_CANCEL_REASON)
+        if state.cancels_with_call(by_peer=by_peer()):
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_CANCEL_BOUND_S):
+                await backend.cancel_list(list_id, runs.CLIENT_CANCEL_REASON)
         raise
     return await list_result(state, await backend.list_outcome(list_id), state.settings.max_result_chars)
 
@@ -158,7 +160,9 @@ class _ListProgress:
         if self.finished != self._finished_seen:
             self._finished_seen, self._messages = self.finished, 0
         self._messages += message
-        return self.finished + 1 - 1 / (self._messages + 1)
+        # A message may be read after its task was counted finished (events and outcome are read separately): the
+        # fraction then tops up the last task, so the value never passes the total.
+        return min(self.finished, self.total - 1) + 1 - 1 / (self._messages + 1)
 
 
 def _remember(state: AppState, list_id: str, requests: list[RunRequest]) -> None:

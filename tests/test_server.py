@@ -267,9 +267,10 @@ async def test_cancel_run_stops_a_run_of_another_process(settings: ServerSetting
 
 
 @pytest.mark.slow
-async def test_server_shutdown_kills_live_runs_and_stops_lists(
+async def test_server_shutdown_kills_live_runs_and_stops_lists_with_the_local_backend(
     settings: ServerSettings, fake_api: FakeAnthropic, workdir: Path
 ) -> None:
+    settings = ServerSettings(**{**settings.__dict__, "backend": "local"})  # durable runs outlive the server
     fake_api.scenario = scenarios.slow(steps=10, seconds=1)
     async with connect(settings) as client:
         run_id = ok(await call(client, "start_task", {"task": "x", "cwd": str(workdir), "allowed_tools": ["Bash"]}))[

@@ -33,10 +33,31 @@ async def _nobody_ahead() -> int:
 class FileSlots(RunSlots):
     """``RunSlots`` across processes. ``ahead``: how many earlier runs still wait for a slot (they go first)."""
 
-    def __init__(self, directory: Path, limit: int | None = None, *, ahead: AheadFn = _nobody_ahead) -> None:
+    def __init__(
+        self, directory: Path, limit: int | None = None, *, holder: str = "", ahead: AheadFn = _nobody_ahead
+    ) -> None:
         super().__init__(limit)
         self.directory = directory
+        self.holder = holder  # written into the slot file while held, so others can tell holders from waiters
         self._ahead = ahead
+
+    def holders(self) -> set[str]:
+        """Who holds a slot now (as written by each holder; a dead holder's lock is gone, its name may linger)."""
+        found: set[str] = set()
+        for index in range(self.limit):
+            path = self.directory / f"{index}.lock"
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                os.close(fd)  # we got it: nobody holds this slot
+                continue
+            except BlockingIOError:
+                found.add(os.pread(fd, 200, 0).decode(errors="replace").strip())
+            os.close(fd)
+        return found
 
     def _try_take(self) -> int | None:
         """An fd holding one free slot's lock, or None when all ``limit`` are held."""
@@ -48,20 +69,26 @@ class FileSlots(RunSlots):
             except BlockingIOError:
                 os.close(fd)
                 continue
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, self.holder.encode(), 0)
             return fd
         return None
 
-    async def _take_in_turn(self) -> int | None:
-        return self._try_take() if await self._ahead() == 0 else None
+    async def _take_in_turn(self) -> tuple[int | None, int]:
+        """(a slot's fd or None, how many wait ahead of us)."""
+        ahead = await self._ahead()
+        return (self._try_take() if ahead == 0 else None), ahead
 
     @asynccontextmanager
     async def acquire(self, on_queued: QueuedCallback | None = None) -> AsyncIterator[None]:
-        fd = await self._take_in_turn()
-        if fd is None and on_queued is not None:
-            await on_queued(await self._ahead() + 1)
+        fd, ahead = await self._take_in_turn()
+        reported = 0
         while fd is None:
+            if on_queued is not None and ahead + 1 != reported:  # the position as it changes, not every poll
+                reported = ahead + 1
+                await on_queued(reported)
             await anyio.sleep(_POLL_S)
-            fd = await self._take_in_turn()
+            fd, ahead = await self._take_in_turn()
         try:
             yield
         finally:

@@ -178,11 +178,12 @@ async def _execute(
 
 
     async def ahead() -> int:
-        """Earlier durable runs still queued whose supervisor lives (a dead one's run will be marked lost)."""
+        """Earlier durable runs still waiting for a slot: queued, not holding one, their supervisor alive."""
         earlier = await store.queued_durable_before(run_id)
-        return sum(1 for _, owner in earlier if owner is not None and process.pid_alive(owner))
+        holding = slots.holders() if earlier else set()
+        return sum(1 for rid, owner in earlier if rid not in holding and owner and process.pid_alive(owner))
 
-    slots = FileSlots(home / "slots", max_concurrent, ahead=ahead)
+    slots = FileSlots(home / "slots", max_concurrent, holder=run_id, ahead=ahead)
     events = EventLog(store, run_id, await store.last_event_seq(run_id))
     scope = anyio.CancelScope()
     async with anyio.create_task_group() as group:

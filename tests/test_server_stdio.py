@@ -35,6 +35,7 @@ def params(config: CCExecutorConfig, state_home: Path) -> StdioServerParameters:
         "CC_EXECUTOR_CLAUDE": str(config.claude_path),
         "CC_EXECUTOR_MODEL": str(config.model),
         "CC_EXECUTOR_LOG_LEVEL": "INFO",
+        "CC_EXECUTOR_BACKEND": "local",  # runs die with the server (durable ones: tests/test_server_durable.py)
     }
     return StdioServerParameters(command=sys.executable, args=["-m", "cc_executor_mcp"], env=env)
 

@@ -4,6 +4,7 @@ from cc_executor import cc_execute
 result = await cc_execute("Write fizzbuzz.py and run it", cwd="/tmp/work")
 """
 
+from cc_executor._version import __version__
 from cc_executor.api import (
     build_request,
     build_resume_request,
@@ -42,7 +43,6 @@ from cc_executor.errors import (
 from cc_executor.models import CCExecutorConfig, ExecutionResult, ProgressUpdate, RunRecord, RunRequest, RunStatus
 from cc_executor.task_lists import ListTask, TaskListResult, cc_execute_list
 
-__version__ = "0.1.0"
 
 __all__ = [
     "ApiError",

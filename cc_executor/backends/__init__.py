@@ -6,6 +6,7 @@
 from cc_executor.backends.local import LocalBackend
 from cc_executor.backends.protocol import (
     Backend,
+    CancelReport,
     ListOutcome,
     ListRequest,
     ResumeRequest,
@@ -17,6 +18,7 @@ from cc_executor.backends.protocol import (
 
 __all__ = [
     "Backend",
+    "CancelReport",
     "ListOutcome",
     "ListRequest",
     "LocalBackend",

@@ -20,6 +20,7 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectSendStream
 
 from cc_executor.backends.protocol import (
+    CancelReport,
     ListOutcome,
     ListRequest,
     ResumeRequest,
@@ -28,6 +29,7 @@ from cc_executor.backends.protocol import (
     TranscriptChunk,
     TranscriptQuery,
 )
+from cc_executor.engine import process
 from cc_executor.engine.cancel import cancel_run
 from cc_executor.engine.runner import Run, preflight, prepare_run
 from cc_executor.engine.slots import RunSlots
@@ -142,6 +144,10 @@ class LocalBackend:
             live.scope.cancel()
         try:
             return await self._group.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as errors:
+            if exc is not None and len(errors.exceptions) == 1 and errors.exceptions[0] is exc:
+                return None  # the body's own error (a refused submit...): let it propagate as itself, not in a group
+            raise
         finally:
             self._group = None
             await self.aclose()
@@ -254,6 +260,27 @@ class LocalBackend:
         await live.done.wait()
         return True
 
+    async def cancel_report(self, run_id: str, reason: str = "cancelled") -> CancelReport:
+        """``cancel``, and what it did to the run's process tree (``cc-executor cancel --json`` shows it)."""
+        if run_id not in self._live:
+            outcome = await cancel_run(await self._registry(), run_id, reason=reason, grace_s=self.kill_grace_s)
+            return CancelReport(
+                run_id=run_id,
+                status=outcome.status,
+                cancelled=outcome.cancelled,
+                signalled=outcome.signalled,
+                remaining=outcome.remaining,
+            )
+        running = len(process.marked_processes(run_id))
+        cancelled = await self.cancel(run_id, reason)
+        return CancelReport(
+            run_id=run_id,
+            status=(await self.status(run_id)).status,
+            cancelled=cancelled,
+            signalled=running if cancelled else 0,
+            remaining=len(process.marked_processes(run_id)),
+        )
+
     async def events(self, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
         """Numbered events with ``seq > after`` until the run's ``finished`` event. A run of another process (or
         one this backend no longer holds) is followed through its row: progress lines, then ``finished``."""
@@ -279,10 +306,9 @@ class LocalBackend:
             yield live.history[-1]
 
     async def _follow_row(self, run_id: str, after: int) -> AsyncIterator[RunEvent]:
-        store = await self._registry()
         seq, seen = after, None
         while True:
-            record = await store.get(run_id)
+            record = await self._row(run_id)
             if record.status.finished:
                 yield RunEvent(run_id=run_id, seq=seq + 1, kind="finished", status=record.status)
                 return
@@ -292,6 +318,20 @@ class LocalBackend:
                 update = ProgressUpdate(run_id=run_id, kind="heartbeat", message=record.last_progress)
                 yield RunEvent(run_id=run_id, seq=seq, kind="progress", progress=update)
             await anyio.sleep(_POLL_S)
+
+    async def _row(self, run_id: str) -> RunRecord:
+        """The row of a run this backend does not hold. If it is unfinished and its owner process has died, runs of
+        dead owners are reconciled first, so a follower sees ``lost`` (and its leftovers killed), never a row
+        that says ``running`` forever."""
+        store = await self._registry()
+        record = await store.get(run_id)
+        owner = record.owner_pid
+        if not record.status.finished and owner is not None and not process.pid_alive(owner):
+            from cc_executor.registry.recovery import reconcile
+
+            await reconcile(store)
+            record = await store.get(run_id)
+        return record
 
     async def status(self, run_id: str) -> RunRecord:
         record = await (await self._registry()).get(run_id)
@@ -303,13 +343,13 @@ class LocalBackend:
     async def wait(self, run_id: str, timeout_s: float) -> ExecutionResult | None:
         """The result once the run finishes, or None if it is still running after ``timeout_s``."""
         live = self._live.get(run_id)
-        store = await self._registry()
+        await self._registry()  # an unknown id raises even with timeout_s=0
         with anyio.move_on_after(timeout_s):
             if live is not None:
                 await live.done.wait()
                 return live.result
             while True:  # owned by another process: follow its row
-                record = await store.get(run_id)
+                record = await self._row(run_id)
                 if record.status.finished:
                     return record.to_result()
                 await anyio.sleep(_POLL_S)
@@ -332,7 +372,7 @@ class LocalBackend:
     async def transcript(self, run_id: str, query: TranscriptQuery) -> TranscriptChunk:
         record = await self.status(run_id)
         if not record.transcript_path:
-            raise TranscriptNotFoundError(run_id)
+            raise TranscriptNotFoundError(f"run {run_id} kept no transcript (save_transcript was off)")
         path = Path(record.transcript_path)
         cursor = query.cursor if query.tail is None else _tail_offset(path, query.tail)
         page = transcripts.read_page(path, cursor=cursor, limit=query.limit, max_bytes=query.max_bytes)

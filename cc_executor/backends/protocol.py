@@ -88,6 +88,17 @@ class ListOutcome(BaseModel):
     members: list[RunRecord]
 
 
+class CancelReport(BaseModel):
+    """What a cancel did to a run and its process tree (``LocalBackend.cancel_report``; ``cancel`` says only
+    whether it cancelled)."""
+
+    run_id: str
+    status: RunStatus = Field(description="The run's status afterwards.")
+    cancelled: bool = Field(description="False: the run had already finished and nothing was changed.")
+    signalled: int = Field(description="Processes of the run that were running when it was cancelled.")
+    remaining: int = Field(description="Processes still carrying the run's marker afterwards (0 when all stopped).")
+
+
 class ResumeRequest(BaseModel):
     """Continue (or, with ``fork``, branch) a finished run's conversation in its own cwd with a new task.
 
@@ -164,6 +175,7 @@ class Backend(Protocol):
 
 __all__ = [
     "Backend",
+    "CancelReport",
     "ListOutcome",
     "ListRequest",
     "ResumeRequest",

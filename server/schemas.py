@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
-# Mirrors of cc_executor.models (tests/test_server_units.py asserts they match).
+# Mirrors of cc_executor.models, kept here so the initialize answer never imports the core
+# (tests/test_server.py::test_mirrored_constants_match_the_core asserts they match).
 PermissionMode = Literal["acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"]
 RunStatusName = Literal[
     "queued", "running", "success", "failed", "timeout", "idle_timeout", "cancelled", "lost", "skipped"
@@ -217,7 +218,9 @@ class ListTotals(BaseModel):
     duration_s: float = Field(default=0.0, description="Wall-clock time of this call.")
 
 
-class TaskListResult(BaseModel):
+class TaskListOutput(BaseModel):
+    """execute_task_list's answer: one result per task, the totals, and how the list ended."""
+
     list_id: str
     status: Literal["success", "failed", "running", "cancelled"]
     done: bool
@@ -227,7 +230,9 @@ class TaskListResult(BaseModel):
     totals: ListTotals
 
 
-class TranscriptPage(BaseModel):
+class TranscriptPageOutput(BaseModel):
+    """get_transcript's answer: one page of readable or raw lines and the cursor of the next."""
+
     run_id: str
     format: Literal["text", "raw"]
     cursor: str

@@ -7,6 +7,7 @@ from cc_executor.backends.local import LocalBackend
 from cc_executor.backends.protocol import (
     Backend,
     CancelReport,
+    ListMemberState,
     ListOutcome,
     ListRequest,
     ResumeRequest,
@@ -19,6 +20,7 @@ from cc_executor.backends.protocol import (
 __all__ = [
     "Backend",
     "CancelReport",
+    "ListMemberState",
     "ListOutcome",
     "ListRequest",
     "LocalBackend",

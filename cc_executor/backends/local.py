@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 import anyio
 import anyio.abc
@@ -21,6 +22,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from cc_executor.backends.protocol import (
     CancelReport,
+    ListMemberState,
     ListOutcome,
     ListRequest,
     ResumeRequest,
@@ -33,9 +35,9 @@ from cc_executor.engine import process
 from cc_executor.engine.cancel import cancel_run
 from cc_executor.engine.runner import Run, preflight, prepare_run
 from cc_executor.engine.slots import RunSlots
-from cc_executor.engine.task_list_runner import TaskList
+from cc_executor.engine.task_list_runner import ListMember, TaskList
 from cc_executor.errors import InvalidRequestError, RunNotFoundError, TranscriptNotFoundError
-from cc_executor.models import ExecutionResult, ProgressUpdate, RunRecord, RunRequest
+from cc_executor.models import ExecutionResult, ProgressUpdate, RunRecord, RunRequest, RunStatus
 from cc_executor.registry import transcripts
 from cc_executor.registry.store import RunStore
 
@@ -47,34 +49,27 @@ _KEPT_LISTS = 50
 _TAIL_SCAN_BYTES = 1
 
 
-@dataclass(eq=False)
-class _LiveRun:
-    run: Run
-    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
-    done: anyio.Event = field(default_factory=anyio.Event)
-    result: ExecutionResult | None = None
-    latest: ProgressUpdate | None = None
-    history: deque[RunEvent] = field(default_factory=lambda: deque(maxlen=_KEPT_EVENTS))
-    subscribers: list[MemoryObjectSendStream[RunEvent]] = field(default_factory=list)
+class _EventLog:
+    """Numbered events of one run or list: a bounded history for late subscribers, then live delivery."""
 
-    @property
-    def run_id(self) -> str:
-        return self.run.request.run_id
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.history: deque[RunEvent] = deque(maxlen=_KEPT_EVENTS)
+        self.subscribers: list[MemoryObjectSendStream[RunEvent]] = []
+        self.ended = anyio.Event()
 
     @property
     def last_seq(self) -> int:
         return self.history[-1].seq if self.history else 0
 
-    async def publish(self, update: ProgressUpdate) -> None:
-        self.latest = update
-        self._emit(RunEvent(run_id=self.run_id, seq=self.last_seq + 1, kind="progress", progress=update))
+    def progress(self, update: ProgressUpdate) -> None:
+        self._emit(RunEvent(run_id=self.key, seq=self.last_seq + 1, kind="progress", progress=update))
 
-    def finish(self, result: ExecutionResult) -> None:
-        self.result = result
-        self._emit(RunEvent(run_id=self.run_id, seq=self.last_seq + 1, kind="finished", status=result.status))
+    def finish(self, status: RunStatus | None) -> None:
+        self._emit(RunEvent(run_id=self.key, seq=self.last_seq + 1, kind="finished", status=status))
         for send in self.subscribers:
             send.close()
-        self.done.set()
+        self.ended.set()
 
     def _emit(self, event: RunEvent) -> None:
         self.history.append(event)
@@ -82,15 +77,94 @@ class _LiveRun:
             try:
                 send.send_nowait(event)
             except anyio.WouldBlock:
-                pass  # a slow subscriber misses an update, never the run (and always gets "finished": see events)
+                pass  # a slow subscriber misses an update, never the run (and always gets "finished": see follow)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 self.subscribers.remove(send)
+
+    async def follow(self, after: int) -> AsyncIterator[RunEvent]:
+        send, receive = anyio.create_memory_object_stream[RunEvent](_KEPT_EVENTS)
+        for event in self.history:
+            if event.seq > after:
+                send.send_nowait(event)
+        if self.ended.is_set():
+            send.close()
+        else:
+            self.subscribers.append(send)
+        last = after
+        async with receive:
+            async for event in receive:
+                last = event.seq
+                yield event
+        if self.ended.is_set() and last < self.last_seq:  # dropped while we were slow: still say it ended
+            yield self.history[-1]
+
+
+@dataclass(eq=False)
+class _LiveRun:
+    run: Run
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    result: ExecutionResult | None = None
+    latest: ProgressUpdate | None = None
+    log: _EventLog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = _EventLog(self.run.request.run_id)
+
+    @property
+    def run_id(self) -> str:
+        return self.run.request.run_id
+
+    @property
+    def done(self) -> anyio.Event:
+        return self.log.ended
+
+    async def publish(self, update: ProgressUpdate) -> None:
+        self.latest = update
+        self.log.progress(update)
+
+    def finish(self, result: ExecutionResult) -> None:
+        self.result = result
+        self.log.finish(result.status)
 
 
 @dataclass(eq=False)
 class _LiveList:
     core: TaskList
-    done: anyio.Event = field(default_factory=anyio.Event)
+    log: _EventLog
+
+    @property
+    def done(self) -> anyio.Event:
+        return self.log.ended
+
+    async def publish(self, update: ProgressUpdate) -> None:
+        self.log.progress(update)
+
+    def outcome(self) -> ListOutcome:
+        core, counts = self.core, self.core.counts()
+        return ListOutcome(
+            list_id=core.list_id,
+            mode=core.mode,
+            status=core.status() if self.done.is_set() else "running",
+            members=[
+                ListMemberState(
+                    index=m.index,
+                    run_id=m.run_id,
+                    task=m.task,
+                    cwd=str(m.request.cwd),
+                    state=m.state,
+                    reason=m.reason,
+                    result=m.result,
+                )
+                for m in core.members
+            ],
+            succeeded=counts.succeeded,
+            failed=counts.failed,
+            skipped=counts.skipped,
+            running=counts.running,
+            pending=counts.pending,
+            cost_usd=counts.cost_usd,
+            elapsed_s=core.elapsed(),
+        )
 
 
 class LocalBackend:
@@ -105,12 +179,13 @@ class LocalBackend:
         store_path: Path | None = None,
         slots: RunSlots | None = None,
         transcript_dir: Path | None = None,
+        max_concurrent: int | None = None,
         kill_grace_s: float = 2.0,
     ) -> None:
         self._store = store
         self._owns_store = store is None
         self.store_path = store_path
-        self.slots = slots or RunSlots()
+        self.slots = slots or RunSlots(max_concurrent)  # None: one run per CPU
         self.transcript_dir = transcript_dir
         self.kill_grace_s = kill_grace_s
         self._live: dict[str, _LiveRun] = {}
@@ -125,7 +200,7 @@ class LocalBackend:
         """Open the registry on first use (and reconcile runs of dead owners), so start-up does no I/O."""
         async with self._store_lock:
             if self._store is None:
-                from cc_executor.registry.recovery import connect_registry
+                from cc_executor.engine.recovery import connect_registry
 
                 self._store = await connect_registry(self.store_path)
         return self._store
@@ -239,71 +314,76 @@ class LocalBackend:
             await live.done.wait()
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
-                await self.cancel(run_id, "cancelled: the task list stopped")
+                await self._cancel_here(run_id, "cancelled: the task list stopped")
             raise
         assert live.result is not None
         return live.result
 
     # --- following runs ------------------------------------------------------------------------------------------
 
-    async def cancel(self, run_id: str, reason: str = "cancelled") -> bool:
-        """Kill a run's tree and record ``cancelled``; False if it had already finished. A run of another process
-        is cancelled through its row and its process marker. The first reason wins."""
+    async def cancel(self, run_id: str, reason: str = "cancelled") -> CancelReport:
+        """Kill a run's tree and record ``cancelled``. A run of another process is cancelled through its row and
+        its process marker; a task of a list through the list (pending: skipped). The first reason wins."""
+        for live_list in self._lists.values():
+            if live_list.core.member(run_id) is not None and not live_list.done.is_set():
+                cancelled = await live_list.core.cancel_member(run_id, reason)
+                return await self._report(run_id, cancelled)
+        return await self._cancel_here(run_id, reason)
+
+    async def _cancel_here(self, run_id: str, reason: str) -> CancelReport:
         live = self._live.get(run_id)
         if live is None:
-            outcome = await cancel_run(await self._registry(), run_id, reason=reason, grace_s=self.kill_grace_s)
-            return outcome.cancelled
-        if live.done.is_set():
-            return False
-        live.run.set_cancel_reason(reason)
-        live.scope.cancel()
-        await live.done.wait()
-        return True
-
-    async def cancel_report(self, run_id: str, reason: str = "cancelled") -> CancelReport:
-        """``cancel``, and what it did to the run's process tree (``cc-executor cancel --json`` shows it)."""
-        if run_id not in self._live:
             outcome = await cancel_run(await self._registry(), run_id, reason=reason, grace_s=self.kill_grace_s)
             return CancelReport(
                 run_id=run_id,
-                status=outcome.status,
                 cancelled=outcome.cancelled,
+                status=outcome.status,
+                owner="elsewhere",
                 signalled=outcome.signalled,
                 remaining=outcome.remaining,
             )
-        running = len(process.marked_processes(run_id))
-        cancelled = await self.cancel(run_id, reason)
-        return CancelReport(
-            run_id=run_id,
-            status=(await self.status(run_id)).status,
-            cancelled=cancelled,
-            signalled=running if cancelled else 0,
-            remaining=len(process.marked_processes(run_id)),
-        )
+        if live.done.is_set():
+            return await self._report(run_id, False)
+        live.run.set_cancel_reason(reason)
+        live.scope.cancel()
+        await live.done.wait()
+        return await self._report(run_id, True)
+
+    async def _report(self, run_id: str, cancelled: bool) -> CancelReport:
+        try:
+            status = (await (await self._registry()).get(run_id)).status
+        except RunNotFoundError:  # a list task skipped before it had a row
+            status = RunStatus.SKIPPED
+        return CancelReport(run_id=run_id, cancelled=cancelled, status=status, owner="here")
 
     async def events(self, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
-        """Numbered events with ``seq > after`` until the run's ``finished`` event. A run of another process (or
-        one this backend no longer holds) is followed through its row: progress lines, then ``finished``."""
-        live = self._live.get(run_id)
-        if live is None:
-            async for event in self._follow_row(run_id, after):
+        """Numbered events with ``seq > after`` until the ``finished`` event, for a run or a list of this backend.
+        A pending list task is waited for; a run of another process (or one this backend no longer holds) is
+        followed through its row: progress lines, then ``finished``."""
+        live_list = self._lists.get(run_id)
+        if live_list is not None:
+            async for event in live_list.log.follow(after):
                 yield event
             return
-        send, receive = anyio.create_memory_object_stream[RunEvent](_KEPT_EVENTS)
-        for event in live.history:
-            if event.seq > after:
-                send.send_nowait(event)
-        if live.done.is_set():
-            send.close()
-        else:
-            live.subscribers.append(send)
-        last = after
-        async with receive:
-            async for event in receive:
-                last = event.seq
-                yield event
-        if live.result is not None and last < live.last_seq:  # dropped while we were slow: still say it ended
-            yield live.history[-1]
+        await self._until_started(run_id)
+        live = self._live.get(run_id)
+        source = live.log.follow(after) if live is not None else self._follow_row(run_id, after)
+        async for event in source:
+            yield event
+
+    async def _until_started(self, run_id: str) -> None:
+        """A pending task of a live list: wait until it has been handed to this backend or has ended."""
+        member = self._list_member(run_id)
+        while member is not None and member.state == "pending" and run_id not in self._live:
+            with anyio.move_on_after(_POLL_S):
+                await member.done.wait()
+
+    def _list_member(self, run_id: str) -> ListMember | None:
+        for live in self._lists.values():
+            member = live.core.member(run_id)
+            if member is not None:
+                return member
+        return None
 
     async def _follow_row(self, run_id: str, after: int) -> AsyncIterator[RunEvent]:
         seq, seen = after, None
@@ -327,7 +407,7 @@ class LocalBackend:
         record = await store.get(run_id)
         owner = record.owner_pid
         if not record.status.finished and owner is not None and not process.pid_alive(owner):
-            from cc_executor.registry.recovery import reconcile
+            from cc_executor.engine.recovery import reconcile
 
             await reconcile(store)
             record = await store.get(run_id)
@@ -342,9 +422,11 @@ class LocalBackend:
 
     async def wait(self, run_id: str, timeout_s: float) -> ExecutionResult | None:
         """The result once the run finishes, or None if it is still running after ``timeout_s``."""
-        live = self._live.get(run_id)
-        await self._registry()  # an unknown id raises even with timeout_s=0
         with anyio.move_on_after(timeout_s):
+            member = self._list_member(run_id)
+            if member is not None:  # a task of a list, maybe not started yet
+                await member.done.wait()
+            live = self._live.get(run_id)
             if live is not None:
                 await live.done.wait()
                 return live.result
@@ -387,25 +469,23 @@ class LocalBackend:
 
     # --- task lists ----------------------------------------------------------------------------------------------
 
-    async def submit_list(
-        self, request: ListRequest, on_progress: Callable[[ProgressUpdate], Awaitable[None]] | None = None
-    ) -> str:
-        """Start a task list in the background; each task is a run of this backend (get_run, wait, cancel work
-        per task). ``on_progress`` gets every task's progress, prefixed with its place in the list."""
+    async def submit_list(self, request: ListRequest) -> str:
+        """Start a task list in the background; each task is a run of this backend (see the protocol)."""
         group = self._started_group()
         if request.list_id in self._lists:
             return request.list_id
+        log_ = _EventLog(request.list_id)
         core = TaskList(
             request.requests,
             await self._registry(),
             sequential=request.mode == "sequential",
             max_parallel=request.max_parallel,
             stop_on_error=request.stop_on_error,
-            on_progress=on_progress,
             execute=self.execute,
         )
+        live = _LiveList(core, log_)
+        core.on_progress = live.publish
         self._forget_finished_lists()
-        live = _LiveList(core)
         self._lists[request.list_id] = live
         group.start_soon(self._drive_list, live)
         return request.list_id
@@ -416,7 +496,7 @@ class LocalBackend:
         except Exception:
             log.exception("task list %s crashed", live.core.list_id)
         finally:
-            live.done.set()
+            live.log.finish(None)
 
     async def cancel_list(self, list_id: str, reason: str = "cancelled") -> bool:
         live = self._lists.get(list_id)
@@ -426,25 +506,47 @@ class LocalBackend:
         await live.done.wait()
         return True
 
-    async def cancel_list_member(self, list_id: str, run_id: str, reason: str) -> bool:
-        """Stop one task of a list: a pending one is skipped, a running one cancelled."""
-        live = self._lists.get(list_id)
-        return live is not None and await live.core.cancel_member(run_id, reason)
-
     async def list_outcome(self, list_id: str, timeout_s: float = 0.0) -> ListOutcome:
         live = self._lists.get(list_id)
-        if live is not None:
-            with anyio.move_on_after(timeout_s):
-                await live.done.wait()
-        members = await (await self._registry()).list_runs(list_id=list_id, limit=500)
-        members.sort(key=lambda record: record.created_at or "")
-        finished = live.done.is_set() if live is not None else all(m.status.finished for m in members)
-        return ListOutcome(list_id=list_id, finished=finished, members=members)
+        if live is None:
+            return await self._outcome_from_rows(list_id)
+        with anyio.move_on_after(timeout_s):
+            await live.done.wait()
+        return live.outcome()
 
-    def task_list(self, list_id: str) -> TaskList | None:
-        """The engine's TaskList of a list started here (for in-process front ends that show its totals)."""
-        live = self._lists.get(list_id)
-        return live.core if live is not None else None
+    async def _outcome_from_rows(self, list_id: str) -> ListOutcome:
+        """A list this backend did not run (or has forgotten): what its rows say."""
+        rows = await (await self._registry()).list_runs(list_id=list_id, limit=500)
+        if not rows:
+            raise RunNotFoundError(list_id)
+        rows.sort(key=lambda record: record.created_at or "")
+        members = [
+            ListMemberState(
+                index=i,
+                run_id=row.run_id,
+                task=row.task,
+                cwd=row.cwd,
+                state="finished" if row.status.finished else "running",
+                result=row.to_result() if row.status.finished else None,
+            )
+            for i, row in enumerate(rows, start=1)
+        ]
+        results = [m.result for m in members if m.result is not None]
+        running = len(members) - len(results)
+        failed = sum(not r.ok for r in results)
+        status: Literal["running", "success", "failed", "cancelled"] = (
+            "running" if running else "success" if not failed else "failed"
+        )
+        return ListOutcome(
+            list_id=list_id,
+            mode="sequential",
+            status=status,
+            members=members,
+            succeeded=len(results) - failed,
+            failed=failed,
+            running=running,
+            cost_usd=round(sum(r.cost_usd or 0.0 for r in results), 6),
+        )
 
     # --- memory --------------------------------------------------------------------------------------------------
 

@@ -80,23 +80,49 @@ class ListRequest(BaseModel):
     stop_on_error: bool = True
 
 
+class ListMemberState(BaseModel):
+    """One task of a list: ``pending`` (not started), ``running``, ``finished`` (``result`` set) or ``skipped``."""
+
+    index: int = Field(ge=1)
+    run_id: str
+    task: str
+    cwd: str
+    state: Literal["pending", "running", "finished", "skipped"]
+    reason: str | None = Field(default=None, description="Why it was skipped, or cancelled by the list.")
+    result: ExecutionResult | None = None
+
+
 class ListOutcome(BaseModel):
-    """Where a task list is: every member's row (in list order) and whether the list has ended."""
+    """Where a task list is: each member in list order, the totals, and how it ended (``running`` until then)."""
 
     list_id: str
-    finished: bool
-    members: list[RunRecord]
+    mode: Literal["sequential", "parallel"]
+    status: Literal["running", "success", "failed", "cancelled"]
+    members: list[ListMemberState]
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    running: int = 0
+    pending: int = 0
+    cost_usd: float = 0.0
+    elapsed_s: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.status != "running"
 
 
 class CancelReport(BaseModel):
-    """What a cancel did to a run and its process tree (``LocalBackend.cancel_report``; ``cancel`` says only
-    whether it cancelled)."""
+    """What a cancel did. ``cancelled`` False: the run had already finished and nothing changed."""
 
     run_id: str
-    status: RunStatus = Field(description="The run's status afterwards.")
-    cancelled: bool = Field(description="False: the run had already finished and nothing was changed.")
-    signalled: int = Field(description="Processes of the run that were running when it was cancelled.")
-    remaining: int = Field(description="Processes still carrying the run's marker afterwards (0 when all stopped).")
+    cancelled: bool
+    status: RunStatus = Field(description="The run's status after the cancel.")
+    owner: Literal["here", "elsewhere"] = Field(
+        description="here: this backend ran it in this process; elsewhere: another process or machine owns it."
+    )
+    signalled: int = Field(default=0, description="Processes signalled (runs owned elsewhere).")
+    remaining: int = Field(default=0, description="Processes still carrying the run's marker afterwards.")
 
 
 class ResumeRequest(BaseModel):
@@ -129,14 +155,15 @@ class Backend(Protocol):
         """Submit a resumed (or forked) run of a finished run; its new run id."""
         ...
 
-    async def cancel(self, run_id: str, reason: str = "cancelled") -> bool:
-        """Stop a queued or running run (its whole process tree) and record ``cancelled`` with ``reason``.
-        True if this call cancelled it; False if it had already finished. The first reason wins."""
+    async def cancel(self, run_id: str, reason: str = "cancelled") -> CancelReport:
+        """Stop a queued or running run (its whole process tree), wherever it runs, and record ``cancelled``
+        with ``reason``. A pending list task is skipped instead. The first reason wins."""
         ...
 
     def events(self, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
         """The run's numbered events with ``seq > after``, live until its ``finished`` event (which ends the
-        iteration). A finished run yields what is kept and then its ``finished`` event."""
+        iteration). A finished run yields what is kept and then its ``finished`` event. A list id gives the
+        list's events: every task's progress, prefixed with its place in the list, then ``finished``."""
         ...
 
     async def status(self, run_id: str) -> RunRecord:
@@ -156,7 +183,9 @@ class Backend(Protocol):
         ...
 
     async def submit_list(self, request: ListRequest) -> str:
-        """Start a task list (its members recorded under ``list_id``); return the list id at once."""
+        """Start a task list (its members recorded under ``list_id``); return the list id at once. Each task is
+        a run of this backend: ``status``/``wait``/``events``/``cancel`` work on its run id, also while it is
+        pending (``wait`` then waits for it to start and end; ``cancel`` skips it)."""
         ...
 
     async def cancel_list(self, list_id: str, reason: str = "cancelled") -> bool:
@@ -164,7 +193,8 @@ class Backend(Protocol):
         ...
 
     async def list_outcome(self, list_id: str, timeout_s: float = 0.0) -> ListOutcome:
-        """The list's members, after waiting up to ``timeout_s`` for it to end."""
+        """The list's members and totals, after waiting up to ``timeout_s`` for it to end. Raises
+        ``RunNotFoundError`` (with the list id) for a list this backend does not know."""
         ...
 
     async def aclose(self) -> None:
@@ -176,6 +206,7 @@ class Backend(Protocol):
 __all__ = [
     "Backend",
     "CancelReport",
+    "ListMemberState",
     "ListOutcome",
     "ListRequest",
     "ResumeRequest",

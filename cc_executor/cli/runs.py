@@ -176,7 +176,7 @@ async def _cancel_run(args: argparse.Namespace) -> int:
     async with local_backend(kill_grace_s=max(args.grace, 0.1)) as backend:
         record = await resolve_run(backend, args.run_id)
         reason = f"cancelled by `cc-executor cancel` (pid {os.getpid()}); process tree killed"
-        outcome = await backend.cancel_report(record.run_id, reason)
+        outcome = await backend.cancel(record.run_id, reason)
     _cancel_report(outcome, json_output=args.json)
     return EXIT_OK if outcome.cancelled else EXIT_FAILED
 

@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    __version__: str
     from cc_executor.api import (
         build_request,
         build_resume_request,
@@ -49,10 +50,6 @@ if TYPE_CHECKING:
     from cc_executor.models import CCExecutorConfig, ExecutionResult, ProgressUpdate, RunRecord, RunRequest, RunStatus
     from cc_executor.task_lists import ListTask, TaskListResult, cc_execute_list
 
-try:
-    __version__ = version("cc-executor")  # one source: pyproject.toml
-except PackageNotFoundError:  # running from a checkout that was never installed
-    __version__ = "0+unknown"
 
 # Where each public name lives. Imported on first access (PEP 562), so `import cc_executor.models` (the MCP
 # server's schemas do this before the initialize answer) does not pull in the engine.
@@ -101,7 +98,18 @@ _LOCATIONS: dict[str, str] = {
 }
 
 
+def _version() -> str:
+    """One source: pyproject.toml, through the installed metadata (read on first use: it costs ~15 ms)."""
+    try:
+        return version("cc-executor")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()[name] = value = _version()
+        return value
     module = _LOCATIONS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,6 +28,7 @@ PUBLIC_MODULES = frozenset(
         "cc_executor.api",
         "cc_executor.doctor",
         "cc_executor.errors",
+        "cc_executor.ids",
         "cc_executor.models",
         "cc_executor.paths",
         "cc_executor.task_lists",

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from cc_executor.errors import InvalidRequestError, RunNotFoundError
-from cc_executor.models import RUN_ID_PATTERN, RunRecord
+from cc_executor.ids import RUN_ID_PATTERN
+from cc_executor.models import RunRecord
 
 if TYPE_CHECKING:
     from pydantic import BaseModel

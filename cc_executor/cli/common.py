@@ -30,6 +30,8 @@ Query = TypeVar("Query", bound="BaseModel")
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_CANCELLED = 3  # show --follow: the run was cancelled (or skipped)
+EXIT_LOST = 4  # show --follow: the process running it died (the row says lost)
 
 _PREFIX = re.compile(r"^[0-9a-f-]{1,36}$")
 
@@ -127,6 +129,28 @@ async def local_backend(*, kill_grace_s: float = 2.0) -> AsyncIterator[LocalBack
 
     async with LocalBackend(kill_grace_s=kill_grace_s) as backend:
         yield backend
+
+
+@asynccontextmanager
+async def registry_backend(*, kill_grace_s: float = 2.0) -> AsyncIterator[LocalBackend]:
+    """The backend for commands that look at runs started anywhere (show, runs, cancel, run --detach): durable runs
+    are followed through their numbered events, and one whose supervisor died is recorded lost as soon as it is
+    looked at; runs of other front ends through their rows. Leaving it leaves every run running."""
+    from cc_executor.backends import DurableBackend
+
+    async with DurableBackend(kill_grace_s=kill_grace_s) as backend:
+        yield backend
+
+
+def exit_code_for(status: str) -> int:
+    """How a followed run ended, as an exit code: 0 success, 1 failed or timed out, 3 cancelled, 4 lost."""
+    if status == "success":
+        return EXIT_OK
+    if status in ("cancelled", "skipped"):
+        return EXIT_CANCELLED
+    if status == "lost":
+        return EXIT_LOST
+    return EXIT_FAILED
 
 
 @contextmanager

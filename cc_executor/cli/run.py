@@ -38,10 +38,15 @@ examples:
   cc-executor run "write tests for utils.py and make them pass" --cwd ~/src/app --allowed-tools Bash,Edit,Write
   git diff | cc-executor run - --permission-mode plan
   cc-executor run --file task.md --schema answer.schema.json --json > answer.json
+  cc-executor run --detach "refactor the parser" --cwd ~/src/app    prints the run id and returns
+  cc-executor show 3f2a --follow                                     attach to it (from any terminal, any time)
 
 Progress goes to stderr (a live line on a terminal, plain lines otherwise); the result goes to stdout.
 Ctrl-C kills the run's whole process tree, records it as cancelled and exits 130.
-Exit codes: 0 success, 1 the run failed (see its status), 2 bad input, 130 interrupted."""
+With --detach the run belongs to its own supervisor process: closing this terminal does not stop it;
+`cc-executor cancel ID` does.
+Exit codes: 0 success (with --detach: recorded and started), 1 the run failed (see its status), 2 bad input,
+130 interrupted."""
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,6 +65,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    parser.add_argument(
+        "-d",
+        "--detach",
+        action="store_true",
+        help="start the run in its own supervisor process, print its id and return at once; it goes on after "
+        "this command exits (follow it with `show ID --follow`)",
+    )
     limits = parser.add_argument_group("limits")
     limits.add_argument(
         "--timeout",
@@ -105,7 +117,25 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def handle(args: argparse.Namespace) -> int:
     request = build_run_request(args)
+    if args.detach:
+        return anyio.run(_detach, request, args)
     return anyio.run(_run, request, args)
+
+
+async def _detach(request: RunRequest, args: argparse.Namespace) -> int:
+    """Record the run, hand it to its supervisor, print its id (stdout) and how to follow it (stderr)."""
+    from cc_executor.cli.common import registry_backend, short_id
+
+    async with registry_backend() as backend:
+        run_id = await backend.submit(request)
+        record = await backend.status(run_id)
+    if args.json:
+        write_json({"run_id": run_id, "status": record.status.value, "cwd": record.cwd})
+    else:
+        out(run_id)
+    if not args.quiet:
+        err(f"started run {run_id} in the background; follow it: cc-executor show {short_id(run_id)} --follow")
+    return EXIT_OK
 
 
 # --- building the request ---------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,16 +21,17 @@ from cc_executor.cli.common import (
     format_time,
     home_relative,
     is_tty,
-    local_backend,
     out,
     parse_time,
     record_json,
+    registry_backend,
     resolve_run,
     run_duration,
     seam_query,
     short_id,
     write_json,
 )
+from cc_executor.errors import InvalidRequestError
 from cc_executor.models import RunRecord, RunStatus
 from cc_executor.text import one_line
 from cc_executor.timeparse import GRAMMAR, parse_since
@@ -67,11 +69,20 @@ def _add_runs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "-n", "--limit", type=int, default=20, metavar="N", help="show at most N runs (default 20, at most 500)"
     )
     parser.add_argument("--json", action="store_true", help="print the full run records as a JSON array")
+    parser.add_argument(
+        "-w",
+        "--watch",
+        action="store_true",
+        help="a live table of the runs in flight (queued, running) with each one's latest progress line, until "
+        "Ctrl-C (the runs go on); one line per change when stdout is not a terminal",
+    )
     parser.set_defaults(handler=_runs)
 
 
 def _runs(args: argparse.Namespace) -> int:
     cwd = str(Path(args.cwd).expanduser().resolve()) if args.cwd else None
+    if args.watch:
+        return _watch(args, cwd)
     records = anyio.run(_list_runs, args, cwd)
     if args.json:
         write_json([record_json(r) for r in records])
@@ -84,6 +95,17 @@ def _runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _watch(args: argparse.Namespace, cwd: str | None) -> int:
+    from cc_executor.cli.watch import watch
+
+    if args.json or args.status or args.since:
+        raise InvalidRequestError("--watch shows the runs in flight live: it takes --cwd, --list and --limit only")
+    try:
+        return anyio.run(partial(watch, cwd=cwd, list_id=args.list_id, limit=args.limit))
+    except KeyboardInterrupt:
+        return EXIT_OK  # stopping the watch is the normal way out; the runs go on
+
+
 def _filtered(args: argparse.Namespace) -> bool:
     return any(v is not None for v in (args.status, args.cwd, args.since, args.list_id))
 
@@ -94,7 +116,7 @@ async def _list_runs(args: argparse.Namespace, cwd: str | None) -> list[RunRecor
     since = parse_since(args.since, field="--since") if args.since else None
     status = RunStatus(args.status) if args.status else None
     query = seam_query(RunFilter, status=status, cwd=cwd, since=since, list_id=args.list_id, limit=args.limit)
-    async with local_backend() as backend:
+    async with registry_backend() as backend:
         return await backend.list_runs(query)
 
 
@@ -173,7 +195,7 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 async def _cancel_run(args: argparse.Namespace) -> int:
-    async with local_backend(kill_grace_s=max(args.grace, 0.1)) as backend:
+    async with registry_backend(kill_grace_s=max(args.grace, 0.1)) as backend:
         record = await resolve_run(backend, args.run_id)
         reason = f"cancelled by `cc-executor cancel` (pid {os.getpid()}); process tree killed"
         outcome = await backend.cancel(record.run_id, reason)

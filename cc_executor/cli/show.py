@@ -9,17 +9,17 @@ from typing import TYPE_CHECKING
 import anyio
 
 from cc_executor.cli.common import (
-    EXIT_FAILED,
     EXIT_OK,
     err,
+    exit_code_for,
     format_cost,
     format_duration,
     format_time,
     is_tty,
-    local_backend,
     lone_errors,
     out,
     record_json,
+    registry_backend,
     resolve_run,
     run_duration,
     seam_query,
@@ -27,7 +27,7 @@ from cc_executor.cli.common import (
     write_json,
 )
 from cc_executor.errors import InvalidRequestError, TranscriptNotFoundError
-from cc_executor.models import RunRecord, RunStatus
+from cc_executor.models import RunRecord
 
 if TYPE_CHECKING:
     from cc_executor.backends import LocalBackend, TranscriptChunk
@@ -42,7 +42,10 @@ examples:
   cc-executor show 3f2a --transcript             the whole readable transcript
   cc-executor show 3f2a --transcript --limit 50  one page; the next page's --cursor is printed on stderr
   cc-executor show 3f2a --raw --json             raw stream-json events as a JSON page
-  cc-executor show 3f2a --follow                 tail a running run until it finishes (Ctrl-C stops watching)"""
+  cc-executor show 3f2a --follow                 attach: live progress, then the result (Ctrl-C stops watching)
+  cc-executor show 3f2a --follow --transcript    tail the readable transcript instead
+
+--follow exits by how the run ended: 0 success, 1 failed or timed out, 3 cancelled, 4 lost."""
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,7 +65,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "-f",
         "--follow",
         action="store_true",
-        help="keep printing the transcript as the run writes it, until it finishes; exits 0 if it succeeded",
+        help="attach to the run: its live progress (with --transcript/--raw: its transcript as it grows) until it "
+        "ends, then its result; exits 0 success, 1 failed or timed out, 3 cancelled, 4 lost",
     )
     parser.add_argument(
         "--cursor", type=int, default=0, metavar="BYTES", help="transcript page start (a next_cursor from before)"
@@ -90,10 +94,10 @@ async def _show_async(args: argparse.Namespace) -> int:
     if args.follow and args.json:
         raise InvalidRequestError("--follow prints lines as they come and cannot be combined with --json")
 
-    async with local_backend() as backend:
+    async with registry_backend() as backend:
         record = await resolve_run(backend, args.run_id)
         if args.follow:
-            return await follow(backend, record, raw=args.raw)
+            return await follow(backend, record, raw=args.raw, transcript=args.transcript or args.raw)
         if args.transcript or args.raw:
             return await print_transcript(
                 backend, record.run_id, raw=args.raw, cursor=args.cursor, limit=args.limit, json_output=args.json
@@ -238,14 +242,41 @@ async def _print_whole(backend: LocalBackend, run_id: str, *, raw: bool, cursor:
 # --- follow -----------------------------------------------------------------------------------------------------
 
 
-async def follow(backend: LocalBackend, record: RunRecord, *, raw: bool) -> int:
-    """Print the transcript as it grows until the run's ``finished`` event, then its status line.
+async def follow(backend: LocalBackend, record: RunRecord, *, raw: bool, transcript: bool) -> int:
+    """Attach to a run until its ``finished`` event: its live progress (or, with ``transcript``, its transcript as
+    it grows), then its result and status line. The exit code says how it ended (``exit_code_for``)."""
+    from cc_executor.cli.run import footer_lines, result_body
 
-    The run's events say when it ends (and, for a run that keeps no transcript, what it is doing); the transcript is
-    read on every event and at least every 0.5 s, and once more after the end, so no line written before it is
-    missed."""
-    from cc_executor.cli.run import footer_lines
+    if transcript:
+        await _follow_transcript(backend, record, raw=raw)
+    else:
+        await _follow_progress(backend, record)
+    record = await backend.status(record.run_id)
+    result = record.to_result()
+    if not transcript and result_body(result):
+        out(result_body(result))
+    for line in footer_lines(result):
+        err(line)
+    return exit_code_for(record.status.value)
 
+
+async def _follow_progress(backend: LocalBackend, record: RunRecord) -> None:
+    from cc_executor.cli.live_display import make_display
+
+    display = make_display(quiet=False)
+    display.start(record.run_id, record.cwd)
+    try:
+        async for event in backend.events(record.run_id):
+            if event.progress is not None:
+                await display.update(event.progress)
+    finally:
+        display.stop()
+
+
+async def _follow_transcript(backend: LocalBackend, record: RunRecord, *, raw: bool) -> None:
+    """The transcript as it grows until the run's ``finished`` event. The run's events say when it ends (and, for a
+    run that keeps no transcript, what it is doing); the transcript is read on every event and at least every
+    0.5 s, and once more after the end, so no line written before it is missed."""
     ended = anyio.Event()
     keeps_transcript = record.transcript_path is not None
     with lone_errors():
@@ -260,10 +291,6 @@ async def follow(backend: LocalBackend, record: RunRecord, *, raw: bool) -> int:
                     break
                 with anyio.move_on_after(_FOLLOW_POLL_S):
                     await ended.wait()
-    record = await backend.status(record.run_id)
-    for line in footer_lines(record.to_result()):
-        err(line)
-    return EXIT_OK if record.status is RunStatus.SUCCESS else EXIT_FAILED
 
 
 async def _watch_events(backend: LocalBackend, run_id: str, keeps_transcript: bool, ended: anyio.Event) -> None:

@@ -345,7 +345,7 @@ async def test_show_unknown_or_bad_ids_exit_2(env: dict[str, str]) -> None:
 
 
 @pytest.mark.slow
-async def test_show_follow_tails_a_running_run_to_its_end(
+async def test_show_follow_transcript_tails_a_running_run_to_its_end(
     fake_api: FakeAnthropic, env: dict[str, str], workdir: Path
 ) -> None:
     fake_api.scenario = scenarios.slow(steps=2, seconds=1)
@@ -355,7 +355,7 @@ async def test_show_follow_tails_a_running_run_to_its_end(
     assert runner.stderr is not None
     run_id = run_id_from(await read_until(runner.stderr, "claude started", []))
 
-    followed = await cli(env, "show", run_id[:8], "--follow")
+    followed = await cli(env, "show", run_id[:8], "--follow", "--transcript")
 
     assert followed.returncode == 0, text(followed.stderr)
     out = text(followed.stdout)
@@ -383,7 +383,7 @@ async def test_show_follow_ends_when_the_owner_dies(
         code = await follower.wait()
 
     assert follower.stderr is not None
-    assert code == 1
+    assert code == 4  # show --follow: 4 = lost
     assert "✗ lost (RunLostError)" in await read_until(follower.stderr, "✗ lost", [])
     assert process.marked_processes(run_id) == []
 

@@ -176,7 +176,6 @@ async def _execute(
     request.config.env = request_env
     run = adopt_run(request, store)
 
-
     async def ahead() -> int:
         """Earlier durable runs still waiting for a slot: queued, not holding one, their supervisor alive."""
         earlier = await store.queued_durable_before(run_id)

@@ -34,7 +34,7 @@ text; problems come back as `isError` results whose text names the problem.
 | `CC_EXECUTOR_MAX_RESULT_CHARS` | 20000 | results longer than this are trimmed (with a pointer to the full text) |
 | `CC_EXECUTOR_MODEL` | the CLI's default | model when a call gives none |
 | `CC_EXECUTOR_LOG_LEVEL` | WARNING | server log level (logs go to stderr, never stdout) |
-| `CC_EXECUTOR_BACKEND` | `durable` | `durable`: runs outlive the server (own supervisor process each); `local`: they die with it |
+| `CC_EXECUTOR_BACKEND` | `durable` | `durable`: runs outlive the server (a supervisor each); `local`: die with it |
 
 The CLI inherits the server's environment (minus variables of a host Claude Code session such as `CLAUDECODE`).
 

@@ -220,7 +220,7 @@ async def run(options: Options) -> Section:
         fake.scenario = scenarios.slow(steps=10, seconds=2)
         rows, notes = await wall_ratio(base, work, rounds=1 if options.quick else 2)
         section.rows += rows
-        section.notes += notes
+        section.notes += ["", *notes]
     return section
 
 

@@ -58,12 +58,10 @@ def build_request(
 
 
 def describe_validation_error(exc: Any) -> str:
-    problems = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error.get("loc", ())) or "request"
-        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-        problems.append(f"{where}: {message}")
-    return "; ".join(problems)
+    """One sentence per problem, each naming the field (see cc_executor.validation)."""
+    from cc_executor.validation import describe_validation_error as describe
+
+    return describe(exc)
 
 
 @asynccontextmanager

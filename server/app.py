@@ -17,6 +17,7 @@ from pydantic import Field
 from . import run_tools as runs
 from . import task_list_tools as lists
 from . import transcript_tools as transcripts
+from .errors import ToolErrorServer
 from .progress_notifications import ProgressSink
 from .resources import register_resources
 from .schemas import (
@@ -25,6 +26,7 @@ from .schemas import (
     MAX_PARALLEL,
     AllowedToolsParam,
     BudgetParam,
+    Cwd,
     CwdParam,
     DisallowedToolsParam,
     IdleTimeoutParam,
@@ -202,10 +204,8 @@ async def execute_task_list(
     mode: Annotated[
         Literal["sequential", "parallel"],
         Field(
-            Field(
-                description="sequential: one after another, each seeing a summary of the earlier results; "
-                "parallel: up to max_parallel at once."
-            ),
+            description="sequential: one after another, each seeing a summary of the earlier results; "
+            "parallel: up to max_parallel at once."
         ),
     ] = "sequential",
     max_parallel: Annotated[
@@ -303,7 +303,7 @@ async def cancel_run(
 async def list_runs(
     ctx: Ctx,
     status: Annotated[RunStatusName | None, Field(description="Only runs with this status.")] = None,
-    cwd: Annotated[str | None, Field(description="Only runs that worked in this directory.")] = None,
+    cwd: Annotated[Cwd | None, Field(description="Only runs that worked in this directory (absolute path).")] = None,
     since: Annotated[
         str | None,
         Field(
@@ -358,7 +358,7 @@ TOOLS: list[tuple[Any, str, ToolAnnotations]] = [
 def create_server(settings: ServerSettings | None = None) -> MCPServer[AppState]:
     """A ready MCPServer; ``settings`` default to the environment (ServerSettings.from_env())."""
     settings = settings or ServerSettings.from_env()
-    server: MCPServer[AppState] = MCPServer(
+    server: MCPServer[AppState] = ToolErrorServer(
         SERVER_NAME,
         title="Claude Code executor",
         version=VERSION,

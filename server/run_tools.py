@@ -6,12 +6,9 @@ in exactly one place (``tool_errors``); everything is validated before a row is 
 
 from __future__ import annotations
 
-import math
 import os
-import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,8 +26,6 @@ if TYPE_CHECKING:
     from .state import AppState
 
 CLIENT_CANCEL_REASON = "cancelled: the MCP client cancelled the tool call"
-_RELATIVE_SINCE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @contextmanager
@@ -96,7 +91,10 @@ def _working_dir(state: AppState, cwd: str | None) -> Path:
         return Path(cwd).expanduser()
     if state.settings.default_cwd is not None:
         return state.settings.default_cwd
-    raise ToolError("cwd is required: pass the absolute path of the directory to work in (no CC_EXECUTOR_DEFAULT_CWD)")
+    raise ToolError(
+        "cwd: is required (the server has no CC_EXECUTOR_DEFAULT_CWD): pass the absolute path of the directory "
+        "to work in"
+    )
 
 
 def _check_resume_cwd(record: RunRecord, cwd: str | None) -> None:
@@ -228,16 +226,7 @@ def _normalised_dir(cwd: str) -> str:
 
 
 def parse_since(since: str) -> str:
-    """ISO-8601, or a relative age such as '30m', '2h', '1d' (that long ago)."""
-    match = _RELATIVE_SINCE.fullmatch(since.strip())
-    if match is None:
-        try:
-            datetime.fromisoformat(since.strip())
-        except ValueError:
-            message = f"since {since!r} is neither an ISO-8601 time nor an age such as '30m', '2h', '1d'"
-            raise ToolError(message) from None
-        return since.strip()
-    amount = float(match.group(1)) * _UNITS[match.group(2)]
-    if not math.isfinite(amount) or amount > 3650 * 86400:
-        raise ToolError(f"since {since!r} is too far back")
-    return (datetime.now(UTC) - timedelta(seconds=amount)).isoformat()
+    """ISO-8601, or an age such as '30m', '2h', '1d' (that long ago); the same grammar as the CLI's --since."""
+    from cc_executor.timeparse import since_timestamp
+
+    return since_timestamp(since, field="since")

@@ -18,6 +18,7 @@ import anyio
 import anyio.abc
 from mcp.server.mcpserver import Context
 
+from .errors import note_run_id
 from .settings import ServerSettings
 
 if TYPE_CHECKING:
@@ -93,6 +94,7 @@ class AppState:
         """Start a run owned by this server; it outlives the tool call that started it."""
         backend = await self.backend()
         backend.forget_finished()  # their rows stay in the store; keeps memory flat on a long-lived server
+        note_run_id(request.run_id)  # so an internal error of this tool call can name the run
         run_id = await backend.submit(request)
         self.submitted.add(run_id)
         return run_id

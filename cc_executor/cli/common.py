@@ -6,10 +6,12 @@ exactly one JSON document; rich is used only when the stream it writes to is a t
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -26,8 +28,28 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 _PREFIX = re.compile(r"^[0-9a-f-]{1,36}$")
-_RELATIVE_TIME = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (argparse prefixes the option's name)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """argparse type: a finite, positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
 
 
 def is_tty(stream: TextIO) -> bool:
@@ -121,14 +143,10 @@ def run_duration(record: RunRecord) -> float | None:
 
 
 def since_timestamp(value: str) -> str:
-    """``--since``: an ISO-8601 time, or an age such as 30m, 2h, 7d (from now)."""
-    match = _RELATIVE_TIME.match(value.strip().lower())
-    if match:
-        delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-        return (datetime.now(UTC) - delta).isoformat()
-    if parse_time(value) is None:
-        raise InvalidRequestError(f"--since {value!r}: expected an ISO-8601 time or an age like 30m, 2h, 7d")
-    return value
+    """``--since``: an ISO-8601 time, or an age such as 30m, 1.5h, 7d, 1w (from now)."""
+    from cc_executor.timeparse import since_timestamp as parse
+
+    return parse(value, field="--since")
 
 
 async def resolve_run(store: RunStore, ref: str) -> RunRecord:

@@ -16,9 +16,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from pydantic import ValidationError
+
 from cc_executor import __version__
 from cc_executor.cli.common import EXIT_FAILED, EXIT_USAGE, err
 from cc_executor.errors import CCExecutorError, InvalidRequestError, RunNotFoundError, TranscriptNotFoundError
+from cc_executor.validation import describe_validation_error
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -111,6 +114,23 @@ def run(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err("interrupted")
         return 130
+    except ValidationError as exc:  # a value a command passed on to a model without checking it first
+        err(f"cc-executor {args.command}: error: {describe_validation_error(exc)}")
+        return EXIT_USAGE
+    except Exception as exc:  # never a bare traceback: one sentence, the traceback only with -v
+        err(internal_error(args.command, exc, verbose=args.verbose > 0))
+        return EXIT_FAILED
+
+
+def internal_error(command: str, exc: Exception, *, verbose: bool) -> str:
+    """What a user sees when a command fails in a way nobody planned for (a bug to report)."""
+    import traceback
+
+    detail = " ".join(str(exc).split())[:300]
+    text = f"cc-executor {command}: internal error ({type(exc).__name__}): {detail}"
+    if not verbose:
+        return text + "\n(this is a bug in cc-executor; run again with -v for the traceback)"
+    return text + "\n" + "".join(traceback.format_exception(exc)).rstrip()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

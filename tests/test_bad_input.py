@@ -236,6 +236,7 @@ CLI_CASES: dict[str, list[CliCase]] = {
         CliCase((), "no task: give TASK, `-` to read it from stdin, or --file FILE"),
         CliCase(("",), "task: must not be empty"),
         CliCase(("-",), "task: must not be empty", stdin=b"   \n"),
+        CliCase(("-",), f"task: is {MAX_TASK_BYTES + 1} bytes; the limit is", stdin=b"x" * (MAX_TASK_BYTES + 1)),
         CliCase(("hi", "--cwd", "/nonexistent/dir"), "cwd: '/nonexistent/dir' does not exist"),
         CliCase(("hi", "--cwd", "/etc/hostname"), "cwd: '/etc/hostname' is not a directory"),
         CliCase(("hi", "--cwd", "~nosuchuser/x"), "~nosuchuser is not the home directory of a known user"),

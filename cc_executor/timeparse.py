@@ -1,9 +1,8 @@
-"""Times a person types: an ISO-8601 instant or an age ('30s', '15m', '1.5h', '2d', '1w').
+"""One grammar for "since" filters, shared by the MCP server and the command line.
 
-One parser for every front end, so `cc-executor runs --since`, `cc-executor prune --older-than` and the MCP tool
-``list_runs(since=...)`` accept the same words and refuse the same nonsense with the same sentence. Every refusal
-is an InvalidRequestError naming the field; nothing here raises OverflowError or ValueError at a caller (a date
-beyond year 9999 or an age of a billion days is bad input, not a crash).
+A value is an ISO-8601 time (a naive one is taken as UTC) or an age before now: a number and a unit,
+``30s``, ``15m``, ``1.5h``, ``2d``, ``1w``. Anything else, or an age that reaches before the year 1, is an
+``InvalidRequestError`` naming the value. ``parse_age`` is the age half alone (``cc-executor prune --older-than``).
 """
 
 from __future__ import annotations
@@ -14,59 +13,43 @@ from datetime import UTC, datetime, timedelta
 
 from cc_executor.errors import InvalidRequestError
 
-__all__ = ["MAX_AGE_DAYS", "parse_age", "parse_instant", "parse_since", "since_timestamp"]
-
-MAX_AGE_DAYS = 100 * 365
-"""The longest age accepted: far beyond any run history, far inside what datetime can subtract."""
-
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_AGE_EXAMPLES = "'30s', '15m', '1.5h', '2d', '1w'"
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_MAX_AGE_S = 100 * 365 * 86400  # far enough back for any registry, far from datetime's limits
+GRAMMAR = "an ISO-8601 time or an age such as 30m, 1.5h, 2d, 1w"
 
 
 def parse_age(value: str, *, field: str = "age") -> timedelta:
-    """A non-negative age such as '30m' or '1.5h' (units s, m, h, d, w), at most MAX_AGE_DAYS."""
-    match = _AGE.fullmatch(value.strip().lower())
+    """An age such as 30m, 1.5h, 2d, 1w (at most 100 years)."""
+    match = _AGE.fullmatch(value.strip())
     if match is None:
-        raise InvalidRequestError(f"{field}: {_shown(value)} is not an age such as {_AGE_EXAMPLES}")
-    seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
-    if not math.isfinite(seconds) or seconds > MAX_AGE_DAYS * 86400:
-        raise InvalidRequestError(f"{field}: {_shown(value)} is too long; the limit is {MAX_AGE_DAYS} days")
+        raise InvalidRequestError(f"{field}: {value!r} is not an age such as 30m, 1.5h, 2d, 1w")
+    seconds = float(match.group(1)) * _SECONDS[match.group(2)]
+    if not math.isfinite(seconds) or seconds > _MAX_AGE_S:
+        raise InvalidRequestError(f"{field}: {value!r} is too far back (at most 100 years)")
     return timedelta(seconds=seconds)
 
 
-def parse_instant(value: str, *, field: str = "time") -> datetime:
-    """An ISO-8601 time as an aware UTC datetime; a time without an offset is taken as UTC."""
+def parse_since(value: str, *, field: str = "since") -> datetime:
+    """The aware UTC time ``value`` names (see the module doc)."""
+    text = value.strip()
+    if _AGE.fullmatch(text) is not None:
+        return datetime.now(UTC) - parse_age(text, field=field)
     try:
-        moment = datetime.fromisoformat(value.strip())
+        moment = datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidRequestError(f"{field}: {_shown(value)} is not an ISO-8601 time") from None
+        raise InvalidRequestError(f"{field}: {value!r} is not {GRAMMAR}") from None
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=UTC)
     try:
         return moment.astimezone(UTC)
-    except OverflowError:  # 9999-12-31T23:59:59-01:00 is after the last instant datetime can hold
-        raise InvalidRequestError(f"{field}: {_shown(value)} is out of range (years 1 to 9999 in UTC)") from None
+    except OverflowError:
+        raise InvalidRequestError(f"{field}: {value!r} is out of range") from None
 
 
-def parse_since(value: str, *, field: str = "since", now: datetime | None = None) -> datetime:
-    """An ISO-8601 time, or an age meaning that long before ``now``; as an aware UTC datetime."""
-    text = value.strip()
-    if _AGE.fullmatch(text.lower()):
-        return (now or datetime.now(UTC)) - parse_age(text, field=field)
-    try:
-        datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidRequestError(
-            f"{field}: {_shown(value)} is neither an ISO-8601 time nor an age such as {_AGE_EXAMPLES}"
-        ) from None
-    return parse_instant(text, field=field)
+def since_timestamp(value: str, *, field: str = "since") -> str:
+    """``parse_since`` in the registry's stored form (ISO-8601 UTC with microseconds: text order is time order)."""
+    return parse_since(value, field=field).isoformat(timespec="microseconds")
 
 
-def since_timestamp(value: str, *, field: str = "since", now: datetime | None = None) -> str:
-    """``parse_since`` in the registry's stored form (ISO-8601 UTC with microseconds, so text order is time order)."""
-    return parse_since(value, field=field, now=now).isoformat(timespec="microseconds")
-
-
-def _shown(value: str) -> str:
-    return repr(value if len(value) <= 80 else value[:80] + "…")
+__all__ = ["GRAMMAR", "parse_age", "parse_since", "since_timestamp"]

@@ -20,12 +20,14 @@ from cc_executor.engine.slots import RunSlots
 from cc_executor.errors import ERROR_CLASSES, InvalidRequestError, RunError
 from cc_executor.models import CCExecutorConfig, ExecutionResult, ProgressUpdate, RunRequest
 from cc_executor.registry.store import RunStore
+from cc_executor.retention import prune_runs
 
 __all__ = [
     "build_request",
     "build_resume_request",
     "cc_execute",
     "open_store",
+    "prune_runs",
     "raise_for_result",
     "resume",
     "run_stream",

@@ -126,7 +126,7 @@ async def submit(state: AppState, submission: Submission) -> str:
         run_id = await backend.resume(ResumeRequest(run_id=submission.resume_of, request=submission.request))
     else:
         run_id = await backend.submit(submission.request)
-    state.submitted.add(run_id)
+    state.remember_run(run_id)
     return run_id
 
 

@@ -38,7 +38,7 @@ def test_since_accepts_ages_and_iso_times() -> None:
     two_hours_ago = datetime.fromisoformat(since_timestamp("2h"))
     assert abs(datetime.now(UTC) - timedelta(hours=2) - two_hours_ago) < timedelta(seconds=5)
     assert since_timestamp("2026-01-01T00:00:00") == "2026-01-01T00:00:00.000000+00:00"
-    with pytest.raises(InvalidRequestError, match="--since: 'yesterday' is neither an ISO-8601 time nor an age"):
+    with pytest.raises(InvalidRequestError, match="--since: 'yesterday' is not an ISO-8601 time or an age such as 30m"):
         since_timestamp("yesterday")
 
 

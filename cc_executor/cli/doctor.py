@@ -76,6 +76,7 @@ async def run_checks(args: argparse.Namespace, explicit: str | None) -> list[Che
         doctor.check_root(env, args.permission_mode),
         state,
         await doctor.check_sqlite(state.status == "ok"),
+        doctor.check_state_size(state.status == "ok"),
         *await doctor.check_node(env),
         doctor.check_mcp_server(),
     ]

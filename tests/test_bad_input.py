@@ -221,7 +221,7 @@ async def test_bad_resource_reads_say_what_is_wrong(settings: ServerSettings) ->
     async with Client(create_server(settings)) as client:
         with pytest.raises(Exception, match=f"unknown run_id '{UNKNOWN}'"):
             await client.read_resource(f"cc-executor://runs/{UNKNOWN}/result")
-        with pytest.raises(Exception, match="invalid run id .not-a-run.: expected a lowercase UUID"):
+        with pytest.raises(Exception, match=r"invalid run id 'not-a-run': expected a lowercase UUID"):
             await client.read_resource("cc-executor://runs/not-a-run/transcript")
 
 

@@ -282,6 +282,13 @@ CLI_CASES: dict[str, list[CliCase]] = {
         CliCase(("--smoke", "--smoke-timeout", "-5"), "argument --smoke-timeout: must be a positive number of seconds"),
         CliCase(("--permission-mode", "yolo"), "argument --permission-mode: invalid choice: 'yolo'"),
     ],
+    "prune": [
+        CliCase((), "the following arguments are required: --older-than"),
+        CliCase(("--older-than", "1y"), "--older-than: '1y' is not an age such as 30m, 1.5h, 2d, 1w"),
+        CliCase(("--older-than=-5d",), "--older-than: '-5d' is not an age such as 30m"),
+        CliCase(("--older-than", "99999999999d"), "--older-than: '99999999999d' is too far back (at most 100 years)"),
+        CliCase(("--older-than", "1d", "--status", "running"), "argument --status: invalid choice: 'running'"),
+    ],
     "serve": [
         CliCase(("--port", "80"), "unrecognized arguments: --port 80"),
     ],

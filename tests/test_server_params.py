@@ -47,8 +47,9 @@ async def connect(settings: ServerSettings) -> AsyncIterator[Client]:
 def ok(result: CallToolResult) -> dict[str, Any]:
     text = " ".join(c.text for c in result.content if isinstance(c, TextContent))
     assert not result.is_error, text
-    assert result.structured_content is not None
-    return result.structured_content
+    content: dict[str, Any] | None = result.structured_content
+    assert content is not None
+    return content
 
 
 def tools_offered(request: RecordedRequest) -> set[str]:

@@ -132,7 +132,7 @@ def internal_error(command: str, exc: Exception, *, verbose: bool) -> str:
     detail = " ".join(str(exc).split())[:300]
     text = f"cc-executor {command}: internal error ({type(exc).__name__}): {detail}"
     if not verbose:
-        return text + "\n(this is a bug in cc-executor; run again with -v for the traceback)"
+        return text + "\n(unexpected: run again with -v for the traceback, and please report it)"
     return text + "\n" + "".join(traceback.format_exception(exc)).rstrip()
 
 

@@ -41,10 +41,20 @@ _SIMPLE = {
 
 def describe_validation_error(exc: ValidationError, *, limit: int = 5) -> str:
     """One sentence per problem (at most ``limit``), each naming the field: ``task: must not be empty``."""
-    problems = _unique(f"{field_path(e.get('loc', ()))}: {problem_text(e)}" for e in exc.errors())
+    problems = _unique(f"{field_path(e.get('loc', ()))}: {_without_name(e)}" for e in exc.errors())
     shown = problems[:limit]
     more = f"; and {len(problems) - limit} more problem(s)" if len(problems) > limit else ""
     return "; ".join(shown) + more
+
+
+def _without_name(error: Mapping[str, Any]) -> str:
+    """A validator's own message may start with the field's name ("json_schema must describe an object"); the
+    sentence already starts with it, so it is said once."""
+    text = problem_text(error)
+    names = [part for part in error.get("loc", ()) if isinstance(part, str)]
+    if names and text.startswith(names[-1] + " "):
+        return text[len(names[-1]) + 1 :]
+    return text
 
 
 def field_path(loc: Sequence[str | int]) -> str:

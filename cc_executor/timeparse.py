@@ -47,9 +47,4 @@ def parse_since(value: str, *, field: str = "since") -> datetime:
         raise InvalidRequestError(f"{field}: {value!r} is out of range") from None
 
 
-def since_timestamp(value: str, *, field: str = "since") -> str:
-    """``parse_since`` in the registry's stored form (ISO-8601 UTC with microseconds: text order is time order)."""
-    return parse_since(value, field=field).isoformat(timespec="microseconds")
-
-
-__all__ = ["GRAMMAR", "parse_age", "parse_since", "since_timestamp"]
+__all__ = ["GRAMMAR", "parse_age", "parse_since"]

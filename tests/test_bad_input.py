@@ -35,7 +35,7 @@ WORK = "<workdir>"  # replaced by the case's work dir
 
 
 def bad_id(field: str, value: str) -> str:
-    return f"{field}: invalid run id {value!r}: expected a lowercase UUID"
+    return f"{field}: invalid run id {value!r}: it is not a run id (a lowercase UUID"
 
 
 NO_SUCH_RUN = f"unknown run_id '{UNKNOWN}': no such run"
@@ -227,7 +227,7 @@ async def test_bad_resource_reads_say_what_is_wrong(settings: ServerSettings) ->
     async with Client(create_server(settings)) as client:
         with pytest.raises(Exception, match=f"unknown run_id '{UNKNOWN}'"):
             await client.read_resource(f"cc-executor://runs/{UNKNOWN}/result")
-        with pytest.raises(Exception, match=r"invalid run id 'not-a-run': expected a lowercase UUID"):
+        with pytest.raises(Exception, match=r"invalid run id 'not-a-run': it is not a run id"):
             await client.read_resource("cc-executor://runs/not-a-run/transcript")
 
 

@@ -39,6 +39,8 @@ async def test_an_unexpected_error_in_a_tool_is_a_sentence_and_a_logged_tracebac
     async with Client(create_server(ServerSettings(home=broken_home))) as client:
         result = await client.call_tool("list_runs", {})
         again = await client.call_tool("get_run", {"run_id": RUN_ID})
+        with pytest.raises(Exception, match=r"^internal error \(IsADirectoryError\); details in the server log$"):
+            await client.read_resource(f"cc-executor://runs/{RUN_ID}/result")
     texts = [" ".join(c.text for c in r.content if isinstance(c, TextContent)) for r in (result, again)]
     assert result.is_error and again.is_error
     assert texts[0] == "internal error (IsADirectoryError) in list_runs; details in the server log"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -65,15 +66,12 @@ async def prune_runs(
     attempts and transcript files. ``statuses`` narrows it (default: every finished status); asking for queued or
     running is an InvalidRequestError. ``dry_run`` only reports. Paths default to the state dir."""
     from cc_executor.api import open_store
-    from cc_executor.paths import state_dir
     from cc_executor.registry.transcripts import delete_transcripts
 
     age = parse_age(older_than, field="older_than") if isinstance(older_than, str) else _checked(older_than)
     wanted = _statuses(statuses)
     cutoff = (datetime.now(UTC) - age).isoformat(timespec="microseconds")
-    folder = (
-        transcript_dir if transcript_dir is not None else (db_path.parent if db_path else state_dir()) / ("transcripts")
-    )
+    folder = transcript_dir if transcript_dir is not None else _transcript_dir(db_path)
     async with open_store(db_path) as store:
         records = await store.prunable(before=cutoff, statuses=wanted)
         if not dry_run:
@@ -84,10 +82,8 @@ async def prune_runs(
         freed += (
             _sizes(record.run_id, recorded, folder) if dry_run else delete_transcripts(record.run_id, recorded, folder)
         )
-    counts: dict[str, int] = {}
-    for record in records:
-        counts[record.status.value] = counts.get(record.status.value, 0) + 1
-    return PruneResult(cutoff, [r.run_id for r in records], counts, freed, dry_run)
+    counts = Counter(record.status.value for record in records)
+    return PruneResult(cutoff, [r.run_id for r in records], dict(counts), freed, dry_run)
 
 
 def retention_days(environ: dict[str, str] | None = None) -> float | None:
@@ -124,6 +120,13 @@ def format_bytes(count: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
+
+
+def _transcript_dir(db_path: Path | None) -> Path:
+    """Transcripts sit beside runs.db (the state dir's layout)."""
+    from cc_executor.paths import TRANSCRIPTS_NAME, state_dir
+
+    return (db_path.parent if db_path is not None else state_dir()) / TRANSCRIPTS_NAME
 
 
 def _checked(age: timedelta) -> timedelta:

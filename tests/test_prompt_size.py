@@ -12,7 +12,7 @@ import pytest
 from cc_executor_mcp import schemas
 from cc_executor_mcp.app import create_server
 from cc_executor_mcp.settings import ServerSettings
-from mcp import Client
+from mcp import Client, StdioServerParameters
 
 from cc_executor.api import build_request
 from cc_executor.errors import InvalidRequestError
@@ -40,13 +40,22 @@ def test_the_limit_is_one_and_at_least_4_mib(workdir: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("transport", ["memory", "stdio"])
 async def test_a_1_mib_task_runs_through_execute_task(
-    config: CCExecutorConfig, fake_api: FakeAnthropic, workdir: Path
+    config: CCExecutorConfig, fake_api: FakeAnthropic, workdir: Path, state_home: Path, transport: str
 ) -> None:
+    """In memory, and over a real stdio server (the JSON-RPC line then carries the whole megabyte)."""
     fake_api.scenario = scenarios.text("read it all")
     task = big_task(ONE_MIB)
     settings = ServerSettings(cli_env=config.env, claude_path=config.claude_path, model=config.model)
-    async with Client(create_server(settings)) as client:
+    env = {
+        **config.env,
+        "CC_EXECUTOR_HOME": str(state_home),
+        "CC_EXECUTOR_CLAUDE": str(config.claude_path),
+        "CC_EXECUTOR_MODEL": str(config.model),
+    }
+    stdio = StdioServerParameters(command=sys.executable, args=["-m", "cc_executor_mcp"], env=env)
+    async with Client(create_server(settings) if transport == "memory" else stdio) as client:
         result = await client.call_tool("execute_task", {"task": task, "cwd": str(workdir)})
     assert not result.is_error and result.structured_content is not None
     assert result.structured_content["status"] == "success", result.structured_content

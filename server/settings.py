@@ -27,6 +27,8 @@ DEFAULT_BACKEND = "durable"
 """durable: each run has its own supervisor process and outlives this server (hosts restart servers all the time:
 a quit, an idle-session kill, a crash must not kill a two-hour run); local: runs live in the server's task group
 and are cancelled (trees killed, rows recorded) when it exits."""
+ENV_RETENTION_DAYS = "CC_EXECUTOR_RETENTION_DAYS"
+MAX_RETENTION_DAYS = 36500.0
 
 
 class SettingsError(ValueError):
@@ -46,6 +48,7 @@ class ServerSettings:
     model: str | None = None
     cli_env: dict[str, str] = field(default_factory=dict)
     kill_grace_s: float | None = None  # None: the core's default
+    retention_days: float | None = None  # prune finished runs older than this at start (None: keep everything)
     handle_signals: bool = False  # SIGTERM/SIGINT: cancel runs, record why, then exit (the stdio entry point only)
     backend: str = DEFAULT_BACKEND  # "durable" (runs outlive the server) or "local" (runs die with it): BACKENDS
 
@@ -58,6 +61,11 @@ class ServerSettings:
             raise SettingsError(f"max_result_chars must be within 1000..10000000, got {self.max_result_chars}")
         if self.backend not in BACKENDS:
             raise SettingsError(f"{ENV_BACKEND} must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.retention_days is not None and not 0 < self.retention_days <= MAX_RETENTION_DAYS:
+            raise SettingsError(
+                f"{ENV_RETENTION_DAYS} must be a number of days within 0..{MAX_RETENTION_DAYS:g}, "
+                f"got {self.retention_days:g}"
+            )
 
     @property
     def durable(self) -> bool:
@@ -76,13 +84,19 @@ class ServerSettings:
             max_result_chars=_int(env, ENV_MAX_RESULT_CHARS, DEFAULT_MAX_RESULT_CHARS) or DEFAULT_MAX_RESULT_CHARS,
             model=env.get(ENV_MODEL) or None,
             backend=(env.get(ENV_BACKEND) or DEFAULT_BACKEND).strip().lower(),
+            retention_days=_optional_float(env, ENV_RETENTION_DAYS),
         )
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _optional_float(env, name)
+    return default if value is None else value
+
+
+def _optional_float(env: Mapping[str, str], name: str) -> float | None:
     raw = env.get(name, "").strip()
     if not raw:
-        return default
+        return None
     try:
         return float(raw)
     except ValueError:

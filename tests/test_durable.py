@@ -156,3 +156,21 @@ async def test_cc_execute_detach_returns_a_handle_at_once(
         await cc_execute("job", config=config, cwd=workdir, detach=True, on_progress=print)  # type: ignore[call-overload]
     assert (await handle.status()).owner_pid is not None
     await nothing_left(handle.run_id, (await handle.status()).owner_pid or 0)
+
+
+async def test_pruning_a_finished_durable_run_takes_its_request_and_events_too(
+    config: CCExecutorConfig, fake_api: FakeAnthropic, workdir: Path, state_home: Path
+) -> None:
+    from cc_executor.registry.store import RunStore
+
+    fake_api.scenario = scenarios.text("short")
+    async with DurableBackend(state_home) as backend:
+        run_id = await backend.submit(build_request("short job", config=config, cwd=workdir))
+        result = await backend.wait(run_id, 60)
+        supervisor = (await backend.status(run_id)).owner_pid or 0
+    assert result is not None and result.status is RunStatus.SUCCESS
+    await nothing_left(run_id, supervisor)
+    async with RunStore.open(state_home / "runs.db") as store:
+        assert await store.events_after(run_id, 0) and await store.load_request(run_id)
+        assert await store.delete_runs([run_id]) == 1
+        assert await store.events_after(run_id, 0) == [] and await store.load_request(run_id) is None

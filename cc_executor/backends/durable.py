@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -49,6 +50,7 @@ EVENT_POLL_S = 0.1  # how often a follower looks for new events: well under the 
 WAIT_POLL_S = 0.1  # a waiter sees the recorded end within this (one indexed SELECT per poll)
 LIVENESS_EVERY_S = 1.0  # how often a follower checks that the supervisor of an unfinished run is alive
 CANCEL_SETTLE_S = 15.0  # after a cancel, how long to wait for the supervisor to record the end
+SUPERVISOR_EXIT_S = 3.0  # aclose: how long supervisors of ended runs get to exit
 
 
 def owner_alive(record: RunRecord) -> bool:
@@ -75,7 +77,7 @@ class DurableBackend(LocalBackend):
             store_path=self.home / DB_NAME, transcript_dir=self.home / TRANSCRIPTS_NAME, kill_grace_s=kill_grace_s
         )
         self.max_concurrent = max_concurrent
-        self._supervisors: list[subprocess.Popen[bytes]] = []
+        self._supervisors: dict[str, subprocess.Popen[bytes]] = {}
         self._durable: set[str] = set()  # run ids known to have a recorded request (cache)
         self._closing = False
 
@@ -90,7 +92,14 @@ class DurableBackend(LocalBackend):
         return await super().__aexit__(exc_type, exc, tb)
 
     async def aclose(self) -> None:
-        """Close the registry; the runs go on under their supervisors."""
+        """Close the registry; the runs go on under their supervisors. Supervisors of runs that have already ended
+        are given a moment to exit, so a front end that closes after its runs leaves no process of ours behind."""
+        if self._store is not None:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(SUPERVISOR_EXIT_S):
+                for run_id, supervisor in list(self._supervisors.items()):
+                    if supervisor.poll() is None and await self._store.has_finished_event(run_id):
+                        while supervisor.poll() is None:  # noqa: ASYNC110 (a child's exit: no event to wait on)
+                            await anyio.sleep(0.02)
         self._reap()
         await super().aclose()
 
@@ -110,7 +119,10 @@ class DurableBackend(LocalBackend):
         supervisor = start_supervisor(
             request.run_id, self.home, request_env=dict(request.config.env), max_concurrent=self.max_concurrent
         )
-        self._supervisors.append(supervisor)
+        self._supervisors[request.run_id] = supervisor
+        # A supervisor is our child until we exit: a thread waits for it, so it never lingers as a zombie (it has
+        # no pdeathsig, so waiting from a thread is harmless).
+        threading.Thread(target=supervisor.wait, name=f"reap-{request.run_id[:8]}", daemon=True).start()
         go = False
         try:
             run = await prepare_run(request, store, transcript_dir=self.transcript_dir, owner_pid=supervisor.pid)
@@ -125,8 +137,8 @@ class DurableBackend(LocalBackend):
         self._durable.add(request.run_id)
 
     def _reap(self) -> None:
-        """Collect supervisors that have exited (they are our children until we exit: no zombies pile up)."""
-        self._supervisors = [s for s in self._supervisors if s.poll() is None]
+        """Forget supervisors that have exited."""
+        self._supervisors = {run_id: s for run_id, s in self._supervisors.items() if s.poll() is None}
 
     async def execute(
         self, request: RunRequest, on_progress: Callable[[ProgressUpdate], Awaitable[None]]

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A tiny stand-in for the `claude` CLI in stream-json print mode, for faults the real CLI can't be made to show.
 
-It ignores unknown argv flags, reads stdin to EOF first (the prompt), then behaves according to FAKE_CLAUDE_MODE
+It ignores unknown argv flags, reads the prompt first (stdin to EOF; with `--input-format stream-json`, NDJSON
+until the first user message, answering `initialize` like the real CLI), then behaves according to FAKE_CLAUDE_MODE
 (default "ok"). `--version` prints the pinned version and exits 0. `--session-id <id>` sets the session id, otherwise
 a fresh uuid4 is used. Standard library only.
 
@@ -30,6 +31,7 @@ Modes (FAKE_CLAUDE_MODE):
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -310,8 +312,32 @@ def main(argv: list[str]) -> int:
     if handler is None:
         sys.stderr.write(f"fake_claude: unknown FAKE_CLAUDE_MODE {mode!r}; known: {', '.join(MODES)}\n")
         return 2
-    stdin_text = sys.stdin.buffer.read().decode("utf-8", errors="replace")  # like the real CLI: prompt to EOF first
-    return handler(Fake(_session_id_from_argv(argv), stdin_text))
+    streaming = _streaming_input(argv)
+    stdin_text = _read_stream_prompt() if streaming else sys.stdin.buffer.read().decode("utf-8", errors="replace")
+    code = handler(Fake(_session_id_from_argv(argv), stdin_text))
+    if streaming and code == 0:
+        sys.stdin.buffer.read()  # like the real CLI in stream-json input mode: exit only on stdin EOF
+    return code
+
+
+def _streaming_input(argv: list[str]) -> bool:
+    return any(a == "--input-format" and b == "stream-json" for a, b in itertools.pairwise(argv))
+
+
+def _read_stream_prompt() -> str:
+    """NDJSON until the first user message (its content is the prompt); `initialize` requests are answered."""
+    for raw in sys.stdin.buffer:
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            continue
+        if message.get("type") == "control_request":
+            response = {"subtype": "success", "request_id": message.get("request_id"), "response": {"commands": []}}
+            emit({"type": "control_response", "response": response})
+        elif message.get("type") == "user":
+            content = message.get("message", {}).get("content", "")
+            return content if isinstance(content, str) else json.dumps(content)
+    return ""
 
 
 if __name__ == "__main__":

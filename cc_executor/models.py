@@ -14,6 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 PermissionMode = Literal["acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"]
 PERMISSION_MODES: tuple[str, ...] = ("acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan")
 
+SettingSource = Literal["user", "project", "local"]
+# The isolated nested profile: the project's settings and CLAUDE.md apply; the user's own hooks and MCP servers
+# (user settings, ~/.claude.json) stay out of nested runs (docs/host-interaction.md has what each switch loads).
+DEFAULT_SETTING_SOURCES: tuple[SettingSource, ...] = ("project", "local")
+PermissionPrompts = Literal["deny", "ask"]
+_MCP_SERVER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+
 MAX_TASK_BYTES = 4 * 1024 * 1024
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -78,6 +85,16 @@ class CCExecutorConfig(BaseModel):
     )
     prediction_model: str | None = Field(default=None, description="Model for agent_predict_timeout; default: `model`.")
 
+    setting_sources: list[SettingSource] | None = Field(
+        default_factory=lambda: list(DEFAULT_SETTING_SOURCES),
+        description="Which settings the nested CLI loads (user, project, local); default project+local keeps the "
+        "user's own hooks and MCP servers out; None = the CLI's default (all).",
+    )
+    mcp_config: dict[str, Any] | None = Field(
+        default=None, description='MCP servers for the run, as {"mcpServers": {name: {...}}} (passed via a file).'
+    )
+    strict_mcp_config: bool = Field(default=False, description="Use only the servers in mcp_config.")
+
     @field_validator("allowed_tools", "disallowed_tools")
     @classmethod
     def _tool_names(cls, tools: list[str]) -> list[str]:
@@ -85,6 +102,35 @@ class CCExecutorConfig(BaseModel):
             if not name.strip() or "\n" in name:
                 raise ValueError(f"invalid tool name {name!r}")
         return tools
+
+    @field_validator("setting_sources")
+    @classmethod
+    def _sources(cls, sources: list[SettingSource] | None) -> list[SettingSource] | None:
+        return None if sources is None else sorted(set(sources), key=("user", "project", "local").index)
+
+    @field_validator("mcp_config")
+    @classmethod
+    def _mcp_config(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        servers = value.get("mcpServers")
+        if set(value) != {"mcpServers"} or not isinstance(servers, dict):
+            raise ValueError('mcp_config must be {"mcpServers": {"<name>": {...}, ...}} and nothing else')
+        for name, server in servers.items():
+            if not _MCP_SERVER_NAME.fullmatch(name):
+                raise ValueError(f"mcp_config: server name {name[:80]!r} is not a plain name (letters, digits, _.-)")
+            if not isinstance(server, dict) or not (isinstance(server.get("command"), str) or "url" in server):
+                raise ValueError(f'mcp_config: server {name!r} needs a "command" (stdio) or a "url"')
+        return value
+
+    def profile(self) -> dict[str, Any]:
+        """What the run record keeps of the nested profile (server names only: a config may hold secrets)."""
+        servers = sorted((self.mcp_config or {}).get("mcpServers", {}))
+        return {
+            "setting_sources": self.setting_sources,
+            "mcp_servers": servers,
+            "strict_mcp_config": self.strict_mcp_config,
+        }
 
 
 DEFAULT_TIMEOUT_S = 1800.0
@@ -260,6 +306,7 @@ class RunRecord(ExecutionResult):
     owner_pid: int | None = None
     created_at: str | None = None
     last_progress: str | None = None
+    profile: dict[str, Any] | None = Field(default=None, description="setting_sources, mcp_servers, strict_mcp_config")
 
     def to_result(self) -> ExecutionResult:
         return ExecutionResult.model_validate(self.model_dump(include=set(ExecutionResult.model_fields)))

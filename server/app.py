@@ -30,6 +30,7 @@ from .schemas import (
     IdleTimeoutParam,
     JsonSchemaParam,
     MaxTurnsParam,
+    McpConfigParam,
     ModelParam,
     PermissionModeParam,
     RunId,
@@ -37,6 +38,8 @@ from .schemas import (
     RunOptions,
     RunResult,
     RunStatusName,
+    SettingSourcesParam,
+    StrictMcpConfigParam,
     Task,
     TaskListResult,
     TaskSpec,
@@ -123,6 +126,9 @@ async def execute_task(
     max_turns: MaxTurnsParam = None,
     max_budget_usd: BudgetParam = None,
     json_schema: JsonSchemaParam = None,
+    setting_sources: SettingSourcesParam = None,
+    mcp_config: McpConfigParam = None,
+    strict_mcp_config: StrictMcpConfigParam = None,
     resume_run_id: ResumeRunId = None,
     return_after_s: ReturnAfter = None,
 ) -> RunResult:
@@ -144,6 +150,9 @@ async def execute_task(
         max_turns=max_turns,
         max_budget_usd=max_budget_usd,
         json_schema=json_schema,
+        setting_sources=setting_sources,
+        mcp_config=mcp_config,
+        strict_mcp_config=strict_mcp_config,
     )
     wait_s = state.settings.return_after_s if return_after_s is None else return_after_s
     with runs.tool_errors():
@@ -164,6 +173,9 @@ async def start_task(
     max_turns: MaxTurnsParam = None,
     max_budget_usd: BudgetParam = None,
     json_schema: JsonSchemaParam = None,
+    setting_sources: SettingSourcesParam = None,
+    mcp_config: McpConfigParam = None,
+    strict_mcp_config: StrictMcpConfigParam = None,
     resume_run_id: ResumeRunId = None,
 ) -> RunResult:
     """Start a task in the background and return its run_id at once (status "queued" or "running"). Follow it
@@ -181,6 +193,9 @@ async def start_task(
         max_turns=max_turns,
         max_budget_usd=max_budget_usd,
         json_schema=json_schema,
+        setting_sources=setting_sources,
+        mcp_config=mcp_config,
+        strict_mcp_config=strict_mcp_config,
     )
     with runs.tool_errors():
         request = await runs.make_request(state, task, options, resume_run_id=resume_run_id)
@@ -223,6 +238,9 @@ async def execute_task_list(
     disallowed_tools: DisallowedToolsParam = None,
     max_turns: MaxTurnsParam = None,
     max_budget_usd: BudgetParam = None,
+    setting_sources: SettingSourcesParam = None,
+    mcp_config: McpConfigParam = None,
+    strict_mcp_config: StrictMcpConfigParam = None,
     return_after_s: ReturnAfter = None,
 ) -> TaskListResult:
     """Run several tasks under one list_id and return one result per task plus totals. sequential (default):
@@ -240,6 +258,9 @@ async def execute_task_list(
         disallowed_tools=disallowed_tools,
         max_turns=max_turns,
         max_budget_usd=max_budget_usd,
+        setting_sources=setting_sources,
+        mcp_config=mcp_config,
+        strict_mcp_config=strict_mcp_config,
     )
     wait_s = state.settings.return_after_s if return_after_s is None else return_after_s
     with runs.tool_errors():

@@ -69,6 +69,9 @@ async def make_request(
         disallowed_tools=options.disallowed_tools,
         max_turns=options.max_turns,
         max_budget_usd=options.max_budget_usd,
+        setting_sources=options.setting_sources,
+        mcp_config=options.mcp_config,
+        strict_mcp_config=options.strict_mcp_config,
     )
     if resume_run_id is not None:
         store = await (await state.backend()).get_store()

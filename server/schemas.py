@@ -131,6 +131,32 @@ MaxTurnsParam = Annotated[int | None, Field(ge=1, le=MAX_TURNS, description="Sto
 BudgetParam = Annotated[
     float | None, Field(gt=0, le=MAX_BUDGET_USD, description="Stop once the run has cost this many US dollars.")
 ]
+SettingSource = Literal["user", "project", "local"]
+SettingSourcesParam = Annotated[
+    list[SettingSource] | None,
+    Field(
+        max_length=3,
+        description="Which settings the nested Claude Code loads: 'user' (the user's own hooks and MCP servers), "
+        "'project', 'local'. Default (server setting): project and local; CLAUDE.md applies either way.",
+    ),
+]
+McpConfigParam = Annotated[
+    dict[str, Any] | None,
+    Field(
+        description='MCP servers for the nested run: {"mcpServers": {"<name>": {"command": "...", "args": [...]}}}. '
+        "The user's own servers are not loaded by default."
+    ),
+]
+StrictMcpConfigParam = Annotated[
+    bool | None, Field(description="Use only the servers in mcp_config (also ignores the project's .mcp.json).")
+]
+PermissionPromptsParam = Annotated[
+    Literal["deny", "ask"] | None,
+    Field(
+        description="What happens when the nested run wants a tool that needs permission: 'deny' (listed in "
+        "permission_denials) or 'ask' (the person at the host is asked, else the run waits for approve_run)."
+    ),
+]
 JsonSchemaParam = Annotated[
     dict[str, Any] | None,
     Field(description="JSON Schema the final answer must match; the parsed answer comes back as structured_output."),
@@ -152,6 +178,9 @@ class RunOptions(BaseModel):
     max_turns: MaxTurnsParam = None
     max_budget_usd: BudgetParam = None
     json_schema: JsonSchemaParam = None
+    setting_sources: SettingSourcesParam = None
+    mcp_config: McpConfigParam = None
+    strict_mcp_config: StrictMcpConfigParam = None
 
     def merged_over(self, defaults: RunOptions) -> RunOptions:
         """These options, with unset ones taken from ``defaults`` (a task list's shared options)."""

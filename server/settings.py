@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_RETURN_AFTER_S = 50.0  # well under Claude Desktop's ~4 min wall clock and the 60 s of many hosts
 DEFAULT_MAX_RESULT_CHARS = 20_000  # ~5k tokens: fits the 25k-token tool-result caps hosts enforce
@@ -20,6 +22,10 @@ ENV_DEFAULT_CWD = "CC_EXECUTOR_DEFAULT_CWD"
 ENV_MAX_RESULT_CHARS = "CC_EXECUTOR_MAX_RESULT_CHARS"
 ENV_MODEL = "CC_EXECUTOR_MODEL"
 ENV_LOG_LEVEL = "CC_EXECUTOR_LOG_LEVEL"
+ENV_SETTING_SOURCES = "CC_EXECUTOR_SETTING_SOURCES"
+ENV_MCP_CONFIG = "CC_EXECUTOR_MCP_CONFIG"
+ENV_STRICT_MCP_CONFIG = "CC_EXECUTOR_STRICT_MCP_CONFIG"
+_SOURCES = ("user", "project", "local")
 
 
 class SettingsError(ValueError):
@@ -40,6 +46,11 @@ class ServerSettings:
     cli_env: dict[str, str] = field(default_factory=dict)
     kill_grace_s: float | None = None  # None: the core's default
     handle_signals: bool = False  # SIGTERM/SIGINT: cancel runs, record why, then exit (the stdio entry point only)
+    # The nested profile's defaults; None: the core's (project+local settings, no MCP servers of the run's own).
+    setting_sources: list[str] | None = None
+    use_all_setting_sources: bool = False  # CC_EXECUTOR_SETTING_SOURCES=all: the CLI's own default
+    mcp_config: dict[str, Any] | None = None
+    strict_mcp_config: bool | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.return_after_s <= MAX_RETURN_AFTER_S:
@@ -60,7 +71,59 @@ class ServerSettings:
             default_cwd=_path(env, ENV_DEFAULT_CWD),
             max_result_chars=_int(env, ENV_MAX_RESULT_CHARS, DEFAULT_MAX_RESULT_CHARS) or DEFAULT_MAX_RESULT_CHARS,
             model=env.get(ENV_MODEL) or None,
+            setting_sources=_sources(env),
+            use_all_setting_sources=env.get(ENV_SETTING_SOURCES, "").strip() == "all",
+            mcp_config=_json_file(env, ENV_MCP_CONFIG),
+            strict_mcp_config=_bool(env, ENV_STRICT_MCP_CONFIG),
         )
+
+    def profile_defaults(self) -> dict[str, Any]:
+        """Config fields the server sets under every run's own options (only those the operator chose)."""
+        fields: dict[str, Any] = {}
+        if self.use_all_setting_sources:
+            fields["setting_sources"] = None
+        elif self.setting_sources is not None:
+            fields["setting_sources"] = self.setting_sources
+        if self.mcp_config is not None:
+            fields["mcp_config"] = self.mcp_config
+        if self.strict_mcp_config is not None:
+            fields["strict_mcp_config"] = self.strict_mcp_config
+        return fields
+
+
+def _sources(env: Mapping[str, str]) -> list[str] | None:
+    raw = env.get(ENV_SETTING_SOURCES)
+    if raw is None or raw.strip() == "all":
+        return None
+    sources = [part.strip() for part in raw.split(",") if part.strip()]
+    for source in sources:
+        if source not in _SOURCES:
+            raise SettingsError(f"{ENV_SETTING_SOURCES}: {source!r} is not one of user, project, local (or 'all')")
+    return sources
+
+
+def _json_file(env: Mapping[str, str], name: str) -> dict[str, Any] | None:
+    path = _path(env, name)
+    if path is None:
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"{name}={str(path)!r} is not a readable JSON file: {exc}") from None
+    if not isinstance(value, dict):
+        raise SettingsError(f"{name}={str(path)!r} must hold a JSON object")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool | None:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return None
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean (1/0, true/false)")
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

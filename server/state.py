@@ -77,6 +77,10 @@ class AppState:
 
     def config(self, **fields: Any) -> CCExecutorConfig:
         """A run config with the server-wide defaults (CLI path, env, model, kill grace) under the call's fields."""
+        from pydantic import ValidationError
+
+        from cc_executor.api import describe_validation_error
+        from cc_executor.errors import InvalidRequestError
         from cc_executor.models import CCExecutorConfig
 
         base: dict[str, Any] = {"env": dict(self.settings.cli_env)}
@@ -86,8 +90,12 @@ class AppState:
             base["model"] = self.settings.model
         if self.settings.kill_grace_s is not None:
             base["kill_grace_s"] = self.settings.kill_grace_s
+        base.update(self.settings.profile_defaults())
         base.update({k: v for k, v in fields.items() if v is not None})
-        return CCExecutorConfig(**base)
+        try:
+            return CCExecutorConfig(**base)
+        except ValidationError as exc:  # e.g. a bad mcp_config: a sentence naming the field, not a crash
+            raise InvalidRequestError(describe_validation_error(exc)) from None
 
     async def submit(self, request: RunRequest) -> str:
         """Start a run owned by this server; it outlives the tool call that started it."""

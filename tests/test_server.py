@@ -549,6 +549,9 @@ BAD_INPUT: list[tuple[str, dict[str, Any], str]] = [
     ("list_runs", {"since": "last tuesday"}, "since"),
     ("list_runs", {"status": "exploded"}, "status"),
     ("list_runs", {"limit": 0}, "limit"),
+    ("execute_task", {"task": "x", "mcp_config": {"servers": {}}}, "mcp_config"),
+    ("execute_task", {"task": "x", "mcp_config": {"mcpServers": {"-x": {"command": "y"}}}}, "not a plain name"),
+    ("start_task", {"task": "x", "setting_sources": ["everything"]}, "setting_sources"),
 ]
 
 

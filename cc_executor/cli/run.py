@@ -86,6 +86,17 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--add-dir", action="append", default=[], metavar="DIR", help="another directory claude may access"
     )
     claude.add_argument("--append-system-prompt", metavar="TEXT", help="text appended to claude's system prompt")
+    profile = parser.add_argument_group("nested profile")
+    profile.add_argument(
+        "--setting-sources",
+        metavar="LIST",
+        help="settings claude loads, comma separated from user,project,local, or 'all' "
+        "(default project,local: the user's own hooks and MCP servers stay out)",
+    )
+    profile.add_argument(
+        "--mcp-config", metavar="FILE", help='JSON file {"mcpServers": {...}}: MCP servers for this run'
+    )
+    profile.add_argument("--strict-mcp-config", action="store_true", help="use only the servers from --mcp-config")
     claude.add_argument(
         "--claude", metavar="PATH", help="the claude executable (default: $CC_EXECUTOR_CLAUDE, PATH, ...)"
     )
@@ -175,10 +186,28 @@ def build_config(args: argparse.Namespace) -> CCExecutorConfig:
     fields["allowed_tools"] = split_tools(args.allowed_tools)
     fields["disallowed_tools"] = split_tools(args.disallowed_tools)
     fields["add_dirs"] = [Path(d) for d in args.add_dir]
+    fields.update(profile_fields(args))
     try:
         return CCExecutorConfig(**fields)
     except ValidationError as exc:
         raise InvalidRequestError(describe_validation_error(exc)) from None
+
+
+def profile_fields(args: argparse.Namespace) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if args.setting_sources is not None:
+        raw = args.setting_sources.strip()
+        fields["setting_sources"] = None if raw == "all" else [s.strip() for s in raw.split(",") if s.strip()]
+    if args.mcp_config is not None:
+        try:
+            fields["mcp_config"] = json.loads(Path(args.mcp_config).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InvalidRequestError(f"cannot read --mcp-config {args.mcp_config!r}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise InvalidRequestError(f"--mcp-config {args.mcp_config!r} is not valid JSON: {exc}") from None
+    if args.strict_mcp_config:
+        fields["strict_mcp_config"] = True
+    return fields
 
 
 # --- running ----------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import anyio
 
 from cc_executor.engine import changes
 from cc_executor.engine.attempt import Attempt, AttemptDriver
-from cc_executor.engine.command import build_argv, build_env, find_claude, redact_argv
+from cc_executor.engine.command import build_argv, build_env, find_claude, redact_argv, write_mcp_config
 from cc_executor.engine.emit import Emitter, EventCallback, ProgressCallback
 from cc_executor.engine.prediction import resolve_timeout
 from cc_executor.engine.progress_text import ProgressTracker, shorten
@@ -66,16 +66,28 @@ async def prepare_run(request: RunRequest, store: RunStore, *, transcript_dir: P
     env = build_env(request)  # also refuses root + bypass, before any work
     request = await resolve_timeout(request, store, execute=execute_run)
     config = request.config
-    argv = build_argv(request, claude)
     stdout_path, stderr_path = transcript_paths(request.run_id, transcript_dir or config.transcript_dir)
-    await store.create_run(
-        request,
-        argv=redact_argv(argv),
-        owner_pid=os.getpid(),
-        transcript_path=str(stdout_path) if config.save_transcript else None,
-        stderr_path=str(stderr_path) if config.save_transcript else None,
-    )
-    return Run(request, argv, env, store, stdout_path, stderr_path)
+    mcp_config_file = write_mcp_config(request)
+    argv = build_argv(request, claude, mcp_config_file=mcp_config_file)
+    try:
+        await store.create_run(
+            request,
+            argv=redact_argv(argv),
+            owner_pid=os.getpid(),
+            transcript_path=str(stdout_path) if config.save_transcript else None,
+            stderr_path=str(stderr_path) if config.save_transcript else None,
+        )
+    except BaseException:
+        _remove(mcp_config_file)
+        raise
+    run = Run(request, argv, env, store, stdout_path, stderr_path)
+    run.mcp_config_file = mcp_config_file
+    return run
+
+
+def _remove(path: Path | None) -> None:
+    if path is not None:
+        path.unlink(missing_ok=True)
 
 
 class Run:
@@ -106,6 +118,7 @@ class Run:
         self.before: changes.Snapshot | None = None
         self.writer: TranscriptWriter | None = None
         self.cancel_reason: str | None = None
+        self.mcp_config_file: Path | None = None  # removed when the run ends
 
     def set_cancel_reason(self, reason: str) -> None:
         """What the row will say if this run ends cancelled. The first reason wins: a later cancel (a shutdown
@@ -142,6 +155,8 @@ class Run:
             with anyio.CancelScope(shield=True):
                 await self.record_cancelled()
             raise
+        finally:
+            _remove(self.mcp_config_file)
 
     async def _execute(self) -> ExecutionResult:
         self.started = time.monotonic()

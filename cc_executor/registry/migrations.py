@@ -127,3 +127,9 @@ async def m001_runs(db: aiosqlite.Connection) -> None:
 async def m002_runs_context(db: aiosqlite.Connection) -> None:
     """What was sent before the task (a task list's summary of earlier tasks), kept apart from the task."""
     await db.execute("ALTER TABLE runs ADD COLUMN context TEXT")
+
+
+@migration
+async def m003_profile(db: aiosqlite.Connection) -> None:
+    """The nested profile a run used (setting sources, MCP server names, strict), as JSON."""
+    await db.execute("ALTER TABLE runs ADD COLUMN profile TEXT")

@@ -29,6 +29,7 @@ MEMORY = ":memory:"
 # Columns holding JSON text, with the value RunRecord expects when the column is NULL (None = leave it NULL).
 _JSON_COLUMNS: dict[str, Any] = {
     "argv": [],
+    "profile": None,
     "usage": {},
     "structured_output": None,
     "files_created": [],
@@ -128,6 +129,7 @@ class RunStore:
             "idle_timeout_s": request.config.idle_timeout,
             "timeout_basis": request.timeout_basis,
             "context": request.context,
+            "profile": compact_json(request.config.profile()),
         }
         sql = f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
         async with self._lock:

@@ -19,7 +19,7 @@ from cc_executor.testing.fake_api import FakeAnthropic
 
 pytestmark = pytest.mark.anyio
 
-ECHO_SERVER = {"command": sys.executable, "args": [str(Path(__file__).with_name("echo_mcp.py"))]}
+ECHO_SERVER: dict[str, Any] = {"command": sys.executable, "args": [str(Path(__file__).with_name("echo_mcp.py"))]}
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ async def test_mcp_config_servers_are_available_and_the_users_are_not(
     assert record.profile and record.profile["mcp_servers"] == ["echo"]
     config_file = Path(record.argv[record.argv.index("--mcp-config") + 1])
     assert not config_file.exists()  # the private temp file is gone with the run
-    assert ECHO_SERVER["command"] not in json.dumps(record.argv)  # the config itself is not in argv
+    assert sys.executable not in json.dumps(record.argv)  # the config itself is not in argv
 
 
 async def test_strict_mcp_config_drops_the_users_servers_even_with_user_settings(

@@ -10,8 +10,8 @@ from __future__ import annotations
 import inspect
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import MCPServer
-from mcp.types import ToolAnnotations
+from mcp.server.mcpserver import MCPServer, Resolve
+from mcp.types import ListRootsResult, ToolAnnotations
 from pydantic import Field
 
 from . import run_tools as runs
@@ -19,6 +19,7 @@ from . import task_list_tools as lists
 from . import transcript_tools as transcripts
 from .progress_notifications import ProgressSink
 from .resources import register_resources
+from .roots import ask_host_roots, root_paths
 from .schemas import (
     MAX_LIST_TASKS,
     MAX_PAGE_LINES,
@@ -106,6 +107,10 @@ def _sink(ctx: Ctx, total: float | None = None) -> ProgressSink:
     return ProgressSink(ctx.report_progress, total=total)
 
 
+# Filled by the SDK before the tool body runs (never by the caller): the host's roots, both eras (server/roots.py).
+HostRoots = Annotated[ListRootsResult | None, Resolve(ask_host_roots)]
+
+
 def _options(**values: Any) -> RunOptions:
     return RunOptions(**values)
 
@@ -116,6 +121,7 @@ def _options(**values: Any) -> RunOptions:
 async def execute_task(
     task: Task,
     ctx: Ctx,
+    roots: HostRoots,
     cwd: CwdParam = None,
     timeout_s: TimeoutParam = None,
     idle_timeout_s: IdleTimeoutParam = None,
@@ -156,13 +162,14 @@ async def execute_task(
     )
     wait_s = state.settings.return_after_s if return_after_s is None else return_after_s
     with runs.tool_errors():
-        request = await runs.make_request(state, task, options, resume_run_id=resume_run_id)
+        request = await runs.make_request(state, task, options, resume_run_id=resume_run_id, roots=root_paths(roots))
         return await runs.execute(state, request, _sink(ctx), wait_s)
 
 
 async def start_task(
     task: Task,
     ctx: Ctx,
+    roots: HostRoots,
     cwd: CwdParam = None,
     timeout_s: TimeoutParam = None,
     idle_timeout_s: IdleTimeoutParam = None,
@@ -198,7 +205,7 @@ async def start_task(
         strict_mcp_config=strict_mcp_config,
     )
     with runs.tool_errors():
-        request = await runs.make_request(state, task, options, resume_run_id=resume_run_id)
+        request = await runs.make_request(state, task, options, resume_run_id=resume_run_id, roots=root_paths(roots))
         run_id = await state.submit(request)
         return await runs.describe(state, run_id)
 
@@ -214,6 +221,7 @@ async def execute_task_list(
         ),
     ],
     ctx: Ctx,
+    roots: HostRoots,
     mode: Annotated[
         Literal["sequential", "parallel"],
         Field(
@@ -273,6 +281,7 @@ async def execute_task_list(
             stop_on_error=stop_on_error,
             sink=_sink(ctx, len(tasks)),
             wait_s=wait_s,
+            roots=root_paths(roots),
         )
 
 

@@ -20,6 +20,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from .progress_notifications import ProgressSink, wait_reporting
 from .results import run_result, run_summary, running_result
+from .roots import check_inside_roots, choose_cwd
 from .schemas import RunList, RunOptions, RunResult, RunStatusName
 from .state import cancel_quietly
 
@@ -56,8 +57,10 @@ async def make_request(
     *,
     resume_run_id: str | None = None,
     list_id: str | None = None,
+    roots: list[Path] | None = None,
 ) -> RunRequest:
-    """A validated RunRequest (InvalidRequestError names the field); the CLI is located and the env checked too."""
+    """A validated RunRequest (InvalidRequestError names the field); the CLI is located and the env checked too.
+    ``roots``: the host's (server/roots.py): where a run without cwd works, and the fence around cwd/add_dirs."""
     from cc_executor.api import build_request, build_resume_request
 
     config = state.config(
@@ -80,8 +83,12 @@ async def make_request(
             store, resume_run_id, task, config=config, json_schema=options.json_schema, list_id=list_id
         )
     else:
-        cwd = _working_dir(state, options.cwd)
+        cwd = choose_cwd(options.cwd, roots or [], state.settings.default_cwd)
         request = build_request(task, config=config, cwd=cwd, json_schema=options.json_schema, list_id=list_id)
+    allow = state.settings.allow_outside_roots
+    check_inside_roots(request.cwd, roots or [], allow_outside=allow)
+    for directory in request.config.add_dirs:
+        check_inside_roots(directory, roots or [], allow_outside=allow, what="add_dirs entry")
     preflight(request)
     return request
 
@@ -92,14 +99,6 @@ def preflight(request: RunRequest) -> None:
 
     find_claude(request.config.claude_path, {**os.environ, **request.config.env})
     build_env(request)
-
-
-def _working_dir(state: AppState, cwd: str | None) -> Path:
-    if cwd is not None:
-        return Path(cwd).expanduser()
-    if state.settings.default_cwd is not None:
-        return state.settings.default_cwd
-    raise ToolError("cwd is required: pass the absolute path of the directory to work in (no CC_EXECUTOR_DEFAULT_CWD)")
 
 
 def _check_resume_cwd(record: RunRecord, cwd: str | None) -> None:

@@ -23,6 +23,7 @@ ENV_MAX_RESULT_CHARS = "CC_EXECUTOR_MAX_RESULT_CHARS"
 ENV_MODEL = "CC_EXECUTOR_MODEL"
 ENV_LOG_LEVEL = "CC_EXECUTOR_LOG_LEVEL"
 ENV_SETTING_SOURCES = "CC_EXECUTOR_SETTING_SOURCES"
+ENV_ALLOW_OUTSIDE_ROOTS = "CC_EXECUTOR_ALLOW_OUTSIDE_ROOTS"
 ENV_MCP_CONFIG = "CC_EXECUTOR_MCP_CONFIG"
 ENV_STRICT_MCP_CONFIG = "CC_EXECUTOR_STRICT_MCP_CONFIG"
 _SOURCES = ("user", "project", "local")
@@ -51,6 +52,7 @@ class ServerSettings:
     use_all_setting_sources: bool = False  # CC_EXECUTOR_SETTING_SOURCES=all: the CLI's own default
     mcp_config: dict[str, Any] | None = None
     strict_mcp_config: bool | None = None
+    allow_outside_roots: bool = False  # a cwd outside the host's roots is refused unless the operator lifts it
 
     def __post_init__(self) -> None:
         if not 0 <= self.return_after_s <= MAX_RETURN_AFTER_S:
@@ -75,6 +77,7 @@ class ServerSettings:
             use_all_setting_sources=env.get(ENV_SETTING_SOURCES, "").strip() == "all",
             mcp_config=_json_file(env, ENV_MCP_CONFIG),
             strict_mcp_config=_bool(env, ENV_STRICT_MCP_CONFIG),
+            allow_outside_roots=bool(_bool(env, ENV_ALLOW_OUTSIDE_ROOTS)),
         )
 
     def profile_defaults(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import logging
 import math
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import anyio
@@ -211,9 +212,10 @@ async def execute_list(
     stop_on_error: bool,
     sink: ProgressSink,
     wait_s: float,
+    roots: list[Path] | None = None,
 ) -> TaskListResult:
     """Validate every task, start the list as a server-owned job, and follow it for up to ``wait_s``."""
-    requests = await _requests(state, specs, shared)
+    requests = await _requests(state, specs, shared, roots or [])
     job = await start_job(state, requests, mode=mode, max_parallel=max_parallel, stop_on_error=stop_on_error)
 
     async def report(update: ProgressUpdate, value: float) -> None:
@@ -234,7 +236,7 @@ async def execute_list(
     return await list_result(job, state.settings.max_result_chars)
 
 
-async def _requests(state: AppState, specs: list[TaskSpec], shared: RunOptions) -> list[RunRequest]:
+async def _requests(state: AppState, specs: list[TaskSpec], shared: RunOptions, roots: list[Path]) -> list[RunRequest]:
     from cc_executor.errors import CCExecutorError
 
     list_id = str(uuid.uuid4())
@@ -242,7 +244,7 @@ async def _requests(state: AppState, specs: list[TaskSpec], shared: RunOptions) 
     for i, spec in enumerate(specs):
         options = RunOptions(**spec.model_dump(exclude={"task"}, exclude_none=True)).merged_over(shared)
         try:
-            requests.append(await runs.make_request(state, spec.task, options, list_id=list_id))
+            requests.append(await runs.make_request(state, spec.task, options, list_id=list_id, roots=roots))
         except (CCExecutorError, ToolError) as exc:
             raise ToolError(f"tasks[{i}]: {exc}") from None
     return requests

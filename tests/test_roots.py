@@ -45,8 +45,9 @@ async def host(settings: ServerSettings, mode: str, roots: list[Path]) -> AsyncI
 
 def structured(result: CallToolResult) -> dict[str, Any]:
     assert not result.is_error, text_of(result)
-    assert result.structured_content is not None
-    return result.structured_content
+    content: dict[str, Any] | None = result.structured_content
+    assert content is not None
+    return content
 
 
 def text_of(result: CallToolResult) -> str:

@@ -37,10 +37,11 @@ class RunStatus(StrEnum):
     CANCELLED = "cancelled"
     LOST = "lost"
     SKIPPED = "skipped"
+    WAITING_FOR_APPROVAL = "waiting_for_approval"  # running, with a permission prompt nobody has answered yet
 
     @property
     def finished(self) -> bool:
-        return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
+        return self not in (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING_FOR_APPROVAL)
 
 
 class CCExecutorConfig(BaseModel):
@@ -95,6 +96,14 @@ class CCExecutorConfig(BaseModel):
         default=None, description='MCP servers for the run, as {"mcpServers": {name: {...}}} (passed via a file).'
     )
     strict_mcp_config: bool = Field(default=False, description="Use only the servers in mcp_config.")
+    permission_prompts: PermissionPrompts = Field(
+        default="deny",
+        description="deny: what would prompt a person is denied (listed in permission_denials); ask: the policy, "
+        "then the caller's can_use_tool / the host's person / approve_run decide, within approval_timeout_s.",
+    )
+    approval_timeout_s: float = Field(
+        default=300.0, gt=0, le=24 * 3600, description="A prompt nobody answers is denied after this long."
+    )
 
     @field_validator("allowed_tools", "disallowed_tools")
     @classmethod
@@ -131,6 +140,7 @@ class CCExecutorConfig(BaseModel):
             "setting_sources": self.setting_sources,
             "mcp_servers": servers,
             "strict_mcp_config": self.strict_mcp_config,
+            "permission_prompts": self.permission_prompts,
         }
 
 
@@ -294,6 +304,33 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+ApprovalDecision = Literal["allow", "allow_for_run", "deny"]
+
+
+class Approval(BaseModel):
+    """A question the nested CLI asked (a permission prompt, or an MCP server's elicitation) and its answer.
+    ``decision`` None: still pending. ``decided_by``: policy, person, caller, deadline or withdrawn (the CLI no
+    longer needed it)."""
+
+    run_id: str
+    request_id: str
+    kind: Literal["permission", "elicitation"] = "permission"
+    tool: str | None = None
+    summary: str = Field(default="", description="A short, safe rendering of the tool input (command, path).")
+    reason: str | None = None
+    can_allow_for_run: bool = Field(default=False, description="The CLI offered a rule for allow_for_run.")
+    created_at: str
+    deadline_at: str
+    decision: str | None = None
+    decided_by: str | None = None
+    message: str | None = None
+    decided_at: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.decision is None
+
+
 class RunRecord(ExecutionResult):
     """A run's row in the store: the result plus bookkeeping (argv, pids, timestamps, latest progress)."""
 
@@ -308,6 +345,11 @@ class RunRecord(ExecutionResult):
     created_at: str | None = None
     last_progress: str | None = None
     profile: dict[str, Any] | None = Field(default=None, description="setting_sources, mcp_servers, strict_mcp_config")
+    approvals: list[Approval] = Field(default_factory=list, description="Prompts asked in ask mode, and answers.")
+
+    @property
+    def pending_approvals(self) -> list[Approval]:
+        return [a for a in self.approvals if a.pending]
 
     def to_result(self) -> ExecutionResult:
         return ExecutionResult.model_validate(self.model_dump(include=set(ExecutionResult.model_fields)))

@@ -21,6 +21,7 @@ from pydantic import Field
 from . import run_tools as runs
 from . import task_list_tools as lists
 from . import transcript_tools as transcripts
+from .approval_tools import HostPerson
 from .progress_notifications import ProgressSink
 from .resources import register_resources
 from .roots import ask_host_roots, root_paths
@@ -164,7 +165,7 @@ async def execute_task(
     wait_s = state.settings.return_after_s if return_after_s is None else return_after_s
     with runs.tool_errors():
         submission = await runs.make_request(state, task, options, resume_run_id=resume_run_id, roots=root_paths(roots))
-        return await runs.execute(state, submission, _sink(ctx), wait_s)
+        return await runs.execute(state, submission, _sink(ctx), wait_s, HostPerson(ctx))
 
 
 @with_run_options()
@@ -261,7 +262,7 @@ async def wait_run(
         list_id = lists.find_list(state, run_id)
         if list_id is not None:
             return await lists.wait_entry(state, list_id, run_id, sink=sink, timeout_s=wait_s)
-        return await runs.wait(state, run_id, wait_s, sink)
+        return await runs.wait(state, run_id, wait_s, sink, HostPerson(ctx))
 
 
 async def cancel_run(
@@ -277,6 +278,26 @@ async def cancel_run(
         if list_id is not None:
             return await lists.cancel_entry(state, list_id, run_id, reason)
         return await runs.cancel(state, run_id, reason)
+
+
+async def approve_run(
+    run_id: RunId,
+    request_id: Annotated[str, Field(min_length=1, max_length=200, description="From pending_approvals.")],
+    decision: Annotated[
+        Literal["allow", "allow_for_run", "deny"],
+        Field(description="allow: once; allow_for_run: also the same again for the rest of this run; deny."),
+    ],
+    ctx: Ctx,
+    message: Annotated[
+        str | None, Field(max_length=2000, description="Recorded; with deny, also shown to the nested Claude.")
+    ] = None,
+) -> RunResult:
+    """Answer a question a run waits on (status waiting_for_approval, see pending_approvals): a tool call the
+    nested Claude Code needs permission for. Ask the user when you are not sure. The first answer wins (the
+    person at the host may have answered already); unanswered questions are denied at their deadline."""
+    state = _state(ctx)
+    with runs.tool_errors():
+        return await runs.approve(state, run_id, request_id, decision, message)
 
 
 async def list_runs(
@@ -329,6 +350,7 @@ TOOLS: list[tuple[Any, str, ToolAnnotations]] = [
     (get_run, "Get a run's status and result", _READING),
     (wait_run, "Wait for a run to finish", _WAITING),
     (cancel_run, "Cancel a run", _CANCELLING),
+    (approve_run, "Answer a run's permission prompt", _CANCELLING),
     (list_runs, "List recorded runs", _READING),
     (get_transcript, "Read a run's transcript", _READING),
 ]

@@ -24,6 +24,8 @@ ENV_MODEL = "CC_EXECUTOR_MODEL"
 ENV_LOG_LEVEL = "CC_EXECUTOR_LOG_LEVEL"
 ENV_SETTING_SOURCES = "CC_EXECUTOR_SETTING_SOURCES"
 ENV_ALLOW_OUTSIDE_ROOTS = "CC_EXECUTOR_ALLOW_OUTSIDE_ROOTS"
+ENV_PERMISSION_PROMPTS = "CC_EXECUTOR_PERMISSION_PROMPTS"
+ENV_APPROVAL_TIMEOUT = "CC_EXECUTOR_APPROVAL_TIMEOUT_S"
 ENV_MCP_CONFIG = "CC_EXECUTOR_MCP_CONFIG"
 ENV_STRICT_MCP_CONFIG = "CC_EXECUTOR_STRICT_MCP_CONFIG"
 _SOURCES = ("user", "project", "local")
@@ -53,6 +55,8 @@ class ServerSettings:
     mcp_config: dict[str, Any] | None = None
     strict_mcp_config: bool | None = None
     allow_outside_roots: bool = False  # a cwd outside the host's roots is refused unless the operator lifts it
+    permission_prompts: str | None = None  # deny | ask; None: the core's (deny)
+    approval_timeout_s: float | None = None  # None: the core's (300 s)
 
     def __post_init__(self) -> None:
         if not 0 <= self.return_after_s <= MAX_RETURN_AFTER_S:
@@ -78,6 +82,8 @@ class ServerSettings:
             mcp_config=_json_file(env, ENV_MCP_CONFIG),
             strict_mcp_config=_bool(env, ENV_STRICT_MCP_CONFIG),
             allow_outside_roots=bool(_bool(env, ENV_ALLOW_OUTSIDE_ROOTS)),
+            permission_prompts=_choice(env, ENV_PERMISSION_PROMPTS, ("deny", "ask")),
+            approval_timeout_s=_float(env, ENV_APPROVAL_TIMEOUT, 0.0) or None,
         )
 
     def profile_defaults(self) -> dict[str, Any]:
@@ -91,6 +97,10 @@ class ServerSettings:
             fields["mcp_config"] = self.mcp_config
         if self.strict_mcp_config is not None:
             fields["strict_mcp_config"] = self.strict_mcp_config
+        if self.permission_prompts is not None:
+            fields["permission_prompts"] = self.permission_prompts
+        if self.approval_timeout_s is not None:
+            fields["approval_timeout_s"] = self.approval_timeout_s
         return fields
 
 
@@ -116,6 +126,15 @@ def _json_file(env: Mapping[str, str], name: str) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise SettingsError(f"{name}={str(path)!r} must hold a JSON object")
     return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if raw not in choices:
+        raise SettingsError(f"{name}={raw!r} is not one of {', '.join(choices)}")
+    return raw
 
 
 def _bool(env: Mapping[str, str], name: str) -> bool | None:

@@ -63,7 +63,12 @@ async def test_default_profile_keeps_the_users_hooks_and_servers_out_but_the_pro
     assert "PROJECT-MEMORY-MARKER" in fake_api.message_requests[0].text  # the project's CLAUDE.md applies
     async with open_store() as store:
         record = await store.get(result.run_id)
-    assert record.profile == {"setting_sources": ["project", "local"], "mcp_servers": [], "strict_mcp_config": False}
+    assert record.profile == {
+        "setting_sources": ["project", "local"],
+        "mcp_servers": [],
+        "strict_mcp_config": False,
+        "permission_prompts": "deny",
+    }
 
 
 async def test_setting_sources_with_user_loads_the_users_setup(

@@ -1,0 +1,103 @@
+"""Ask mode on the server: the person at the host answers a run's permission prompts through elicitation while an
+execute_task / wait_run call for that run is pending; otherwise the call hands the question to its caller
+(status waiting_for_approval, ``pending_approvals``) and ``approve_run`` answers it.
+
+The engine records every question in the store and takes the first answer from anyone (engine/approvals.py), so
+this module only decides who to ask here and writes answers through ``Backend.approve``. Elicitation mid-call is
+the classic ``elicitation/create`` request, which exists in the 2025-11-25 era; a 2026-07-28 host gets the
+hand-off (approve_run) instead (what is missing: the input_required round for wait_run).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Literal
+
+import anyio
+from mcp.server.elicitation import AcceptedElicitation
+from pydantic import BaseModel, Field
+
+from .schemas import PendingApproval
+
+if TYPE_CHECKING:
+    from cc_executor.backends import Backend
+
+    from .state import Ctx
+
+log = logging.getLogger(__name__)
+
+_POLL_S = 0.25
+_MODERN_ERA = "2026-07-28"
+
+
+class ApprovalChoice(BaseModel):
+    """The form the person at the host fills in."""
+
+    decision: Literal["allow", "allow_for_run", "deny"] = Field(
+        description="allow: allow once · allow_for_run: allow this and the same again for the rest of this run · deny"
+    )
+
+
+class HostPerson:
+    """The person behind the MCP host, reachable by elicitation during this tool call (when the host can)."""
+
+    def __init__(self, ctx: Ctx) -> None:
+        self.ctx = ctx
+
+    @property
+    def reachable(self) -> bool:
+        capabilities = self.ctx.client_capabilities
+        if capabilities is None or capabilities.elicitation is None:
+            return False  # e.g. Claude Desktop: approve_run is the way
+        version = self.ctx.protocol_version or ""
+        return version < _MODERN_ERA  # 2026-07-28 has no server→client requests mid-call
+
+    async def ask(self, run_id: str, pending: PendingApproval) -> tuple[str, str | None] | None:
+        """(decision, message), or None when nobody is there (``cancel``: Claude Code -p answers it at once)."""
+        if pending.kind != "permission":
+            return None  # a nested MCP server's own form: not relayed here (approve_run, else cancel at the deadline)
+        result = await self.ctx.elicit(prompt(run_id, pending), ApprovalChoice)
+        if isinstance(result, AcceptedElicitation):
+            decision = result.data.decision
+            if decision == "allow_for_run" and not pending.can_allow_for_run:
+                decision = "allow"
+            return decision, None
+        if result.action == "decline":
+            return "deny", "the person at the host declined"
+        return None
+
+
+def prompt(run_id: str, pending: PendingApproval) -> str:
+    lines = [f"A nested Claude Code run ({run_id[:8]}) asks to use {pending.tool}:", f"  {pending.summary}"]
+    if pending.reason:
+        lines.append(f"Reason: {pending.reason}")
+    lines.append("Allow once, allow for the rest of this run, or deny?")
+    return "\n".join(lines)
+
+
+async def watch(backend: Backend, run_id: str, person: HostPerson | None) -> None:
+    """Return when the run waits on a question nobody here can answer (the call then hands it to its caller);
+    answer those the host's person can. Runs until cancelled otherwise."""
+    from cc_executor.errors import InvalidRequestError
+
+    from .results import pending_approval
+
+    asked: set[str] = set()
+    while True:
+        record = await backend.status(run_id)
+        if record.status.finished:
+            await anyio.sleep_forever()  # the waiter returns the result
+        for approval in record.pending_approvals:
+            if approval.request_id in asked:
+                continue
+            asked.add(approval.request_id)
+            answer = None
+            if person is not None and person.reachable:
+                answer = await person.ask(run_id, pending_approval(approval))
+            if answer is None:
+                return
+            try:
+                await backend.approve(run_id, approval.request_id, answer[0], decided_by="person", message=answer[1])  # type: ignore[arg-type]
+            except InvalidRequestError:
+                log.debug("request %s was answered by someone else first", approval.request_id)
+        await anyio.sleep(_POLL_S)

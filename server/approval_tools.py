@@ -75,9 +75,10 @@ def prompt(run_id: str, pending: PendingApproval) -> str:
     return "\n".join(lines)
 
 
-async def watch(backend: Backend, run_id: str, person: HostPerson | None) -> None:
+async def watch(backend: Backend, run_id: str, person: HostPerson | None, handed_over: set[str]) -> None:
     """Return when the run waits on a question nobody here can answer (the call then hands it to its caller);
-    answer those the host's person can. Runs until cancelled otherwise."""
+    answer those the host's person can. A question already handed over is not handed over again: a later
+    wait_run waits for approve_run (or the deadline) instead of returning at once. Runs until cancelled."""
     from cc_executor.errors import InvalidRequestError
 
     from .results import pending_approval
@@ -88,13 +89,14 @@ async def watch(backend: Backend, run_id: str, person: HostPerson | None) -> Non
         if record.status.finished:
             await anyio.sleep_forever()  # the waiter returns the result
         for approval in record.pending_approvals:
-            if approval.request_id in asked:
+            if approval.request_id in asked or approval.request_id in handed_over:
                 continue
             asked.add(approval.request_id)
             answer = None
             if person is not None and person.reachable:
                 answer = await person.ask(run_id, pending_approval(approval))
             if answer is None:
+                handed_over.add(approval.request_id)
                 return
             try:
                 await backend.approve(run_id, approval.request_id, answer[0], decided_by="person", message=answer[1])  # type: ignore[arg-type]

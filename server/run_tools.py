@@ -158,7 +158,7 @@ async def follow(
     In ask mode, a question nobody here can answer ends the wait early with the question (approve_run)."""
     backend = await state.backend()
     if await _asks(backend, run_id):
-        result = await _wait_or_question(backend, run_id, sink, timeout_s, person)
+        result = await _wait_or_question(backend, run_id, sink, timeout_s, person, state.handed_over)
     else:
         result = await wait_reporting(backend, run_id, sink, timeout_s)
     if result is not None:
@@ -175,7 +175,12 @@ async def _asks(backend: Backend, run_id: str) -> bool:
 
 
 async def _wait_or_question(
-    backend: Backend, run_id: str, sink: ProgressSink, timeout_s: float, person: HostPerson | None
+    backend: Backend,
+    run_id: str,
+    sink: ProgressSink,
+    timeout_s: float,
+    person: HostPerson | None,
+    handed_over: set[str],
 ) -> ExecutionResult | None:
     result: ExecutionResult | None = None
     async with anyio.create_task_group() as group:
@@ -186,7 +191,7 @@ async def _wait_or_question(
             group.cancel_scope.cancel()
 
         async def watch_questions() -> None:
-            await approval_tools.watch(backend, run_id, person)
+            await approval_tools.watch(backend, run_id, person, handed_over)
             group.cancel_scope.cancel()
 
         group.start_soon(wait_for_result)

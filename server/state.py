@@ -39,6 +39,7 @@ class AppState:
         self.lists: set[str] = set()  # task lists this server started (cancelled when it shuts down)
         self.submitted: set[str] = set()  # runs this server started (likewise)
         self.list_members: dict[str, str] = {}  # run id -> list id, for the lists above
+        self.handed_over: set[str] = set()  # approval request ids already shown to a caller (approve_run's to answer)
         self._backend: Backend | None = None
         self._backend_lock = anyio.Lock()
         self._stop = anyio.Event()

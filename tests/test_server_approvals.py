@@ -50,8 +50,10 @@ async def host(settings: ServerSettings, mode: str, answer: str | None, asked: l
 
     async def elicit(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
         asked.append(params.message)
-        if answer in ("decline", "cancel"):
-            return ElicitResult(action=answer)
+        if answer == "decline":
+            return ElicitResult(action="decline")
+        if answer == "cancel":
+            return ElicitResult(action="cancel")
         return ElicitResult(action="accept", content={"decision": answer or "deny"})
 
     callback = elicit if answer is not None else None
@@ -160,7 +162,8 @@ async def test_deny_mode_server_default_never_waits(
     target = workdir / "made.txt"
     fake_api.scenario = touch(target)
     deny = dataclasses.replace(settings, permission_prompts=None)
-    async with host(deny, "auto", "allow", (asked := [])) as client:
+    asked: list[str] = []
+    async with host(deny, "auto", "allow", asked) as client:
         run = structured(await client.call_tool("execute_task", {"task": "touch", "cwd": str(workdir)}))
     assert run["status"] == "success" and run["permission_denials"] == ["Bash"] and asked == []
     assert await decisions(run["run_id"]) == []

@@ -18,6 +18,9 @@ from cc_executor.errors import InvalidRequestError
 from cc_executor.models import PERMISSION_MODES, CCExecutorConfig, ExecutionResult, RunRequest
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from cc_executor import PermissionDecision, PermissionRequest
     from cc_executor.cli.live_display import ProgressDisplay
     from cc_executor.engine.runner import Run
     from cc_executor.registry.store import RunStore
@@ -97,6 +100,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--mcp-config", metavar="FILE", help='JSON file {"mcpServers": {...}}: MCP servers for this run'
     )
     profile.add_argument("--strict-mcp-config", action="store_true", help="use only the servers from --mcp-config")
+    profile.add_argument(
+        "--permission-prompts",
+        choices=("deny", "ask"),
+        help="what claude would ask a person: deny it (default), or ask: on a terminal you answer y/n/always; "
+        "elsewhere `cc-executor approve RUN` answers",
+    )
+    profile.add_argument(
+        "--approval-timeout", type=float, metavar="SECONDS", help="deny an unanswered prompt after this (default 300)"
+    )
     claude.add_argument(
         "--claude", metavar="PATH", help="the claude executable (default: $CC_EXECUTOR_CLAUDE, PATH, ...)"
     )
@@ -207,6 +219,10 @@ def profile_fields(args: argparse.Namespace) -> dict[str, Any]:
             raise InvalidRequestError(f"--mcp-config {args.mcp_config!r} is not valid JSON: {exc}") from None
     if args.strict_mcp_config:
         fields["strict_mcp_config"] = True
+    if args.permission_prompts is not None:
+        fields["permission_prompts"] = args.permission_prompts
+    if args.approval_timeout is not None:
+        fields["approval_timeout_s"] = args.approval_timeout
     return fields
 
 
@@ -237,6 +253,41 @@ async def _run(request: RunRequest, args: argparse.Namespace) -> int:
     return report(result, json_output=args.json)
 
 
+def terminal_approver(
+    display: ProgressDisplay,
+) -> Callable[[PermissionRequest], Awaitable[PermissionDecision | None]] | None:
+    """On a terminal, the person running the command answers permission prompts: y / n / always (for this run).
+    Off a terminal: None (``cc-executor approve`` from elsewhere, else the deadline)."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return None
+
+    async def ask(request: PermissionRequest) -> PermissionDecision | None:
+        from cc_executor import PermissionDecision
+
+        suspend = getattr(display, "suspend", None)
+        if suspend is not None:
+            suspend()
+        try:
+            always = " / [a]lways for this run" if request.suggestions else ""
+            reason = f"\n  reason: {request.reason}" if request.reason else ""
+            err(f"claude asks to use {request.tool_name}: {request.summary()}{reason}")
+            sys.stderr.write(f"Allow? [y]es / [n]o{always}: ")
+            sys.stderr.flush()
+            await anyio.wait_readable(sys.stdin.fileno())  # cancellable: another answer or the deadline may win
+            answer = sys.stdin.readline().strip().lower()
+        finally:
+            resume = getattr(display, "resume", None)
+            if resume is not None:
+                resume()
+        if answer in ("a", "always") and request.suggestions:
+            return PermissionDecision("allow", "person", for_run=True)
+        if answer in ("y", "yes", "a", "always"):
+            return PermissionDecision("allow", "person")
+        return PermissionDecision("deny", "person", "the person running cc-executor said no")
+
+    return ask
+
+
 async def _supervised(
     request: RunRequest, store: RunStore, display: ProgressDisplay, interrupt: _Interrupt
 ) -> ExecutionResult | None:
@@ -252,7 +303,8 @@ async def _supervised(
                 run = await prepare_run(request, store)
                 interrupt.run = run
                 display.start(request.run_id, str(request.cwd))
-                result = await run.execute(on_progress=display.update)
+                asker = terminal_approver(display) if request.config.permission_prompts == "ask" else None
+                result = await run.execute(on_progress=display.update, can_use_tool=asker)
             group.cancel_scope.cancel()  # stop the watcher only after the cancelled run has been recorded
     except BaseExceptionGroup as group_error:
         # The watcher never fails, so this wraps exactly one error (e.g. ClaudeNotFoundError): raise it as itself.

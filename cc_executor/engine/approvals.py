@@ -19,7 +19,6 @@ import inspect
 import json
 import logging
 import os
-import unicodedata
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -79,11 +78,7 @@ def _matches(rule: str, request: PermissionRequest) -> bool:
 
 
 def render_input(request: PermissionRequest) -> str:
-    """A short, safe one-line rendering of what the tool would do (no control characters, bounded)."""
-    text = summarize_tool_input(request.tool_name, request.input, width=_SUMMARY_CHARS)
-    if not text:
-        text = shorten(json.dumps(request.input, ensure_ascii=False), _SUMMARY_CHARS)
-    return "".join(c if unicodedata.category(c)[0] != "C" else " " for c in text)
+    return request.summary(_SUMMARY_CHARS)
 
 
 class ApprovalBroker:
@@ -185,8 +180,9 @@ class ApprovalBroker:
             decision = PermissionDecision("allow" if decision else "deny", "caller")
         if decision is None:
             return
+        by = "person" if decision.decided_by == "person" else "caller"  # a terminal prompt is a person's answer
         await self.store.decide_approval(
-            self.run_id, request.request_id, decision=decision.label, decided_by="caller", message=decision.message
+            self.run_id, request.request_id, decision=decision.label, decided_by=by, message=decision.message
         )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -45,6 +46,15 @@ class PermissionRequest:
     tool_use_id: str | None = None
     blocked_path: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def summary(self, width: int = 200) -> str:
+        """A short, safe one-line rendering of what the tool would do (the command, the path; no control chars)."""
+        from cc_executor.engine.progress_text import shorten, summarize_tool_input
+
+        text = summarize_tool_input(self.tool_name, self.input, width=width)
+        if not text:
+            text = shorten(json.dumps(self.input, ensure_ascii=False), width)
+        return "".join(c if unicodedata.category(c)[0] != "C" else " " for c in text)
 
     @classmethod
     def from_wire(cls, request_id: str, body: dict[str, Any]) -> PermissionRequest:

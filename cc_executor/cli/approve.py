@@ -7,7 +7,7 @@ import argparse
 
 import anyio
 
-from cc_executor.cli.common import EXIT_OK, err, out, resolve_run, write_json
+from cc_executor.cli.common import EXIT_OK, err, local_backend, out, resolve_run, write_json
 from cc_executor.errors import InvalidRequestError
 from cc_executor.models import ApprovalDecision
 
@@ -35,12 +35,8 @@ def handle(args: argparse.Namespace) -> int:
 
 
 async def _approve(args: argparse.Namespace) -> int:
-    from cc_executor.api import open_store
-    from cc_executor.backends import LocalBackend
-
-    async with open_store() as store:
-        backend = LocalBackend(store)
-        record = await resolve_run(store, args.run_id)
+    async with local_backend() as backend:
+        record = await resolve_run(backend, args.run_id)
         pending = record.pending_approvals
         if args.request is None:
             if not pending:

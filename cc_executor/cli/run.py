@@ -4,26 +4,41 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
 
-from cc_executor.cli.common import EXIT_FAILED, EXIT_OK, err, format_cost, format_duration, is_tty, out, write_json
+from cc_executor.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    err,
+    format_cost,
+    format_duration,
+    is_tty,
+    local_backend,
+    lone_errors,
+    out,
+    write_json,
+)
 from cc_executor.errors import InvalidRequestError
-from cc_executor.models import PERMISSION_MODES, CCExecutorConfig, ExecutionResult, RunRequest
+from cc_executor.models import (
+    PERMISSION_MODES,
+    Approval,
+    ApprovalDecision,
+    CCExecutorConfig,
+    ExecutionResult,
+    RunRequest,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
-    from cc_executor import PermissionDecision, PermissionRequest
+    from cc_executor.backends import LocalBackend
     from cc_executor.cli.live_display import ProgressDisplay
-    from cc_executor.engine.runner import Run
-    from cc_executor.registry.store import RunStore
 
 _EPILOG = """\
 examples:
@@ -231,117 +246,134 @@ def profile_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 @dataclass
 class _Interrupt:
-    """Set by the signal watcher: which signal arrived, and the run to tell why it was cancelled."""
+    """Set by the signal watcher: which signal arrived. Before the run has an id a signal stops its submission
+    (``submitting``); after, it cancels the run through the backend."""
 
     signum: int | None = None
-    run: Run | None = None
+    run_id: str | None = None
+    submitting: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+    @property
+    def reason(self) -> str:
+        signum = self.signum or signal.SIGINT
+        name = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name
+        return f"interrupted by {name}; process tree killed"
 
 
 async def _run(request: RunRequest, args: argparse.Namespace) -> int:
-    from cc_executor.api import open_store
     from cc_executor.cli.live_display import make_display
 
     display = make_display(quiet=args.quiet)
     interrupt = _Interrupt()
-    async with open_store() as store:
+    async with local_backend() as backend:
         try:
-            result = await _supervised(request, store, display, interrupt)
+            result = await _supervised(request, backend, display, interrupt)
         finally:
             display.stop()
-        if result is None:
-            return await _report_interrupted(request, store, interrupt, json_output=args.json)
+        if interrupt.signum is not None or result is None:
+            return await _report_interrupted(backend, interrupt, json_output=args.json)
     return report(result, json_output=args.json)
 
 
-def terminal_approver(
-    display: ProgressDisplay,
-) -> Callable[[PermissionRequest], Awaitable[PermissionDecision | None]] | None:
-    """On a terminal, the person running the command answers permission prompts: y / n / always (for this run).
-    Off a terminal: None (``cc-executor approve`` from elsewhere, else the deadline)."""
-    if not (sys.stdin.isatty() and sys.stderr.isatty()):
-        return None
-
-    async def ask(request: PermissionRequest) -> PermissionDecision | None:
-        from cc_executor import PermissionDecision
-
-        suspend = getattr(display, "suspend", None)
-        if suspend is not None:
-            suspend()
-        try:
-            always = " / [a]lways for this run" if request.suggestions else ""
-            reason = f"\n  reason: {request.reason}" if request.reason else ""
-            err(f"claude asks to use {request.tool_name}: {request.summary()}{reason}")
-            sys.stderr.write(f"Allow? [y]es / [n]o{always}: ")
-            sys.stderr.flush()
-            await anyio.wait_readable(sys.stdin.fileno())  # cancellable: another answer or the deadline may win
-            answer = sys.stdin.readline().strip().lower()
-        finally:
-            resume = getattr(display, "resume", None)
-            if resume is not None:
-                resume()
-        if answer in ("a", "always") and request.suggestions:
-            return PermissionDecision("allow", "person", for_run=True)
-        if answer in ("y", "yes", "a", "always"):
-            return PermissionDecision("allow", "person")
-        return PermissionDecision("deny", "person", "the person running cc-executor said no")
-
-    return ask
-
-
 async def _supervised(
-    request: RunRequest, store: RunStore, display: ProgressDisplay, interrupt: _Interrupt
+    request: RunRequest, backend: LocalBackend, display: ProgressDisplay, interrupt: _Interrupt
 ) -> ExecutionResult | None:
-    """Execute the run while SIGINT/SIGTERM cancel it; None when a signal did."""
-    from cc_executor.engine.runner import prepare_run
-
-    result: ExecutionResult | None = None
-    try:
+    """Submit the run and show its events until it ends, while SIGINT/SIGTERM cancel it through the backend;
+    None when a signal stopped it before it was submitted."""
+    with lone_errors():  # the watcher never fails: an error here is the submit's (e.g. ClaudeNotFoundError)
         async with anyio.create_task_group() as group:
-            run_scope = anyio.CancelScope()
-            await group.start(_watch_signals, run_scope, interrupt)
-            with run_scope:
-                run = await prepare_run(request, store)
-                interrupt.run = run
-                display.start(request.run_id, str(request.cwd))
-                asker = terminal_approver(display) if request.config.permission_prompts == "ask" else None
-                result = await run.execute(on_progress=display.update, can_use_tool=asker)
-            group.cancel_scope.cancel()  # stop the watcher only after the cancelled run has been recorded
-    except BaseExceptionGroup as group_error:
-        # The watcher never fails, so this wraps exactly one error (e.g. ClaudeNotFoundError): raise it as itself.
-        if len(group_error.exceptions) == 1:
-            raise group_error.exceptions[0] from None
-        raise
+            await group.start(_watch_signals, backend, interrupt, group)
+            with interrupt.submitting:
+                interrupt.run_id = await backend.submit(request)
+            run_id = interrupt.run_id
+            if run_id is None:
+                group.cancel_scope.cancel()
+                return None
+            if interrupt.signum is not None:  # the signal came as the submission finished: cancel the run now
+                group.start_soon(backend.cancel, run_id, interrupt.reason)
+            display.start(run_id, str(request.cwd))
+            if request.config.permission_prompts == "ask" and sys.stdin.isatty() and sys.stderr.isatty():
+                group.start_soon(answer_on_terminal, backend, run_id, display)
+            async for event in backend.events(run_id):
+                if event.progress is not None:
+                    await display.update(event.progress)
+            result = await backend.wait(run_id, math.inf)
+            group.cancel_scope.cancel()  # stop the watcher only after the run's end has been recorded
+    assert result is not None  # wait without a time limit returns the result
     return result
 
 
+async def answer_on_terminal(backend: LocalBackend, run_id: str, display: ProgressDisplay) -> None:
+    """Ask mode on a terminal: the person running the command answers each question the run waits on, y / n /
+    always (for this run), through the backend like any other answerer (the first answer wins)."""
+    from cc_executor.errors import InvalidRequestError
+
+    asked: set[str] = set()
+    while True:
+        record = await backend.status(run_id)
+        if record.status.finished:
+            return
+        for approval in record.pending_approvals:
+            if approval.request_id in asked or approval.kind != "permission":
+                continue
+            asked.add(approval.request_id)
+            decision = await _prompt(approval, display)
+            try:
+                await backend.approve(run_id, approval.request_id, decision, decided_by="person")
+            except InvalidRequestError:  # answered elsewhere, or denied at its deadline, meanwhile
+                err("cc-executor: that question was already answered")
+        await anyio.sleep(0.2)
+
+
+async def _prompt(approval: Approval, display: ProgressDisplay) -> ApprovalDecision:
+    suspend, resume = getattr(display, "suspend", None), getattr(display, "resume", None)
+    if suspend is not None:
+        suspend()
+    try:
+        always = " / [a]lways for this run" if approval.can_allow_for_run else ""
+        reason = f"\n  reason: {approval.reason}" if approval.reason else ""
+        err(f"claude asks to use {approval.tool}: {approval.summary}{reason}")
+        sys.stderr.write(f"Allow? [y]es / [n]o{always}: ")
+        sys.stderr.flush()
+        await anyio.wait_readable(sys.stdin.fileno())  # cancellable: the run may end (or be answered) meanwhile
+        answer = sys.stdin.readline().strip().lower()
+    finally:
+        if resume is not None:
+            resume()
+    if answer in ("a", "always") and approval.can_allow_for_run:
+        return "allow_for_run"
+    return "allow" if answer in ("y", "yes", "a", "always") else "deny"
+
+
 async def _watch_signals(
-    run_scope: anyio.CancelScope, interrupt: _Interrupt, *, task_status: anyio.abc.TaskStatus[None]
+    backend: LocalBackend,
+    interrupt: _Interrupt,
+    group: anyio.abc.TaskGroup,
+    *,
+    task_status: anyio.abc.TaskStatus[None],
 ) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         task_status.started()
         async for signum in signals:
             if interrupt.signum is None:
                 interrupt.signum = signum
-                if interrupt.run is not None:
-                    name = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name
-                    interrupt.run.set_cancel_reason(f"interrupted by {name}; process tree killed")
-                run_scope.cancel()
+                if interrupt.run_id is None:
+                    interrupt.submitting.cancel()
+                else:
+                    group.start_soon(backend.cancel, interrupt.run_id, interrupt.reason)
             else:
                 err("cc-executor: still stopping the run's process tree...")
 
 
-async def _report_interrupted(request: RunRequest, store: RunStore, interrupt: _Interrupt, *, json_output: bool) -> int:
-    from cc_executor.errors import RunNotFoundError
-
+async def _report_interrupted(backend: LocalBackend, interrupt: _Interrupt, *, json_output: bool) -> int:
     code = 128 + (interrupt.signum or signal.SIGINT)
-    try:
-        record = await store.get(request.run_id)
-    except RunNotFoundError:
+    if interrupt.run_id is None:
         err("cc-executor: interrupted before the run started")
         return code
+    record = await backend.status(interrupt.run_id)
     if json_output:
         write_json(record.to_result().model_dump(mode="json"))
-    err(f"cc-executor: {record.status.value}: run {request.run_id} ({record.error or 'interrupted'})")
+    err(f"cc-executor: {record.status.value}: run {record.run_id} ({record.error or 'interrupted'})")
     return code
 
 

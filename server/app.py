@@ -60,7 +60,10 @@ How to use it:
 - Permissions: by default Claude Code may edit files in cwd (permission_mode "acceptEdits") but other tools such
   as Bash need allowed_tools, e.g. ["Bash"] or ["Bash(npm test:*)"]. If a result lists permission_denials, run
   again with those tools in allowed_tools. permission_mode "plan" is read-only; "bypassPermissions" allows
-  everything and belongs only in a trusted or sandboxed directory.
+  everything and belongs only in a trusted or sandboxed directory. With permission_prompts "ask", such a tool is
+  asked about instead: the user may get a form; otherwise the call returns status "waiting_for_approval" with
+  pending_approvals, and you answer with approve_run(run_id, request_id, decision) (ask the user if unsure).
+- Without cwd, the run works in your root (your working directory); a cwd outside your roots is refused.
 - Results are trimmed to about {max_chars} characters. When result_truncated is true, read the rest with
   get_transcript(run_id, format="text", tail=1) or the resource cc-executor://runs/{{run_id}}/result.
 - json_schema makes the final answer structured (returned as structured_output). resume_run_id continues the

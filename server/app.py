@@ -15,9 +15,10 @@ from importlib.metadata import version
 from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import MCPServer, Resolve
-from mcp.types import ListRootsResult, ToolAnnotations
+from mcp.types import InputRequiredResult, ListRootsResult, ToolAnnotations
 from pydantic import Field
 
+from . import approval_tools
 from . import run_tools as runs
 from . import task_list_tools as lists
 from . import transcript_tools as transcripts
@@ -255,17 +256,27 @@ async def wait_run(
         float | None,
         Field(ge=0, le=MAX_WAIT_S, description="Wait at most this long (default: the server's return_after_s, 50 s)."),
     ] = None,
-) -> RunResult:
+) -> RunResult | InputRequiredResult:
     """Wait for a run to finish and return its result; after timeout_s it returns the current state instead
-    (status "running": call wait_run again). Sends progress notifications while it waits."""
+    (status "running": call wait_run again). Sends progress notifications while it waits. If the run waits for
+    approval (status waiting_for_approval), the user is asked where the host can show a form; otherwise answer
+    with approve_run."""
     state = _state(ctx)
     wait_s = state.settings.return_after_s if timeout_s is None else timeout_s
     sink = _sink(ctx)
+    person = HostPerson(ctx)
     with runs.tool_errors():
         list_id = lists.find_list(state, run_id)
         if list_id is not None:
             return await lists.wait_entry(state, list_id, run_id, sink=sink, timeout_s=wait_s)
-        return await runs.wait(state, run_id, wait_s, sink, HostPerson(ctx))
+        if person.via_input_required:
+            backend = await state.backend()
+            if await approval_tools.take_input_responses(backend, run_id, ctx, state.handed_over):
+                return await runs.describe(state, run_id)  # nobody at the host: the caller decides (approve_run)
+        out = await runs.wait(state, run_id, wait_s, sink, person)
+        if person.via_input_required and out.status == "waiting_for_approval":
+            return approval_tools.input_required(run_id, out, state.handed_over) or out
+        return out
 
 
 async def cancel_run(

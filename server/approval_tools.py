@@ -14,10 +14,11 @@ import logging
 from typing import TYPE_CHECKING, Literal
 
 import anyio
-from mcp.server.elicitation import AcceptedElicitation
+from mcp.server.elicitation import AcceptedElicitation, render_elicitation_schema
+from mcp.types import ElicitRequest, ElicitRequestFormParams, ElicitResult, InputRequest, InputRequiredResult
 from pydantic import BaseModel, Field
 
-from .schemas import PendingApproval
+from .schemas import PendingApproval, RunResult
 
 if TYPE_CHECKING:
     from cc_executor.backends import Backend
@@ -45,12 +46,19 @@ class HostPerson:
         self.ctx = ctx
 
     @property
-    def reachable(self) -> bool:
+    def can_elicit(self) -> bool:
         capabilities = self.ctx.client_capabilities
-        if capabilities is None or capabilities.elicitation is None:
-            return False  # e.g. Claude Desktop: approve_run is the way
-        version = self.ctx.protocol_version or ""
-        return version < _MODERN_ERA  # 2026-07-28 has no server→client requests mid-call
+        return capabilities is not None and capabilities.elicitation is not None  # Claude Desktop: no
+
+    @property
+    def reachable(self) -> bool:
+        """A classic elicitation/create request mid-call (2025-11-25 era)."""
+        return self.can_elicit and (self.ctx.protocol_version or "") < _MODERN_ERA
+
+    @property
+    def via_input_required(self) -> bool:
+        """2026-07-28: no server→client request mid-call; wait_run asks with an input_required round instead."""
+        return self.can_elicit and (self.ctx.protocol_version or "") >= _MODERN_ERA
 
     async def ask(self, run_id: str, pending: PendingApproval) -> tuple[str, str | None] | None:
         """(decision, message), or None when nobody is there (``cancel``: Claude Code -p answers it at once)."""
@@ -96,10 +104,52 @@ async def watch(backend: Backend, run_id: str, person: HostPerson | None, handed
             if person is not None and person.reachable:
                 answer = await person.ask(run_id, pending_approval(approval))
             if answer is None:
-                handed_over.add(approval.request_id)
+                if person is None or not person.via_input_required:
+                    handed_over.add(approval.request_id)  # else wait_run asks with an input_required round first
                 return
             try:
                 await backend.approve(run_id, approval.request_id, answer[0], decided_by="person", message=answer[1])  # type: ignore[arg-type]
             except InvalidRequestError:
                 log.debug("request %s was answered by someone else first", approval.request_id)
         await anyio.sleep(_POLL_S)
+
+
+def input_required(run_id: str, out: RunResult, handed_over: set[str]) -> InputRequiredResult | None:
+    """2026-07-28: ask the host's person about the run's pending permission prompts with an input_required round
+    (Claude Code shows a dialog; in -p it answers cancel at once). None when there is nothing left to ask."""
+    pending = [p for p in out.pending_approvals if p.kind == "permission" and p.request_id not in handed_over]
+    if not pending:
+        return None
+    schema = render_elicitation_schema(ApprovalChoice)
+    requests: dict[str, InputRequest] = {
+        p.request_id: ElicitRequest(params=ElicitRequestFormParams(message=prompt(run_id, p), requested_schema=schema))
+        for p in pending
+    }
+    return InputRequiredResult(input_requests=requests, request_state=run_id)
+
+
+async def take_input_responses(backend: Backend, run_id: str, ctx: Ctx, handed_over: set[str]) -> bool:
+    """The host's retry of wait_run carries the person's answers: record them (as the person's). True when the
+    person was not there (cancel): the question then goes to the caller (approve_run)."""
+    from cc_executor.errors import InvalidRequestError
+
+    nobody = False
+    for request_id, response in (ctx.input_responses or {}).items():
+        if not isinstance(response, ElicitResult):
+            continue
+        if response.action == "cancel":
+            handed_over.add(request_id)
+            nobody = True
+            continue
+        decision = "deny"
+        if response.action == "accept":
+            chosen = (response.content or {}).get("decision")
+            decision = chosen if chosen in ("allow", "allow_for_run", "deny") else "deny"
+        try:
+            await backend.approve(run_id, request_id, decision, decided_by="person")  # type: ignore[arg-type]
+        except InvalidRequestError as exc:
+            if "allow_for_run is not offered" in str(exc):
+                await backend.approve(run_id, request_id, "allow", decided_by="person")
+            else:
+                log.debug("answer for %s not recorded: %s", request_id, exc)
+    return nobody

@@ -167,3 +167,30 @@ async def test_deny_mode_server_default_never_waits(
         run = structured(await client.call_tool("execute_task", {"task": "touch", "cwd": str(workdir)}))
     assert run["status"] == "success" and run["permission_denials"] == ["Bash"] and asked == []
     assert await decisions(run["run_id"]) == []
+
+
+@pytest.mark.parametrize("answer", ["allow", "cancel"])
+async def test_a_2026_host_is_asked_through_wait_runs_input_required_round(
+    settings: ServerSettings, fake_api: FakeAnthropic, workdir: Path, answer: str
+) -> None:
+    """2026-07-28 has no request mid-call: execute_task hands the question over, then wait_run asks the host's
+    person with an input_required round (Claude Code shows a dialog). cancel (nobody there, -p): approve_run."""
+    target = workdir / "made.txt"
+    fake_api.scenario = touch(target)
+    asked: list[str] = []
+    async with host(settings, "auto", answer, asked) as client:
+        waiting = structured(await client.call_tool("execute_task", {"task": "touch", "cwd": str(workdir)}))
+        assert waiting["status"] == "waiting_for_approval" and asked == []
+        run_id = waiting["run_id"]
+        after = structured(await client.call_tool("wait_run", {"run_id": run_id, "timeout_s": 60}))
+        assert len(asked) == 1 and "Bash" in asked[0]
+        if answer == "cancel":
+            assert after["status"] == "waiting_for_approval", after
+            request_id = after["pending_approvals"][0]["request_id"]
+            args = {"run_id": run_id, "request_id": request_id, "decision": "allow"}
+            structured(await client.call_tool("approve_run", args))
+            after = structured(await client.call_tool("wait_run", {"run_id": run_id, "timeout_s": 60}))
+            assert len(asked) == 1  # not asked again
+    assert after["status"] == "success" and target.exists(), after
+    assert await decisions(run_id) == [("allow", "person" if answer == "allow" else "caller")]
+    assert marked_processes(run_id) == []

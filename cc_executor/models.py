@@ -319,6 +319,9 @@ class Approval(BaseModel):
     summary: str = Field(default="", description="A short, safe rendering of the tool input (command, path).")
     reason: str | None = None
     can_allow_for_run: bool = Field(default=False, description="The CLI offered a rule for allow_for_run.")
+    requested_schema: dict[str, Any] | None = Field(
+        default=None, description="An elicitation's form (JSON Schema); its answer travels as JSON in message."
+    )
     created_at: str
     deadline_at: str
     decision: str | None = None

@@ -10,8 +10,9 @@ hand-off (approve_run) instead (what is missing: the input_required round for wa
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 from mcp.server.elicitation import AcceptedElicitation, render_elicitation_schema
@@ -63,7 +64,7 @@ class HostPerson:
     async def ask(self, run_id: str, pending: PendingApproval) -> tuple[str, str | None] | None:
         """(decision, message), or None when nobody is there (``cancel``: Claude Code -p answers it at once)."""
         if pending.kind != "permission":
-            return None  # a nested MCP server's own form: not relayed here (approve_run, else cancel at the deadline)
+            return await self._relay(run_id, pending)
         result = await self.ctx.elicit(prompt(run_id, pending), ApprovalChoice)
         if isinstance(result, AcceptedElicitation):
             decision = result.data.decision
@@ -74,8 +75,32 @@ class HostPerson:
             return "deny", "the person at the host declined"
         return None
 
+    async def _relay(self, run_id: str, pending: PendingApproval) -> tuple[str, str | None] | None:
+        """One of the nested run's MCP servers elicits: show its own form to the host's person."""
+        session = self.ctx.request_context.session
+        answer = await session.elicit_form(
+            message=prompt(run_id, pending), requested_schema=form_of(pending), related_request_id=self.ctx.request_id
+        )
+        return answer_of(answer)
+
+
+def form_of(pending: PendingApproval) -> dict[str, Any]:
+    schema = pending.requested_schema or {}
+    return schema if schema.get("type") == "object" else {"type": "object", "properties": {}}
+
+
+def answer_of(result: ElicitResult) -> tuple[str, str | None] | None:
+    """A relayed elicitation's answer as (decision, message): accept → allow with the form's JSON."""
+    if result.action == "accept":
+        return "allow", json.dumps(result.content or {})
+    if result.action == "decline":
+        return "deny", None
+    return None
+
 
 def prompt(run_id: str, pending: PendingApproval) -> str:
+    if pending.kind != "permission":
+        return f"A nested Claude Code run ({run_id[:8]}): its MCP server {pending.tool} asks:\n{pending.summary}"
     lines = [f"A nested Claude Code run ({run_id[:8]}) asks to use {pending.tool}:", f"  {pending.summary}"]
     if pending.reason:
         lines.append(f"Reason: {pending.reason}")
@@ -117,12 +142,16 @@ async def watch(backend: Backend, run_id: str, person: HostPerson | None, handed
 def input_required(run_id: str, out: RunResult, handed_over: set[str]) -> InputRequiredResult | None:
     """2026-07-28: ask the host's person about the run's pending permission prompts with an input_required round
     (Claude Code shows a dialog; in -p it answers cancel at once). None when there is nothing left to ask."""
-    pending = [p for p in out.pending_approvals if p.kind == "permission" and p.request_id not in handed_over]
+    pending = [p for p in out.pending_approvals if p.request_id not in handed_over]
     if not pending:
         return None
-    schema = render_elicitation_schema(ApprovalChoice)
+    choice = render_elicitation_schema(ApprovalChoice)
     requests: dict[str, InputRequest] = {
-        p.request_id: ElicitRequest(params=ElicitRequestFormParams(message=prompt(run_id, p), requested_schema=schema))
+        p.request_id: ElicitRequest(
+            params=ElicitRequestFormParams(
+                message=prompt(run_id, p), requested_schema=choice if p.kind == "permission" else form_of(p)
+            )
+        )
         for p in pending
     }
     return InputRequiredResult(input_requests=requests, request_state=run_id)
@@ -133,20 +162,26 @@ async def take_input_responses(backend: Backend, run_id: str, ctx: Ctx, handed_o
     person was not there (cancel): the question then goes to the caller (approve_run)."""
     from cc_executor.errors import InvalidRequestError
 
+    responses = ctx.input_responses or {}
+    if not responses:
+        return False
+    kinds = {a.request_id: a.kind for a in (await backend.status(run_id)).approvals}
     nobody = False
-    for request_id, response in (ctx.input_responses or {}).items():
-        if not isinstance(response, ElicitResult):
+    for request_id, response in responses.items():
+        if not isinstance(response, ElicitResult) or request_id not in kinds:
             continue
         if response.action == "cancel":
             handed_over.add(request_id)
             nobody = True
             continue
-        decision = "deny"
-        if response.action == "accept":
+        decision, message = "deny", None
+        if kinds[request_id] != "permission":
+            decision, message = answer_of(response) or ("deny", None)
+        elif response.action == "accept":
             chosen = (response.content or {}).get("decision")
             decision = chosen if chosen in ("allow", "allow_for_run", "deny") else "deny"
         try:
-            await backend.approve(run_id, request_id, decision, decided_by="person")  # type: ignore[arg-type]
+            await backend.approve(run_id, request_id, decision, decided_by="person", message=message)  # type: ignore[arg-type]
         except InvalidRequestError as exc:
             if "allow_for_run is not offered" in str(exc):
                 await backend.approve(run_id, request_id, "allow", decided_by="person")

@@ -108,6 +108,7 @@ def pending_approval(approval: Approval) -> PendingApproval:
         reason=approval.reason,
         can_allow_for_run=approval.can_allow_for_run,
         deadline_at=approval.deadline_at,
+        requested_schema=approval.requested_schema,
     )
 
 

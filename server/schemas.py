@@ -227,6 +227,11 @@ class PendingApproval(BaseModel):
     reason: str | None = Field(default=None, description="Why Claude Code asks.")
     can_allow_for_run: bool = Field(description="allow_for_run is offered (a rule for the rest of the run).")
     deadline_at: str = Field(description="Denied automatically at this time if nobody answers.")
+    requested_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="For an elicitation: the form (JSON Schema). Answer with decision 'allow' and the filled form "
+        "as a JSON object in message; 'deny' declines.",
+    )
 
 
 class RunResult(BaseModel):

@@ -3,6 +3,7 @@ allow-for-run, the operator's always-deny rules, and cancel while waiting. Proce
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -204,3 +205,58 @@ async def test_deny_mode_asks_nobody_and_records_no_approvals(
     result = await cc_execute("touch it", config=config, cwd=workdir)
     assert [d["tool_name"] for d in result.permission_denials] == ["Bash"]
     assert (await record_of(result.run_id)).approvals == []
+
+
+ECHO_SERVER = {"command": sys.executable, "args": [str(Path(__file__).with_name("echo_mcp.py"))]}
+
+
+def elicits(config: CCExecutorConfig, prompts: str) -> CCExecutorConfig:
+    """A run whose own MCP server (tests/echo_mcp.py) elicits a name when its ask_name tool is called."""
+    return config.model_copy(
+        update={
+            "env": {**config.env, "ENABLE_TOOL_SEARCH": "false"},  # MCP tools sent directly, not deferred
+            "mcp_config": {"mcpServers": {"echo": ECHO_SERVER}},
+            "allowed_tools": ["mcp__echo__ask_name"],
+            "permission_prompts": prompts,
+            "approval_timeout_s": 60.0,
+        }
+    )
+
+
+async def test_a_nested_servers_elicitation_is_relayed_and_answered(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
+    fake_api.scenario = Scenario([ToolUse("mcp__echo__ask_name", {}), Text("greeted")])
+
+    async def answer(store: RunStore) -> None:
+        with anyio.fail_after(60):
+            while True:
+                for record in await store.list_runs(status=RunStatus.WAITING_FOR_APPROVAL):
+                    (pending,) = (await store.get(record.run_id)).pending_approvals
+                    assert pending.kind == "elicitation" and pending.tool == "echo"
+                    assert pending.summary == "What is your name?" and pending.requested_schema
+                    await store.decide_approval(
+                        record.run_id,
+                        pending.request_id,
+                        decision="allow",
+                        decided_by="person",
+                        message='{"name":"Ada"}',
+                    )
+                    return
+                await anyio.sleep(0.1)
+
+    async with open_store() as store, anyio.create_task_group() as group:
+        group.start_soon(answer, store)
+        result = await cc_execute("greet me", config=elicits(config, "ask"), cwd=workdir, store=store)
+    assert result.ok and "HELLO Ada" in fake_api.message_requests[-1].text
+    assert [(a.kind, a.decision) for a in (await record_of(result.run_id)).approvals] == [("elicitation", "allow")]
+    assert marked_processes(result.run_id) == []
+
+
+async def test_in_deny_mode_a_nested_elicitation_is_cancelled(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
+    fake_api.scenario = Scenario([ToolUse("mcp__echo__ask_name", {}), Text("no name")])
+    result = await cc_execute("greet me", config=elicits(config, "deny"), cwd=workdir)
+    assert result.ok and "NO NAME (cancel)" in fake_api.message_requests[-1].text
+    assert marked_processes(result.run_id) == []

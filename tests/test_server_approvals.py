@@ -5,6 +5,7 @@ and approve_run answers it; deadline and cancel while waiting. Processes are cou
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -194,3 +195,37 @@ async def test_a_2026_host_is_asked_through_wait_runs_input_required_round(
     assert after["status"] == "success" and target.exists(), after
     assert await decisions(run_id) == [("allow", "person" if answer == "allow" else "caller")]
     assert marked_processes(run_id) == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_nested_servers_form_is_shown_to_the_hosts_person(
+    settings: ServerSettings, fake_api: FakeAnthropic, workdir: Path, mode: str
+) -> None:
+    """The nested run's own MCP server elicits (relayed by the nested CLI): the host's person fills that form —
+    during execute_task (2025-11-25) or through wait_run's input_required round (2026-07-28)."""
+    fake_api.scenario = Scenario([ToolUse("mcp__echo__ask_name", {}), Text("greeted")])
+    forms: list[dict[str, Any]] = []
+
+    async def person(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
+        forms.append(params.model_dump(by_alias=True))
+        return ElicitResult(action="accept", content={"name": "Ada"})
+
+    env = {**settings.cli_env, "ENABLE_TOOL_SEARCH": "false"}
+    server = create_server(dataclasses.replace(settings, cli_env=env))
+    echo = {"command": sys.executable, "args": [str(Path(__file__).with_name("echo_mcp.py"))]}
+    args = {
+        "task": "greet me",
+        "cwd": str(workdir),
+        "mcp_config": {"mcpServers": {"echo": echo}},
+        "allowed_tools": ["mcp__echo__ask_name"],
+    }
+    async with Client(server, mode=mode, elicitation_callback=person) as client:
+        run = structured(await client.call_tool("execute_task", args))
+        if run["status"] == "waiting_for_approval":  # 2026-07-28: wait_run asks
+            run = structured(await client.call_tool("wait_run", {"run_id": run["run_id"], "timeout_s": 60}))
+    assert run["status"] == "success", run
+    assert len(forms) == 1 and "What is your name?" in forms[0]["message"]
+    assert "name" in forms[0]["requestedSchema"]["properties"]
+    assert "HELLO Ada" in fake_api.message_requests[-1].text
+    assert await decisions(run["run_id"]) == [("allow", "person")]
+    assert marked_processes(run["run_id"]) == []

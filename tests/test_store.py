@@ -27,7 +27,8 @@ RUNS_COLUMNS = {
     "context", "profile",
 }  # fmt: skip
 APPROVALS_COLUMNS = {
-    "run_id", "request_id", "kind", "tool", "summary", "reason", "can_allow_for_run", "created_at", "deadline_at",
+    "run_id", "request_id", "kind", "tool", "summary", "reason", "can_allow_for_run", "requested_schema",
+    "created_at", "deadline_at",
     "decision", "decided_by", "message", "decided_at",
 }  # fmt: skip
 ATTEMPTS_COLUMNS = {

@@ -117,6 +117,7 @@ class ApprovalBroker:
     async def elicitation(self, request: ElicitationRequest) -> dict[str, Any]:
         summary = shorten(" ".join(request.message.split()), _SUMMARY_CHARS)
         approval = self._approval(request.request_id, "elicitation", request.server_name, summary)
+        approval.requested_schema = request.requested_schema
         record = await self._ask(approval, None)
         return _elicitation_from(record)
 
@@ -196,8 +197,15 @@ async def decide(
     if approval is None:
         pending = ", ".join(a.request_id for a in record.pending_approvals) or "none"
         raise InvalidRequestError(f"run {run_id} has no question {request_id!r} (pending: {pending})")
-    if approval.kind == "permission" and decision not in ("allow", "allow_for_run", "deny"):
+    if decision not in ("allow", "allow_for_run", "deny"):
         raise InvalidRequestError(f"decision must be allow, allow_for_run or deny, got {decision!r}")
+    if approval.kind == "elicitation" and decision == "allow" and message is not None:
+        try:
+            content = json.loads(message)
+        except ValueError:
+            content = None
+        if not isinstance(content, dict):
+            raise InvalidRequestError("for an elicitation, message must be the answer as a JSON object (the form)")
     if decision == "allow_for_run" and not approval.can_allow_for_run:
         raise InvalidRequestError("allow_for_run is not offered for this request (no rule to add): use allow")
     if not await store.decide_approval(run_id, request_id, decision=decision, decided_by=decided_by, message=message):

@@ -148,6 +148,7 @@ async def m004_approvals(db: aiosqlite.Connection) -> None:
             summary TEXT NOT NULL DEFAULT '',
             reason TEXT,
             can_allow_for_run INTEGER NOT NULL DEFAULT 0,
+            requested_schema TEXT,
             created_at TEXT NOT NULL,
             deadline_at TEXT NOT NULL,
             decision TEXT,

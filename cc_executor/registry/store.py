@@ -293,6 +293,7 @@ class RunStore:
         """Record a pending question; the run shows waiting_for_approval while any is pending."""
         row = approval.model_dump(exclude={"decision", "decided_by", "message", "decided_at"})
         row["can_allow_for_run"] = int(approval.can_allow_for_run)
+        row["requested_schema"] = None if approval.requested_schema is None else compact_json(approval.requested_schema)
         sql = f"INSERT INTO approvals ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
         async with self._lock:
             await self._write(sql, tuple(row.values()))
@@ -328,9 +329,7 @@ class RunStore:
         rows = await self._db.execute_fetchall(
             "SELECT * FROM approvals WHERE run_id = ? ORDER BY created_at, rowid", (run_id,)
         )
-        return [
-            Approval.model_validate({**dict(row), "can_allow_for_run": bool(row["can_allow_for_run"])}) for row in rows
-        ]
+        return [_approval(row) for row in rows]
 
     async def _records(self, sql: str, params: Iterable[Any]) -> list[RunRecord]:
         async with self._lock:
@@ -400,6 +399,14 @@ def _record(row: sqlite3.Row) -> RunRecord:
         data[column] = empty if text is None else json.loads(text)
     data["files_truncated"] = bool(data["files_truncated"])
     return RunRecord.model_validate(data)
+
+
+def _approval(row: sqlite3.Row) -> Approval:
+    data = dict(row)
+    data["can_allow_for_run"] = bool(data["can_allow_for_run"])
+    schema = data.get("requested_schema")
+    data["requested_schema"] = json.loads(schema) if schema else None
+    return Approval.model_validate(data)
 
 
 def _result_values(result: ExecutionResult) -> dict[str, dict[str, Any]]:

@@ -27,6 +27,8 @@ Modes (FAKE_CLAUDE_MODE):
   error_result  init, result with is_error true, api_error_status int(FAKE_CLAUDE_STATUS or 529),
                 terminal_reason "api_error"; exit 1.
   stdin_echo    init, assistant and result whose text is exactly what was read from stdin; exit 0.
+  background    init, system task_started, result, sleep FAKE_CLAUDE_SLEEP s (default 1), then exit 7 if stdin
+                was already closed, else system task_notification (completed) and wait for stdin EOF; exit 0.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -232,6 +235,20 @@ class Fake:
         emit(self.result_event(self.stdin_text))
         return 0
 
+    def mode_background(self) -> int:
+        """A background task outlives the result: stdin must stay open until its task_notification (exit 7 if it
+        was closed before: the real CLI would have lost its channel)."""
+        self.init()
+        emit({"type": "system", "subtype": "task_started", "task_id": "bg-1", "session_id": self.session_id})
+        emit(self.result_event("result while a background task runs"))
+        time.sleep(_env_float("FAKE_CLAUDE_SLEEP", 1.0))
+        if select.select([sys.stdin], [], [], 0)[0] and not os.read(sys.stdin.fileno(), 1):
+            sys.stderr.write("fake_claude: stdin was closed while a background task was running\n")
+            return 7
+        done = {"type": "system", "subtype": "task_notification", "task_id": "bg-1", "status": "completed"}
+        emit({**done, "session_id": self.session_id})
+        return 0
+
 
 def _ignore_term() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -299,6 +316,7 @@ MODES: dict[str, Callable[[Fake], int]] = {
     "slow_lines": Fake.mode_slow_lines,
     "error_result": Fake.mode_error_result,
     "stdin_echo": Fake.mode_stdin_echo,
+    "background": Fake.mode_background,
 }
 
 

@@ -112,3 +112,14 @@ async def test_a_question_the_cli_withdraws_is_not_answered(
     assert withdrawn_before_result == [True] and channel.pending == 0 and channel.result_seen
     assert not (workdir / "made.txt").exists()
     assert marked_processes(request.run_id) == []
+
+
+async def test_stdin_stays_open_while_a_background_task_outlives_the_result(
+    fake_config: CCExecutorConfig, workdir: Path
+) -> None:
+    config = fake_config.model_copy(update={"env": {"FAKE_CLAUDE_MODE": "background"}})
+    started = time.monotonic()
+    result = await cc_execute("start something in the background", config=config, cwd=workdir)
+    assert result.ok and result.exit_code == 0  # exit 7 would mean stdin closed under a running task
+    assert time.monotonic() - started < 20  # and closed right after the task ended: no hang
+    assert marked_processes(result.run_id) == []

@@ -56,10 +56,13 @@ def choose_cwd(cwd: str | None, roots: list[Path], default_cwd: Path | None) -> 
         return roots[0]
     if len(roots) > 1:
         listed = ", ".join(str(r) for r in roots)
-        raise ToolError(f"cwd is required: the host has several roots ({listed}); pass cwd, one of them or inside one")
+        raise ToolError(f"cwd: is required: the host has several roots ({listed}); pass cwd, one of them or inside one")
     if default_cwd is not None:
         return default_cwd
-    raise ToolError("cwd is required: pass the absolute path of the directory to work in (no CC_EXECUTOR_DEFAULT_CWD)")
+    raise ToolError(
+        "cwd: is required (the server has no CC_EXECUTOR_DEFAULT_CWD): pass the absolute path of the directory "
+        "to work in"
+    )
 
 
 def check_inside_roots(path: Path, roots: list[Path], *, allow_outside: bool, what: str = "cwd") -> None:

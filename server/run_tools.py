@@ -18,6 +18,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from . import approval_tools
 from .approval_tools import HostPerson
+from .errors import note_run_id
 from .progress_notifications import ProgressSink, wait_reporting
 from .results import run_result, run_summary, running_result
 from .roots import check_inside_roots, choose_cwd
@@ -123,11 +124,12 @@ async def submit(state: AppState, submission: Submission) -> str:
     from cc_executor.backends import ResumeRequest
 
     backend = await state.backend()
+    note_run_id(submission.run_id)  # so an internal error of this tool call can name the run
     if submission.resume_of is not None:
         run_id = await backend.resume(ResumeRequest(run_id=submission.resume_of, request=submission.request))
     else:
         run_id = await backend.submit(submission.request)
-    state.submitted.add(run_id)
+    state.remember_run(run_id)
     return run_id
 
 

@@ -29,6 +29,8 @@ ENV_APPROVAL_TIMEOUT = "CC_EXECUTOR_APPROVAL_TIMEOUT_S"
 ENV_MCP_CONFIG = "CC_EXECUTOR_MCP_CONFIG"
 ENV_STRICT_MCP_CONFIG = "CC_EXECUTOR_STRICT_MCP_CONFIG"
 _SOURCES = ("user", "project", "local")
+ENV_RETENTION_DAYS = "CC_EXECUTOR_RETENTION_DAYS"
+MAX_RETENTION_DAYS = 36500.0
 
 
 class SettingsError(ValueError):
@@ -48,6 +50,7 @@ class ServerSettings:
     model: str | None = None
     cli_env: dict[str, str] = field(default_factory=dict)
     kill_grace_s: float | None = None  # None: the core's default
+    retention_days: float | None = None  # prune finished runs older than this at start (None: keep everything)
     handle_signals: bool = False  # SIGTERM/SIGINT: cancel runs, record why, then exit (the stdio entry point only)
     # The nested profile's defaults; None: the core's (project+local settings, no MCP servers of the run's own).
     setting_sources: list[str] | None = None
@@ -65,6 +68,11 @@ class ServerSettings:
             raise SettingsError(f"max_concurrent must be within 1..1000, got {self.max_concurrent}")
         if not 1000 <= self.max_result_chars <= 10_000_000:
             raise SettingsError(f"max_result_chars must be within 1000..10000000, got {self.max_result_chars}")
+        if self.retention_days is not None and not 0 < self.retention_days <= MAX_RETENTION_DAYS:
+            raise SettingsError(
+                f"{ENV_RETENTION_DAYS} must be a number of days within 0..{MAX_RETENTION_DAYS:g}, "
+                f"got {self.retention_days:g}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -83,7 +91,8 @@ class ServerSettings:
             strict_mcp_config=_bool(env, ENV_STRICT_MCP_CONFIG),
             allow_outside_roots=bool(_bool(env, ENV_ALLOW_OUTSIDE_ROOTS)),
             permission_prompts=_choice(env, ENV_PERMISSION_PROMPTS, ("deny", "ask")),
-            approval_timeout_s=_float(env, ENV_APPROVAL_TIMEOUT, 0.0) or None,
+            approval_timeout_s=_optional_float(env, ENV_APPROVAL_TIMEOUT),
+            retention_days=_optional_float(env, ENV_RETENTION_DAYS),
         )
 
     def profile_defaults(self) -> dict[str, Any]:
@@ -149,9 +158,14 @@ def _bool(env: Mapping[str, str], name: str) -> bool | None:
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _optional_float(env, name)
+    return default if value is None else value
+
+
+def _optional_float(env: Mapping[str, str], name: str) -> float | None:
     raw = env.get(name, "").strip()
     if not raw:
-        return default
+        return None
     try:
         return float(raw)
     except ValueError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import anyio
@@ -14,6 +15,7 @@ from cc_executor import CCExecutorConfig, PermissionDecision, PermissionRequest,
 from cc_executor.engine.process import marked_processes
 from cc_executor.models import ProgressUpdate, RunRecord
 from cc_executor.registry.store import RunStore
+from cc_executor.retention import prune_runs
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic, Scenario, Text, ToolUse
 
@@ -149,6 +151,8 @@ async def test_allow_for_run_is_not_asked_again_and_writes_no_settings(
     assert result.ok and target.exists() and len(asked) == 1
     assert not (workdir / ".claude").exists()  # the rule stayed in the session, not the project's settings
     assert [a.decision for a in (await record_of(result.run_id)).approvals] == ["allow_for_run"]
+    pruned = await prune_runs(timedelta(0))  # a run's approvals go with it
+    assert pruned.run_ids == [result.run_id]
 
 
 async def test_the_operators_always_deny_rules_cannot_be_approved(

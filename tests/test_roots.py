@@ -127,7 +127,7 @@ async def test_a_host_without_roots_falls_back_to_the_default_cwd(
     fake_api.scenario = scenarios.text()
     async with Client(create_server(settings)) as client:
         refused = await client.call_tool("execute_task", {"task": "hi"})
-    assert refused.is_error and "cwd is required" in text_of(refused)
+    assert refused.is_error and "cwd: is required" in text_of(refused)
     with_default = dataclasses.replace(settings, default_cwd=workdir)
     async with Client(create_server(with_default)) as client:
         run = structured(await client.call_tool("execute_task", {"task": "hi"}))

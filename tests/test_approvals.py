@@ -170,7 +170,10 @@ async def test_the_operators_always_deny_rules_cannot_be_approved(
     result = await cc_execute("touch it", config=config, cwd=workdir, can_use_tool=yes)
     assert result.ok and not target.exists() and asked == []
     assert [d["tool_name"] for d in result.permission_denials] == ["Bash"]
-    assert [(a.decision, a.decided_by) for a in (await record_of(result.run_id)).approvals] == [("deny", "policy")]
+    # With cc_executor/policy.py (issue 9) the rule also reaches the CLI as --disallowedTools and it never asks;
+    # without it, the broker's policy hook answers first. Either way nobody could approve it.
+    recorded = [(a.decision, a.decided_by) for a in (await record_of(result.run_id)).approvals]
+    assert recorded in ([("deny", "policy")], [])
 
 
 async def test_cancel_while_waiting_for_approval(

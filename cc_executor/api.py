@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from cc_executor.engine.approvals import CanUseTool
 from cc_executor.engine.emit import EventCallback, ProgressCallback
 from cc_executor.engine.events import Event
 from cc_executor.engine.recovery import connect_registry
@@ -120,6 +121,7 @@ async def cc_execute(
     store: RunStore | None = ...,
     slots: RunSlots | None = ...,
     detach: Literal[False] = ...,
+    can_use_tool: CanUseTool | None = ...,
     **fields: Any,
 ) -> dict[str, Any]: ...
 
@@ -140,6 +142,7 @@ async def cc_execute(
     store: RunStore | None = ...,
     slots: RunSlots | None = ...,
     detach: Literal[False] = ...,
+    can_use_tool: CanUseTool | None = ...,
     **fields: Any,
 ) -> ExecutionResult: ...
 
@@ -160,6 +163,7 @@ async def cc_execute(
     store: RunStore | None = ...,
     slots: None = ...,
     detach: Literal[True],
+    can_use_tool: None = ...,
     **fields: Any,
 ) -> RunHandle: ...
 
@@ -179,6 +183,7 @@ async def cc_execute(
     store: RunStore | None = None,
     slots: RunSlots | None = None,
     detach: bool = False,
+    can_use_tool: CanUseTool | None = None,
     **fields: Any,
 ) -> ExecutionResult | dict[str, Any] | RunHandle:
     """Run one task through the Claude Code CLI and return its verified, recorded result.
@@ -195,19 +200,28 @@ async def cc_execute(
     (``await handle.wait()``, ``handle.events()``, ``await handle.cancel()``): the run goes on even if this
     process exits. Awaited without ``detach``, the run belongs to the caller: cancelling the call (or exiting)
     cancels it.
+    ``can_use_tool``: answer the run's permission prompts yourself (it turns on ``permission_prompts="ask"``):
+    ``async def can_use_tool(request: PermissionRequest) -> PermissionDecision | bool | None``; None leaves the
+    question to others (``cc-executor approve``), and ``config.approval_timeout_s`` later it is denied.
     """
+    if can_use_tool is not None:
+        config = (config or CCExecutorConfig()).model_copy(update={"permission_prompts": "ask"})
     if agent_predict_timeout is not None:  # the seed's keyword; the same as the config field
         config = (config or CCExecutorConfig()).model_copy(update={"agent_predict_timeout": agent_predict_timeout})
     request = build_request(task, config=config, cwd=cwd, json_schema=json_schema, return_json=return_json, **fields)
     if detach:
-        return await _detached(request, store, stream=stream, callbacks=(on_progress, on_event, slots))
+        return await _detached(request, store, stream=stream, callbacks=(on_progress, on_event, slots, can_use_tool))
     if stream or request.config.stream_output:
         on_progress = _stderr_printer(on_progress)
     if store is None:
         async with open_store() as own_store:
-            result = await execute_run(request, own_store, on_progress=on_progress, on_event=on_event, slots=slots)
+            result = await execute_run(
+                request, own_store, on_progress=on_progress, on_event=on_event, slots=slots, can_use_tool=can_use_tool
+            )
     else:
-        result = await execute_run(request, store, on_progress=on_progress, on_event=on_event, slots=slots)
+        result = await execute_run(
+            request, store, on_progress=on_progress, on_event=on_event, slots=slots, can_use_tool=can_use_tool
+        )
     if check:
         raise_for_result(result)
     return result.seed_dict() if return_json else result
@@ -222,7 +236,8 @@ async def _detached(
     if stream or request.return_json or any(c is not None for c in callbacks):
         raise InvalidRequestError(
             "detach=True returns at once: follow the run with handle.events() and get its result with "
-            "handle.wait(); stream, return_json, on_progress, on_event and slots do not apply"
+            "handle.wait(); stream, return_json, on_progress, on_event, slots and can_use_tool do not apply "
+            "(a detached run's permission prompts are answered with `cc-executor approve`)"
         )
     home = store.path.parent if store is not None and store.path is not None else None
     async with DurableBackend(home) as backend:

@@ -117,7 +117,7 @@ class DurableBackend(LocalBackend):
         store = await self._registry()
         self._reap()
         supervisor = start_supervisor(
-            request.run_id, self.home, request_env=dict(request.config.env), max_concurrent=self.max_concurrent
+            request.run_id, self.home, secrets=_secrets(request), max_concurrent=self.max_concurrent
         )
         self._supervisors[request.run_id] = supervisor
         # A supervisor is our child until we exit: a thread waits for it, so it never lingers as a zombie (it has
@@ -126,6 +126,8 @@ class DurableBackend(LocalBackend):
         go = False
         try:
             run = await prepare_run(request, store, transcript_dir=self.transcript_dir, owner_pid=supervisor.pid)
+            if run.mcp_config_file is not None:  # the supervisor writes its own copy
+                run.mcp_config_file.unlink(missing_ok=True)
             await store.save_request(request.run_id, _recordable(run.request, run.stdout_path.parent))
             go = True
         except InvalidRequestError:
@@ -288,10 +290,16 @@ class DurableBackend(LocalBackend):
         return record
 
 
+def _secrets(request: RunRequest) -> dict[str, object]:
+    """What may hold secrets (``config.env``, ``config.mcp_config``: server env): handed to the supervisor in its
+    environment, never written to the registry."""
+    return {"env": dict(request.config.env), "mcp_config": request.config.mcp_config}
+
+
 def _recordable(request: RunRequest, transcript_dir: Path) -> str:
-    """The request as the supervisor loads it: config.env left out (it travels in the supervisor's environment,
-    never to disk), the transcript dir made explicit (the supervisor writes where this front end would)."""
-    config = request.config.model_copy(update={"env": {}, "transcript_dir": transcript_dir})
+    """The request as the supervisor loads it: the secrets left out (``_secrets``), the transcript dir made
+    explicit (the supervisor writes where this front end would)."""
+    config = request.config.model_copy(update={"env": {}, "mcp_config": None, "transcript_dir": transcript_dir})
     return request.model_copy(update={"config": config}).model_dump_json()
 
 

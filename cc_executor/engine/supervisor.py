@@ -32,6 +32,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -45,7 +46,8 @@ from cc_executor.registry.store import RunStore
 log = logging.getLogger("cc_executor.supervisor")
 
 ENV_REQUEST_ENV = "CC_EXECUTOR_SUPERVISOR_ENV"
-"""The request's ``config.env`` (often secrets): handed over in the supervisor's environment, never stored."""
+"""The request's ``config.env`` and ``config.mcp_config`` (often secrets), as JSON: handed over in the supervisor's
+environment, never stored."""
 KEEP_EVENTS = 200
 _TRIM_EVERY = 50
 _WATCH_S = 0.5
@@ -57,7 +59,7 @@ def supervisors_dir(home: Path) -> Path:
 
 
 def start_supervisor(
-    run_id: str, home: Path, *, request_env: dict[str, str], max_concurrent: int | None = None
+    run_id: str, home: Path, *, secrets: dict[str, object], max_concurrent: int | None = None
 ) -> subprocess.Popen[bytes]:
     """Start the supervisor of ``run_id`` (it waits for ``release``). Not in our session or process group, and
     without pdeathsig: it must outlive this process."""
@@ -66,7 +68,7 @@ def start_supervisor(
     argv = [sys.executable, "-m", "cc_executor.engine.supervisor", run_id, "--home", str(home)]
     if max_concurrent is not None:
         argv += ["--max-concurrent", str(max_concurrent)]
-    env = {**os.environ, ENV_REQUEST_ENV: json.dumps(request_env)}
+    env = {**os.environ, ENV_REQUEST_ENV: json.dumps(secrets)}
     # cwd: where this cc_executor package is importable from, installed or not (PYTHONPATH would leak into claude).
     package_root = Path(__file__).resolve().parents[2]
     fd = os.open(logs / f"{run_id}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -124,12 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format=f"%(asctime)s %(levelname)s supervisor {os.getpid()} {args.run_id[:8]}: %(message)s",
     )
-    request_env = json.loads(os.environ.pop(ENV_REQUEST_ENV, "{}") or "{}")
+    secrets = json.loads(os.environ.pop(ENV_REQUEST_ENV, "{}") or "{}")
     if sys.stdin.buffer.readline() != _GO:
         log.info("the front end did not record the run: nothing to do")
         return 0
     _detach_stdin()
-    return anyio.run(supervise, args.run_id, args.home, request_env, args.max_concurrent)
+    return anyio.run(supervise, args.run_id, args.home, secrets, args.max_concurrent)
 
 
 def _detach_stdin() -> None:
@@ -138,7 +140,7 @@ def _detach_stdin() -> None:
     os.close(devnull)
 
 
-async def supervise(run_id: str, home: Path, request_env: dict[str, str], max_concurrent: int | None) -> int:
+async def supervise(run_id: str, home: Path, secrets: dict[str, Any], max_concurrent: int | None) -> int:
     async with RunStore.open(home / "runs.db") as store:
         record = await store.get(run_id)
         if record.owner_pid != os.getpid():
@@ -148,7 +150,7 @@ async def supervise(run_id: str, home: Path, request_env: dict[str, str], max_co
             await _finished_event(store, run_id, record.status)
             return 0
         try:
-            status = await _execute(store, run_id, home, request_env, max_concurrent)
+            status = await _execute(store, run_id, home, secrets, max_concurrent)
         except Exception as exc:
             log.exception("the run could not be executed")
             with anyio.CancelScope(shield=True):
@@ -167,13 +169,14 @@ async def _finished_event(store: RunStore, run_id: str, status: RunStatus) -> No
 
 
 async def _execute(
-    store: RunStore, run_id: str, home: Path, request_env: dict[str, str], max_concurrent: int | None
+    store: RunStore, run_id: str, home: Path, secrets: dict[str, Any], max_concurrent: int | None
 ) -> RunStatus:
     raw = await store.load_request(run_id)
     if raw is None:
         raise RuntimeError("no request was recorded for this run")
     request = RunRequest.model_validate_json(raw)
-    request.config.env = request_env
+    request.config.env = dict(secrets.get("env") or {})
+    request.config.mcp_config = secrets.get("mcp_config")
     run = adopt_run(request, store)
 
     async def ahead() -> int:

@@ -17,6 +17,22 @@ PERMISSION_MODES: tuple[str, ...] = ("acceptEdits", "auto", "bypassPermissions",
 MAX_TASK_BYTES = 4 * 1024 * 1024
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# Values that reach the CLI's argv (docs/security.md). A permission rule is a tool name (letters, digits, _ - and *
+# for MCP wildcards such as mcp__server__*), optionally with one parenthesised specifier ("Bash(git log:*)"); no
+# spaces or commas outside the parentheses, since the CLI splits one argument on those into several rules.
+TOOL_RULE = re.compile(r"[A-Za-z][A-Za-z0-9_*-]*(\([^\x00-\x1f\x7f]*\))?")
+# Model names and aliases ("sonnet", "claude-sonnet-4-5", "claude-opus-4-1[1m]", Bedrock ARNs with ':' and '/').
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@\[\]+-]{0,199}")
+# The CLI's session ids are UUIDs (it also takes titles, which we never produce).
+SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def tool_rule_problem(rule: str) -> str:
+    """Why ``rule`` is not a permission rule (one sentence)."""
+    return (
+        f"{rule!r} is not a tool rule; expected a tool name such as 'Read', 'mcp__server__tool' or "
+        "'Bash(git log:*)', one rule per entry, never starting with '-'"
+    )
 
 
 class RunStatus(StrEnum):
@@ -82,9 +98,16 @@ class CCExecutorConfig(BaseModel):
     @classmethod
     def _tool_names(cls, tools: list[str]) -> list[str]:
         for name in tools:
-            if not name.strip() or "\n" in name:
-                raise ValueError(f"invalid tool name {name!r}")
+            if not TOOL_RULE.fullmatch(name):
+                raise ValueError(tool_rule_problem(name))
         return tools
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, model: str | None) -> str | None:
+        if model is not None and not MODEL_NAME.fullmatch(model):
+            raise ValueError(f"{model!r} is not a model name (letters, digits and . _ - : / [ ], e.g. 'sonnet')")
+        return model
 
 
 DEFAULT_TIMEOUT_S = 1800.0
@@ -142,6 +165,13 @@ class RunRequest(BaseModel):
         if not RUN_ID_PATTERN.fullmatch(run_id):
             raise ValueError(f"run_id {run_id!r} is not a lowercase UUID")
         return run_id
+
+    @field_validator("resume_session_id")
+    @classmethod
+    def _session_id(cls, session: str | None) -> str | None:
+        if session is not None and not SESSION_ID.fullmatch(session):
+            raise ValueError(f"{session!r} is not a Claude session id (expected a UUID)")
+        return session
 
     @field_validator("json_schema")
     @classmethod

@@ -26,10 +26,12 @@ def anyio_backend() -> str:
 
 @pytest.fixture(autouse=True)
 def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Never touch the real ~/.local/state: each test has its own CC_EXECUTOR_HOME."""
+    """Never touch the real ~/.local/state: each test has its own CC_EXECUTOR_HOME. The pinned CLI is passed
+    explicitly (CC_EXECUTOR_CLAUDE): the lookup never searches the cwd's node_modules."""
     home = tmp_path / "state"
     monkeypatch.setenv("CC_EXECUTOR_HOME", str(home))
-    for name in ("CLAUDECODE", "CLAUDE_CODE_SESSION_ID", "CC_EXECUTOR_CLAUDE"):
+    monkeypatch.setenv("CC_EXECUTOR_CLAUDE", str(CLAUDE_BIN))
+    for name in ("CLAUDECODE", "CLAUDE_CODE_SESSION_ID"):
         monkeypatch.delenv(name, raising=False)
     return home
 

@@ -231,6 +231,20 @@ def check_root(env: Mapping[str, str], permission_mode: str | None) -> Check:
     return Check(name, "ok", detail + " (other modes work)")
 
 
+def check_policy(env: Mapping[str, str]) -> Check:
+    """The operator's policy in force (cc_executor.policy): what callers may ask for, with each setting's name."""
+    from cc_executor.errors import PolicyError
+    from cc_executor.policy import Policy
+
+    name = "policy"
+    try:
+        policy = Policy.from_env(env)
+    except PolicyError as exc:
+        return Check(name, "fail", str(exc), f"fix or unset {exc.setting}; every run is refused until then")
+    detail = "; ".join(f"{setting}={value}" for setting, value in policy.describe().items())
+    return Check(name, "ok", detail)
+
+
 def check_state_dir() -> Check:
     from cc_executor.paths import state_dir
 

@@ -2,6 +2,7 @@
 
     CCExecutorError
     ├── InvalidRequestError         bad input (empty task, missing cwd, bad schema, ...); also a ValueError
+    │   └── PolicyError             allowed input the operator's policy refuses (names the setting to change)
     ├── ClaudeNotFoundError         no `claude` executable where we looked
     ├── RunNotFoundError            unknown run id
     ├── TranscriptNotFoundError     the run exists but its transcript file does not
@@ -21,7 +22,8 @@
         ├── RunLostError            its owner process died mid-run (found and marked on the next start)
         ├── StructuredOutputError   json_schema given but the reply is missing or does not match it
         ├── CLICrashError           the CLI exited without a result line (crash, signal, refusal)
-        └── StreamCorruptionError   the stream could not be read (oversized final line, broken pipe)
+        ├── StreamCorruptionError   the stream could not be read (oversized final line, broken pipe)
+        └── ExecutorError           cc-executor itself failed mid-run (cwd removed, disk, database): not claude
 
 Callers match on classes or on ``error_class`` (the class name) stored with each run, never on message text.
 """
@@ -40,6 +42,15 @@ class CCExecutorError(Exception):
 
 class InvalidRequestError(CCExecutorError, ValueError):
     """The request was rejected before anything started; the message names the problem."""
+
+
+class PolicyError(InvalidRequestError):
+    """The operator's policy (cc_executor.policy, read from the environment) refuses the request; the message
+    names the setting that would allow it. Nothing was started or written."""
+
+    def __init__(self, message: str, *, setting: str) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class ClaudeNotFoundError(CCExecutorError):
@@ -163,6 +174,11 @@ class StreamCorruptionError(RunError):
     pass
 
 
+class ExecutorError(RunError):
+    """Something on cc-executor's side failed while the run was under way (its cwd was removed, the transcript
+    could not be written, the database stayed locked). The run is recorded ``failed`` and its tree stopped."""
+
+
 ERROR_CLASSES: dict[str, type[RunError]] = {
     cls.__name__: cls
     for cls in (
@@ -183,5 +199,6 @@ ERROR_CLASSES: dict[str, type[RunError]] = {
         StructuredOutputError,
         CLICrashError,
         StreamCorruptionError,
+        ExecutorError,
     )
 }

@@ -66,9 +66,11 @@ def build_list_requests(
     cwd: str | Path | None = None,
     list_id: str | None = None,
 ) -> list[RunRequest]:
-    """Validate the whole list before anything runs (an InvalidRequestError names the task and field)."""
+    """Validate the whole list before anything runs (an InvalidRequestError names the task and field; the
+    operator's policy is checked for every task too, so a list never stops halfway on a PolicyError)."""
     from cc_executor.api import build_request
-    from cc_executor.errors import InvalidRequestError
+    from cc_executor.errors import InvalidRequestError, PolicyError
+    from cc_executor.policy import current_policy
 
     if not tasks:
         raise InvalidRequestError("tasks: the list is empty")
@@ -77,14 +79,18 @@ def build_list_requests(
     base = config or CCExecutorConfig()
     list_id = list_id or str(uuid.uuid4())
     requests = []
+    policy = current_policy()
     for index, item in enumerate(tasks, start=1):
         spec = ListTask(task=item) if isinstance(item, str) else ListTask.model_validate(item)
         try:
             task_config = base.model_copy(update=spec.overrides) if spec.overrides else base
             task_config = CCExecutorConfig.model_validate(task_config.model_dump())
-            requests.append(
-                build_request(spec.task, config=task_config, cwd=cwd, json_schema=spec.json_schema, list_id=list_id)
-            )
+            schema = spec.json_schema
+            request = build_request(spec.task, config=task_config, cwd=cwd, json_schema=schema, list_id=list_id)
+            policy.enforce(request)  # refuses here; prepare_run applies it again when the task runs
+            requests.append(request)
+        except PolicyError as exc:
+            raise PolicyError(f"tasks[{index}]: {exc}", setting=exc.setting) from None
         except (InvalidRequestError, ValueError) as exc:
             raise InvalidRequestError(f"tasks[{index}]: {exc}") from None
     return requests

@@ -184,6 +184,7 @@ async def test_run_without_claude_says_where_it_looked(env: dict[str, str], work
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root is refused bypass mode")
 async def test_bypass_as_root_is_refused_before_spawning(env: dict[str, str], workdir: Path) -> None:
     bare = {k: v for k, v in env.items() if k != "IS_SANDBOX"}
+    bare["CC_EXECUTOR_ALLOWED_PERMISSION_MODES"] = "acceptEdits,bypassPermissions"  # the operator's policy allows it
 
     done = await cli(bare, "run", "hi", "--cwd", str(workdir), "--permission-mode", "bypassPermissions")
 

@@ -13,13 +13,14 @@ import logging
 import os
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 
 from cc_executor.engine import changes
 from cc_executor.engine.attempt import Attempt, AttemptDriver
-from cc_executor.engine.command import build_argv, build_env, find_claude, redact_argv
+from cc_executor.engine.command import build_argv, build_env, check_argv_values, find_claude, redact_argv
 from cc_executor.engine.emit import Emitter, EventCallback, ProgressCallback
 from cc_executor.engine.prediction import resolve_timeout
 from cc_executor.engine.progress_text import ProgressTracker, shorten
@@ -35,10 +36,11 @@ from cc_executor.errors import (
 )
 from cc_executor.models import ExecutionResult, RunRequest, RunStatus
 from cc_executor.paths import transcript_paths
+from cc_executor.policy import Policy, current_policy
 from cc_executor.registry.store import RunStore, utc_now
 from cc_executor.registry.transcripts import TranscriptWriter
 
-__all__ = ["EventCallback", "ProgressCallback", "Run", "execute_run", "prepare_run"]
+__all__ = ["Checked", "EventCallback", "ProgressCallback", "Run", "execute_run", "preflight", "prepare_run"]
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +62,33 @@ async def execute_run(
     return await run.execute(on_progress=on_progress, on_event=on_event, slots=slots)
 
 
-async def prepare_run(request: RunRequest, store: RunStore, *, transcript_dir: Path | None = None) -> Run:
-    """Everything that can fail fast (no CLI, root bypass) fails here, before a row is written."""
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A request that passed ``preflight``: within the operator's policy, with the CLI found and its env built."""
+
+    request: RunRequest
+    claude: str
+    env: dict[str, str]
+    policy: Policy
+
+
+def preflight(request: RunRequest) -> Checked:
+    """Everything that refuses a request before a row exists, for every front end alike (``Backend.preflight``
+    calls this): the operator's policy (PolicyError), values that could reach argv as flags, no CLI
+    (ClaudeNotFoundError), root + bypassPermissions without IS_SANDBOX=1. Nothing is written or started."""
+    policy = current_policy()
+    request = policy.enforce(request)
+    check_argv_values(request)
     claude = find_claude(request.config.claude_path, {**os.environ, **request.config.env})
     env = build_env(request)  # also refuses root + bypass, before any work
-    request = await resolve_timeout(request, store, execute=execute_run)
+    return Checked(request, claude, env, policy)
+
+
+async def prepare_run(request: RunRequest, store: RunStore, *, transcript_dir: Path | None = None) -> Run:
+    """Everything that can fail fast (policy, no CLI, root bypass) fails here, before a row is written."""
+    checked = preflight(request)
+    claude, env = checked.claude, checked.env
+    request = checked.policy.cap_timeout(await resolve_timeout(checked.request, store, execute=execute_run))
     config = request.config
     argv = build_argv(request, claude)
     stdout_path, stderr_path = transcript_paths(request.run_id, transcript_dir or config.transcript_dir)

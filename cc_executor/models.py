@@ -288,6 +288,8 @@ class RunRecord(ExecutionResult):
     pid: int | None = None
     pgid: int | None = None
     owner_pid: int | None = None
+    owner_start: int | None = Field(default=None, description="The owner's start time (clock ticks after boot).")
+    owner_boot: str | None = Field(default=None, description="The kernel boot id when the owner wrote the row.")
     created_at: str | None = None
     last_progress: str | None = None
 

@@ -24,7 +24,7 @@ RUNS_COLUMNS = {
     "output_tokens", "usage", "num_turns", "duration_s", "error_class", "error", "result", "structured_output",
     "summary", "files_created", "files_modified", "files_deleted", "files_truncated", "permission_denials",
     "transcript_path", "stderr_path", "timeout_s", "idle_timeout_s", "timeout_basis", "attempts", "last_progress",
-    "context",
+    "context", "owner_start", "owner_boot",
 }  # fmt: skip
 ATTEMPTS_COLUMNS = {
     "run_id", "n", "started_at", "finished_at", "status", "exit_code", "error_class", "error", "session_id", "cost_usd",

@@ -8,6 +8,7 @@ caller through ``emit.Emitter``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import anyio
 
-from cc_executor.engine import changes
+from cc_executor.engine import changes, process
 from cc_executor.engine.attempt import Attempt, AttemptDriver
 from cc_executor.engine.command import build_argv, build_env, check_argv_values, find_claude, redact_argv
 from cc_executor.engine.emit import Emitter, EventCallback, ProgressCallback
@@ -27,6 +28,7 @@ from cc_executor.engine.progress_text import ProgressTracker, shorten
 from cc_executor.engine.slots import RunSlots, default_slots
 from cc_executor.engine.structured_output import reply_error
 from cc_executor.errors import (
+    ExecutorError,
     IdleTimeoutError,
     RunCancelledError,
     RunError,
@@ -37,6 +39,7 @@ from cc_executor.errors import (
 from cc_executor.models import ExecutionResult, RunRequest, RunStatus
 from cc_executor.paths import transcript_paths
 from cc_executor.policy import Policy, current_policy
+from cc_executor.registry import recovery
 from cc_executor.registry.store import RunStore, utc_now
 from cc_executor.registry.transcripts import TranscriptWriter
 
@@ -92,10 +95,13 @@ async def prepare_run(request: RunRequest, store: RunStore, *, transcript_dir: P
     config = request.config
     argv = build_argv(request, claude)
     stdout_path, stderr_path = transcript_paths(request.run_id, transcript_dir or config.transcript_dir)
+    owner = process.own_identity()
     await store.create_run(
         request,
         argv=redact_argv(argv),
-        owner_pid=os.getpid(),
+        owner_pid=owner.pid,
+        owner_start=owner.start,
+        owner_boot=owner.boot,
         transcript_path=str(stdout_path) if config.save_transcript else None,
         stderr_path=str(stderr_path) if config.save_transcript else None,
     )
@@ -166,6 +172,10 @@ class Run:
             with anyio.CancelScope(shield=True):
                 await self.record_cancelled()
             raise
+        except Exception as exc:  # our side failed (disk, database, a removed cwd): the run still ends recorded
+            with anyio.CancelScope(shield=True):
+                failed = await self._fail(exc)
+            return failed
 
     async def _execute(self) -> ExecutionResult:
         self.started = time.monotonic()
@@ -184,10 +194,76 @@ class Run:
         requested = await self.cancel_requested()
         if requested is not None:
             result = self._as_cancelled(result, requested)  # a cancel request (maybe another process) came first
-        await self.store.finish_run(result)
+        return await self._finish(result)
+
+    async def _finish(self, result: ExecutionResult) -> ExecutionResult:
+        """Write the final row (a compare-and-set: a run cancelled meanwhile, from any process, stays cancelled),
+        retrying a failed write; return the result as recorded. If no write gets through, the run is handed to
+        ``recovery.abandon`` so the next reconcile marks it lost rather than leave it running."""
+        run_id = self.request.run_id
+        for delay in _FINISH_RETRY_S:
+            await anyio.sleep(delay)
+            try:
+                status = await self.store.finish_run(result)
+                if status is not result.status:
+                    record = await self.store.get(run_id)
+                    # Cancelled by a request that came first; anything else (lost) is what the row says.
+                    cancelled = status is RunStatus.CANCELLED
+                    result = (
+                        self._as_cancelled(result, record.error or "cancelled") if cancelled else record.to_result()
+                    )
+                break
+            except Exception:
+                log.warning("run %s: could not write the final row", run_id, exc_info=True)
+        else:
+            log.error("run %s: the final row could not be written; the next reconcile marks it lost", run_id)
+            recovery.abandon(run_id)
         await self.emitter.progress(
             self.tracker.update("finished", f"{result.status.value}: {self._final_line(result)}")
         )
+        return result
+
+    async def _fail(self, exc: Exception) -> ExecutionResult:
+        """cc-executor's own side failed mid-run: stop what is left of the tree, record ``failed`` with an
+        ExecutorError carrying the message, and return that result (waiters get it). The traceback goes to the log."""
+        run_id = self.request.run_id
+        log.error("run %s: executor failure", run_id, exc_info=exc)
+        error = _executor_error(exc, self.request.cwd)
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                self.writer.close()
+        with contextlib.suppress(Exception):
+            await process.sweep_marked(run_id)  # an attempt kills its tree itself; this catches what escaped
+        try:
+            result = await self._result(error) if self.attempts else self._bare_result(error)
+        except Exception:
+            log.exception("run %s: could not assemble the failed run's result", run_id)
+            result = self._bare_result(error)
+        return await self._finish(result)
+
+    def _bare_result(self, error: RunError) -> ExecutionResult:
+        """The result of a run that failed before any attempt produced anything."""
+        request = self.request
+        result = ExecutionResult(
+            run_id=request.run_id,
+            status=_status_for(error),
+            task=request.task,
+            cwd=str(request.cwd),
+            duration_s=round(time.monotonic() - self.started, 3),
+            error_class=type(error).__name__,
+            error=str(error),
+            transcript_path=str(self.stdout_path) if self.config.save_transcript else None,
+            stderr_path=str(self.stderr_path) if self.config.save_transcript else None,
+            attempts=max(1, len(self.attempts)),
+            timeout_s=request.timeout_s,
+            timeout_basis=request.timeout_basis,
+            list_id=request.list_id,
+            parent_run_id=request.parent_run_id,
+            started_at=self.started_at,
+            finished_at=utc_now(),
+        )
+        error.result = result
+        result._exception = error
         return result
 
     def _open_writer(self) -> TranscriptWriter | None:
@@ -264,8 +340,10 @@ class Run:
         last = self.attempts[-1]
         result_event = last.result
         structured = result_event.structured_output if result_event else None
-        error = error or self._schema_error(structured)
         files = await self._file_changes()
+        if error is None and not await anyio.Path(self.request.cwd).is_dir():
+            error = _cwd_removed(self.request.cwd, files, self.tracker.files)
+        error = error or self._schema_error(structured)
         text = (
             result_event.result if result_event and result_event.result is not None else "\n".join(last.texts) or None
         )
@@ -317,10 +395,14 @@ class Run:
         return StructuredOutputError(mismatch) if mismatch else None
 
     async def _file_changes(self) -> changes.FileChanges | None:
+        """The diff of the cwd; a cwd removed meanwhile counts as empty, so everything it held reads as deleted."""
         if self.before is None:
             return None
         with anyio.CancelScope(shield=True):
-            after = await changes.take_snapshot(self.request.cwd)
+            try:
+                after = await changes.take_snapshot(self.request.cwd)
+            except (FileNotFoundError, NotADirectoryError):
+                after = changes.Snapshot(root=self.before.root, entries={}, truncated=False)
         return changes.diff_snapshots(self.before, after)
 
     async def record_cancelled(self) -> None:
@@ -335,11 +417,13 @@ class Run:
             log.exception("could not assemble the result of a cancelled run")
             result = None
         if result is not None:
-            await self.store.finish_run(result)
-        else:
-            await self.store.mark_status(
-                self.request.run_id, RunStatus.CANCELLED, error_class="RunCancelledError", error=str(error)
-            )
+            await self._finish(result)
+            return
+        try:
+            await self.store.mark_cancelled(self.request.run_id, str(error))  # only an unfinished row
+        except Exception:
+            log.exception("run %s: could not record the cancel; the next reconcile marks it lost", self.request.run_id)
+            recovery.abandon(self.request.run_id)
 
     @staticmethod
     def _as_cancelled(result: ExecutionResult, reason: str) -> ExecutionResult:
@@ -352,6 +436,28 @@ class Run:
     @staticmethod
     def _final_line(result: ExecutionResult) -> str:
         return shorten(" ".join((result.error or result.result or "").split()), 120)
+
+
+_FINISH_RETRY_S = (0.0, 0.5, 2.0, 5.0)  # on top of SQLite's own busy timeout for each try
+
+
+def _executor_error(exc: BaseException, cwd: Path) -> ExecutorError:
+    """One sentence for a failure on our side; a removed cwd is named as such, since it is the usual cause."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]  # a task group wraps the one exception that ended it
+    if isinstance(exc, ExecutorError):
+        return exc
+    if not cwd.is_dir():
+        return ExecutorError(f"the run's cwd {str(cwd)!r} was removed while it ran ({type(exc).__name__}: {exc})")
+    return ExecutorError(f"cc-executor failed while running this task ({type(exc).__name__}: {exc})")
+
+
+def _cwd_removed(cwd: Path, files: changes.FileChanges | None, touched: list[str]) -> ExecutorError:
+    """The run ended but its cwd is gone: say so, with the files we can still name."""
+    named = f"{len(files.deleted)} file(s) it held are listed in files_deleted" if files else "no file list was kept"
+    if touched:
+        named += f"; claude's tools touched: {', '.join(touched[:20])}" + (" ..." if len(touched) > 20 else "")
+    return ExecutorError(f"the run's cwd {str(cwd)!r} was removed while it ran; {named}")
 
 
 def _status_for(error: RunError | None) -> RunStatus:

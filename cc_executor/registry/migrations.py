@@ -127,3 +127,10 @@ async def m001_runs(db: aiosqlite.Connection) -> None:
 async def m002_runs_context(db: aiosqlite.Connection) -> None:
     """What was sent before the task (a task list's summary of earlier tasks), kept apart from the task."""
     await db.execute("ALTER TABLE runs ADD COLUMN context TEXT")
+
+
+@migration
+async def m003_owner_identity(db: aiosqlite.Connection) -> None:
+    """The owner as pid + process start time + boot id, so a reused pid does not pass for a live owner."""
+    await db.execute("ALTER TABLE runs ADD COLUMN owner_start INTEGER")
+    await db.execute("ALTER TABLE runs ADD COLUMN owner_boot TEXT")

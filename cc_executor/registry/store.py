@@ -39,6 +39,8 @@ _JSON_COLUMNS: dict[str, Any] = {
 # Columns the record does not carry: they exist for SQL queries only.
 _SQL_ONLY_COLUMNS = ("input_tokens", "output_tokens")
 _UNFINISHED = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
+# What a cancel request wrote that the run's own result must not overwrite (finish_run's compare-and-set).
+_CANCEL_KEEPS = ("status", "error_class", "error", "finished_at")
 
 
 def utc_now() -> str:
@@ -105,11 +107,14 @@ class RunStore:
         *,
         argv: list[str],
         owner_pid: int,
+        owner_start: int | None = None,
+        owner_boot: str | None = None,
         status: RunStatus = RunStatus.QUEUED,
         transcript_path: str | None = None,
         stderr_path: str | None = None,
     ) -> RunRecord:
-        """Insert the run's row before anything starts, so even a crash at spawn leaves a trace."""
+        """Insert the run's row before anything starts, so even a crash at spawn leaves a trace. The owner is
+        pid + start time + boot id (``process.own_identity``), so reconcile tells a dead owner from a reused pid."""
         row = {
             "id": request.run_id,
             "list_id": request.list_id,
@@ -122,6 +127,8 @@ class RunStore:
             "status": status.value,
             "created_at": utc_now(),
             "owner_pid": owner_pid,
+            "owner_start": owner_start,
+            "owner_boot": owner_boot,
             "transcript_path": transcript_path,
             "stderr_path": stderr_path,
             "timeout_s": request.timeout_s,
@@ -176,18 +183,47 @@ class RunStore:
                 await self._get(run_id)  # RunNotFoundError for an unknown id
         return bool(touched)
 
+    async def mark_lost(self, run_id: str, reason: str) -> bool:
+        """Mark a queued or running row ``lost`` (its owner died); False if it had finished meanwhile."""
+        sql = (
+            "UPDATE runs SET status = ?, error_class = 'RunLostError', error = ?, finished_at = ? "
+            f"WHERE id = ? AND status IN ({', '.join('?' * len(_UNFINISHED))})"
+        )
+        async with self._lock:
+            touched = await self._write(sql, (RunStatus.LOST.value, reason, utc_now(), run_id, *_UNFINISHED))
+        return bool(touched)
+
     async def record_skipped(self, request: RunRequest, reason: str) -> None:
         """The row of a task-list member that never started, so the list's rows account for every task."""
         await self.create_run(request, argv=[], owner_pid=os.getpid(), status=RunStatus.SKIPPED)
         await self.mark_status(request.run_id, RunStatus.SKIPPED, error=reason)
 
-    async def finish_run(self, result: ExecutionResult) -> None:
-        """Write the outcome. Fields the result leaves empty (task, cwd, paths...) keep what create_run stored."""
+    async def finish_run(self, result: ExecutionResult) -> RunStatus:
+        """Write the outcome as a compare-and-set, and return the row's status afterwards.
+
+        Only an unfinished row, or one a cancel request marked ``cancelled`` (this process's or another's:
+        `cc-executor cancel`, a second server's cancel_run), takes the result; on a cancelled row the status and the
+        cancel's reason stay, whatever the run itself reached, and the details (output, files, cost) are added. A row
+        already final (lost, or finished before) is left alone. One statement, so no cancel can slip in between a
+        read and the write. Fields the result leaves empty (task, cwd, paths...) keep what create_run stored.
+        """
         values = _result_values(result)
-        overwrite = ", ".join(f"{column} = ?" for column in values["overwrite"])
-        keep = ", ".join(f"{column} = COALESCE(?, {column})" for column in values["keep"])
-        params = (*values["overwrite"].values(), *values["keep"].values())
-        await self._update(result.run_id, f"{overwrite}, {keep}", params)
+        overwrite = values["overwrite"]
+        sticky = {column: overwrite.pop(column) for column in _CANCEL_KEEPS}
+        assignments = [f"{column} = ?" for column in overwrite]
+        assignments += [f"{column} = CASE WHEN status = ? THEN {column} ELSE ? END" for column in sticky]
+        assignments += [f"{column} = COALESCE(?, {column})" for column in values["keep"]]
+        cancelled = RunStatus.CANCELLED.value
+        params = (
+            *overwrite.values(),
+            *(param for value in sticky.values() for param in (cancelled, value)),
+            *values["keep"].values(),
+        )
+        takes = (*_UNFINISHED, cancelled)
+        sql = f"UPDATE runs SET {', '.join(assignments)} WHERE id = ? AND status IN ({', '.join('?' * len(takes))})"
+        async with self._lock:
+            await self._write(sql, (*params, result.run_id, *takes))
+            return (await self._get(result.run_id)).status  # RunNotFoundError for an unknown id
 
     async def record_attempt(
         self,

@@ -190,11 +190,8 @@ class Run:
         finally:
             if self.writer is not None:
                 self.writer.close()
-        result = await self._result(error)
-        requested = await self.cancel_requested()
-        if requested is not None:
-            result = self._as_cancelled(result, requested)  # a cancel request (maybe another process) came first
-        return await self._finish(result)
+        # A cancel request from any process that came first wins: finish_run is a compare-and-set that keeps it.
+        return await self._finish(await self._result(error))
 
     async def _finish(self, result: ExecutionResult) -> ExecutionResult:
         """Write the final row (a compare-and-set: a run cancelled meanwhile, from any process, stays cancelled),
@@ -228,7 +225,7 @@ class Run:
         ExecutorError carrying the message, and return that result (waiters get it). The traceback goes to the log."""
         run_id = self.request.run_id
         log.error("run %s: executor failure", run_id, exc_info=exc)
-        error = _executor_error(exc, self.request.cwd)
+        error = _executor_error(exc, self.request.cwd, spawned=bool(self.attempts))
         if self.writer is not None:
             with contextlib.suppress(Exception):
                 self.writer.close()
@@ -441,14 +438,15 @@ class Run:
 _FINISH_RETRY_S = (0.0, 0.5, 2.0, 5.0)  # on top of SQLite's own busy timeout for each try
 
 
-def _executor_error(exc: BaseException, cwd: Path) -> ExecutorError:
+def _executor_error(exc: BaseException, cwd: Path, *, spawned: bool) -> ExecutorError:
     """One sentence for a failure on our side; a removed cwd is named as such, since it is the usual cause."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]  # a task group wraps the one exception that ended it
     if isinstance(exc, ExecutorError):
         return exc
     if not cwd.is_dir():
-        return ExecutorError(f"the run's cwd {str(cwd)!r} was removed while it ran ({type(exc).__name__}: {exc})")
+        when = "while it ran" if spawned else "before claude started"
+        return ExecutorError(f"the run's cwd {str(cwd)!r} was removed {when} ({type(exc).__name__}: {exc})")
     return ExecutorError(f"cc-executor failed while running this task ({type(exc).__name__}: {exc})")
 
 

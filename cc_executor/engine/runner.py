@@ -19,7 +19,7 @@ from pathlib import Path
 
 import anyio
 
-from cc_executor.engine import changes, process
+from cc_executor.engine import changes, process, recovery
 from cc_executor.engine.attempt import Attempt, AttemptDriver
 from cc_executor.engine.command import build_argv, build_env, check_argv_values, find_claude, redact_argv
 from cc_executor.engine.emit import Emitter, EventCallback, ProgressCallback
@@ -32,6 +32,7 @@ from cc_executor.errors import (
     IdleTimeoutError,
     RunCancelledError,
     RunError,
+    RunNotFoundError,
     RunTimeoutError,
     StructuredOutputError,
     UsageLimitError,
@@ -39,7 +40,6 @@ from cc_executor.errors import (
 from cc_executor.models import ExecutionResult, RunRequest, RunStatus
 from cc_executor.paths import transcript_paths
 from cc_executor.policy import Policy, current_policy
-from cc_executor.registry import recovery
 from cc_executor.registry.store import RunStore, utc_now
 from cc_executor.registry.transcripts import TranscriptWriter
 
@@ -96,16 +96,33 @@ async def prepare_run(request: RunRequest, store: RunStore, *, transcript_dir: P
     argv = build_argv(request, claude)
     stdout_path, stderr_path = transcript_paths(request.run_id, transcript_dir or config.transcript_dir)
     owner = process.own_identity()
-    await store.create_run(
-        request,
-        argv=redact_argv(argv),
-        owner_pid=owner.pid,
-        owner_start=owner.start,
-        owner_boot=owner.boot,
-        transcript_path=str(stdout_path) if config.save_transcript else None,
-        stderr_path=str(stderr_path) if config.save_transcript else None,
-    )
+    try:
+        await store.create_run(
+            request,
+            argv=redact_argv(argv),
+            owner_pid=owner.pid,
+            owner_start=owner.start,
+            owner_boot=owner.boot,
+            transcript_path=str(stdout_path) if config.save_transcript else None,
+            stderr_path=str(stderr_path) if config.save_transcript else None,
+        )
+    except anyio.get_cancelled_exc_class():
+        # Cancelled while the INSERT was under way: it may land anyway, and nobody would ever run that row (its owner,
+        # this live process, keeps reconcile away). Queued behind the INSERT, this makes such a row say cancelled.
+        with anyio.CancelScope(shield=True):
+            await _cancel_unstarted(store, request.run_id)
+        raise
     return Run(request, argv, env, store, stdout_path, stderr_path)
+
+
+async def _cancel_unstarted(store: RunStore, run_id: str) -> None:
+    try:
+        await store.mark_cancelled(run_id, "cancelled before it started (the call submitting it was cancelled)")
+    except RunNotFoundError:
+        pass  # the INSERT never landed: nothing to undo
+    except Exception:
+        log.exception("run %s: could not mark the unstarted run cancelled", run_id)
+        recovery.abandon(run_id)
 
 
 class Run:

@@ -19,7 +19,9 @@ from mcp import Client
 from cc_executor import (
     CCExecutorConfig,
     ExecutorError,
+    LocalBackend,
     RunCancelledError,
+    RunNotFoundError,
     RunStatus,
     build_request,
     cc_execute,
@@ -273,3 +275,69 @@ async def test_a_run_records_its_owner_identity(
     me = process.own_identity()
     assert (row.owner_pid, row.owner_start, row.owner_boot) == (me.pid, me.start, me.boot)
     assert me.start == process.process_start(os.getpid()) and me.boot
+
+
+# --- a cancel between the row's INSERT and the run being registered ----------------------------------------------
+
+
+async def _write_lock_held(backend: LocalBackend, run_id: str) -> sqlite3.Connection:
+    """Another connection holding the database's write lock: our INSERT then waits (SQLite's busy timeout). The
+    backend opens (and migrates) its registry first, so only the INSERT is held up."""
+    with pytest.raises(RunNotFoundError):
+        await backend.status(run_id)
+    holder = sqlite3.connect(db_path(), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+async def test_a_cancel_racing_the_insert_cancels_the_run(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
+    """backend.cancel arrives while submit's INSERT is under way (held up by another process's write): the cancel
+    queues behind the INSERT, lands before the run is registered, and the run never starts its CLI."""
+    fake_api.scenario = scenarios.text("should not run")
+    request = build_request("hi", cwd=workdir, config=config)
+    reports: list[Any] = []
+    async with LocalBackend(kill_grace_s=0.5) as backend, anyio.create_task_group() as group:
+        holder = await _write_lock_held(backend, request.run_id)
+        group.start_soon(backend.submit, request)
+        await anyio.sleep(0.3)  # submit is inside its INSERT now
+
+        async def cancel() -> None:
+            reports.append(await backend.cancel(request.run_id, "changed my mind"))
+
+        group.start_soon(cancel)
+        await anyio.sleep(0.3)
+        holder.rollback()
+        holder.close()
+        result = await backend.wait(request.run_id, 60)
+    assert result is not None and result.status is RunStatus.CANCELLED and result.error == "changed my mind"
+    assert reports and reports[0].cancelled
+    assert fake_api.message_requests == []
+    async with open_store() as store:
+        assert (await store.get(request.run_id)).status is RunStatus.CANCELLED
+    assert process.marked_processes(request.run_id) == []
+
+
+async def test_a_submit_cancelled_during_its_insert_leaves_no_queued_row(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
+    """The host gives up on the tool call while its INSERT is under way: the INSERT still lands, and before the fix
+    that row stayed `queued` for the server's lifetime (its owner was alive, so no reconcile touched it)."""
+    request = build_request("hi", cwd=workdir, config=config)
+    async with LocalBackend(kill_grace_s=0.5) as backend:
+        holder = await _write_lock_held(backend, request.run_id)
+
+        async def release_later() -> None:
+            await anyio.sleep(1.0)
+            holder.rollback()
+            holder.close()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(release_later)
+            with anyio.move_on_after(0.3):
+                await backend.submit(request)
+        async with open_store() as store:
+            row = await store.get(request.run_id)
+    assert row.status is RunStatus.CANCELLED and "submitting it was cancelled" in (row.error or "")
+    assert fake_api.message_requests == []

@@ -246,6 +246,7 @@ def check_policy(env: Mapping[str, str]) -> Check:
 
 
 def check_state_dir() -> Check:
+    from cc_executor.errors import UnsafeDirectoryError
     from cc_executor.paths import state_dir
 
     name = "state dir"
@@ -253,6 +254,8 @@ def check_state_dir() -> Check:
         directory = state_dir()
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".doctor-"):
             pass
+    except UnsafeDirectoryError as exc:
+        return Check(name, "fail", str(exc), "use a private directory: unset CC_EXECUTOR_HOME or point it elsewhere")
     except OSError as exc:
         fix = "make it writable by this user, or point CC_EXECUTOR_HOME at a writable directory"
         return Check(name, "fail", f"cannot write the state dir: {exc}", fix)

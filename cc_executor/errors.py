@@ -4,6 +4,7 @@
     ├── InvalidRequestError         bad input (empty task, missing cwd, bad schema, ...); also a ValueError
     │   └── PolicyError             allowed input the operator's policy refuses (names the setting to change)
     ├── ClaudeNotFoundError         no `claude` executable where we looked
+    ├── UnsafeDirectoryError        a state/transcript dir other users can write (also a PermissionError)
     ├── RunNotFoundError            unknown run id
     ├── TranscriptNotFoundError     the run exists but its transcript file does not
     └── RunError                    a run ended without success; ``.result`` holds what was collected
@@ -61,6 +62,11 @@ class ClaudeNotFoundError(CCExecutorError):
             "the Claude Code CLI `claude` was not found. Looked in:\n  "
             f"{places}\nInstall it (npm install -g @anthropic-ai/claude-code) or set CC_EXECUTOR_CLAUDE to its path."
         )
+
+
+class UnsafeDirectoryError(CCExecutorError, PermissionError):
+    """A directory cc-executor would keep task text and output in can be written by other users (or belongs to
+    one); refused rather than tightened, since it may be a directory the user gave us, like /tmp."""
 
 
 class RunNotFoundError(CCExecutorError, LookupError):

@@ -11,7 +11,7 @@ import aiosqlite
 import anyio
 import pytest
 
-from cc_executor.errors import InvalidRequestError, RunNotFoundError
+from cc_executor.errors import InvalidRequestError, RunNotFoundError, UnsafeDirectoryError
 from cc_executor.models import CCExecutorConfig, ExecutionResult, RunRequest, RunStatus
 from cc_executor.registry.migrations import MIGRATIONS, applied_migrations, migrate
 from cc_executor.registry.store import RunStore, normalise_timestamp, utc_now
@@ -118,14 +118,24 @@ async def test_open_sets_perms_and_wal(db_file: Path) -> None:
         assert rows[0][0] == "wal"
 
 
-async def test_open_tightens_loose_perms(db_file: Path) -> None:
+async def test_open_tightens_loose_file_perms_but_never_the_dir(db_file: Path) -> None:
+    """Our files are tightened to 0600; the directory may be the user's own choice: its mode is left alone."""
     async with RunStore.open(db_file):
         pass
     _set_mode(db_file, 0o644)
     _set_mode(db_file.parent, 0o755)
     async with RunStore.open(db_file):
         assert _mode(db_file) == 0o600
-        assert _mode(db_file.parent) == 0o700
+        assert _mode(db_file.parent) == 0o755
+
+
+async def test_a_db_in_a_dir_others_can_write_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    with pytest.raises(UnsafeDirectoryError, match="others can write"):
+        await RunStore.connect(shared / "runs.db")
+    assert list(shared.iterdir()) == [] and _mode(shared) == 0o1777
 
 
 async def test_reopen_is_a_noop_migration(db_file: Path, tmp_path: Path) -> None:

@@ -200,7 +200,7 @@ class Run:
         self.started_at = utc_now()
         self.tracker.started = self.started
         if self.config.track_files:
-            self.before = await changes.take_snapshot(self.request.cwd)
+            self.before = await changes.take_snapshot(self.request.cwd, exclude=self._own_files())
         self.writer = self._open_writer()
         try:
             error = await self._attempts()
@@ -408,13 +408,21 @@ class Run:
         mismatch = reply_error(schema, structured)
         return StructuredOutputError(mismatch) if mismatch else None
 
+    def _own_files(self) -> list[Path]:
+        """cc-executor's own files, never part of a run's changes even when they lie under its cwd: the database
+        (with its -wal/-shm/-journal) and the transcripts directory."""
+        own = [self.stdout_path.parent, self.stderr_path.parent]
+        if self.store.path is not None:
+            own += [self.store.path.with_name(self.store.path.name + s) for s in ("", "-wal", "-shm", "-journal")]
+        return own
+
     async def _file_changes(self) -> changes.FileChanges | None:
         """The diff of the cwd; a cwd removed meanwhile counts as empty, so everything it held reads as deleted."""
         if self.before is None:
             return None
         with anyio.CancelScope(shield=True):
             try:
-                after = await changes.take_snapshot(self.request.cwd)
+                after = await changes.take_snapshot(self.request.cwd, exclude=self._own_files())
             except (FileNotFoundError, NotADirectoryError):
                 after = changes.Snapshot(root=self.before.root, entries={}, truncated=False)
         return changes.diff_snapshots(self.before, after)

@@ -40,7 +40,8 @@ text; problems come back as `isError` results whose text names the problem.
 | `CC_EXECUTOR_ALWAYS_ALLOWED_TOOLS`, `_ALWAYS_DISALLOWED_TOOLS` | none | tool rules added to every run |
 
 The last four rows are the operator's policy (docs/security.md): a call asking for more gets an error naming the
-variable that would allow it. The CLI inherits the server's environment (minus variables of a host Claude Code session such as `CLAUDECODE`).
+variable that would allow it. The CLI inherits the server's environment (minus variables of a host Claude Code
+session such as `CLAUDECODE`).
 
 ## Host configuration
 

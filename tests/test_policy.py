@@ -250,3 +250,15 @@ async def test_the_row_records_what_the_policy_added(
     assert result.timeout_basis and f"capped at {ENV_MAX_TIMEOUT_S}=120" in result.timeout_basis
     async with open_store() as store:
         assert "--allowedTools=Read" in (await store.get(result.run_id)).argv
+
+
+async def test_a_policy_that_forbids_the_timeout_predictor_only_skips_the_prediction(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent predictor runs in plan mode; an operator who allows only acceptEdits gets the history estimate."""
+    monkeypatch.setenv(ENV_ALLOWED_PERMISSION_MODES, "acceptEdits")
+    fake_api.scenario = scenarios.text("ok")
+    result = await cc_execute("hi", cwd=workdir, config=config.model_copy(update={"agent_predict_timeout": True}))
+    assert result.ok and result.timeout_basis
+    assert "agent prediction not run (PolicyError: permission_mode: 'plan' is not allowed" in result.timeout_basis
+    assert len(fake_api.message_requests) == 1  # only the run itself reached the API

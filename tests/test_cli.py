@@ -136,7 +136,7 @@ async def test_run_reads_the_task_from_stdin_and_passes_flags(
     assert "MARKER-7" in json.dumps(body["messages"]) and body["model"] == TEST_MODEL
     async with open_store() as store:
         (record,) = await store.list_runs()
-    assert "--max-turns" in record.argv and record.task == task
+    assert "--max-turns=3" in record.argv and record.task == task
 
 
 async def test_failed_run_exits_1_and_says_why(fake_api: FakeAnthropic, env: dict[str, str], workdir: Path) -> None:

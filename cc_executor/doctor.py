@@ -109,9 +109,10 @@ def check_claude(explicit: str | None, env: Mapping[str, str]) -> tuple[Check, s
         path = find_claude(explicit, env)
     except ClaudeNotFoundError as exc:
         looked = "; ".join(exc.searched)
-        return Check(
-            "claude", "fail", f"the Claude Code CLI was not found (looked in: {looked})", _INSTALL_CLAUDE
-        ), None
+        detail = f"the Claude Code CLI was not found (looked in: {looked})"
+        if not explicit and override:
+            detail = f"{CLAUDE_PATH_ENV}={override} is not an executable file, and no other claude was found ({looked})"
+        return Check("claude", "fail", detail, _INSTALL_CLAUDE), None
     if not explicit and override and Path(override) != Path(path):
         detail = f"{CLAUDE_PATH_ENV}={override} is not an executable file (runs would fall back to {path})"
         return Check("claude", "fail", detail, f"fix or unset {CLAUDE_PATH_ENV}; {_INSTALL_CLAUDE}"), path

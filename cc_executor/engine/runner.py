@@ -429,10 +429,16 @@ class Run:
 
     async def record_cancelled(self) -> None:
         """The caller cancelled: the tree is already dead (shielded finally); write the row."""
-        reason = await self.cancel_requested() or self.cancel_reason
+        try:
+            requested = await self.cancel_requested()
+        except Exception:  # the database failed too: still record (or hand to reconcile) what we know
+            log.warning("run %s: could not read the row's cancel reason", self.request.run_id, exc_info=True)
+            requested = None
+        reason = requested or self.cancel_reason
         error = RunCancelledError(reason or "cancelled by the caller; process tree killed")
         if self.writer is not None:
-            self.writer.close()
+            with contextlib.suppress(Exception):
+                self.writer.close()
         try:
             result = await self._result(error) if self.attempts else None
         except Exception:

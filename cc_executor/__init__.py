@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         StreamCorruptionError,
         StructuredOutputError,
         TranscriptNotFoundError,
+        UnsafeDirectoryError,
         UsageLimitError,
     )
     from cc_executor.models import CCExecutorConfig, ExecutionResult, ProgressUpdate, RunRecord, RunRequest, RunStatus
@@ -89,6 +90,7 @@ _LOCATIONS: dict[str, str] = {
     "StructuredOutputError": "cc_executor.errors",
     "TaskListResult": "cc_executor.task_lists",
     "TranscriptNotFoundError": "cc_executor.errors",
+    "UnsafeDirectoryError": "cc_executor.errors",
     "UsageLimitError": "cc_executor.errors",
     "build_request": "cc_executor.api",
     "build_resume_request": "cc_executor.api",
@@ -160,6 +162,7 @@ __all__ = [
     "StructuredOutputError",
     "TaskListResult",
     "TranscriptNotFoundError",
+    "UnsafeDirectoryError",
     "UsageLimitError",
     "__version__",
     "build_request",

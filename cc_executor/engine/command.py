@@ -1,7 +1,7 @@
 """Pure functions that turn a RunRequest into the CLI's argv and environment.
 
-The prompt never goes into argv (Linux caps one argument at 128 KiB, and argv is visible in `ps`); it is
-written to stdin, which is then closed so the CLI never waits for more input.
+The prompt never goes into argv (Linux caps one argument at 128 KiB, and argv is visible in `ps`); it goes to
+stdin as a stream-json user message (engine/control.py), where the CLI's permission prompts are answered too.
 
 Nothing a caller sends may become a CLI flag. Every option carrying a caller's value is ONE argument of the
 form ``--flag=value`` (checked against the real CLI 2.1.331, see docs/security.md): the CLI's parser then
@@ -18,6 +18,7 @@ import math
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -69,12 +70,14 @@ def find_claude(explicit: str | None = None, environ: Mapping[str, str] | None =
     raise ClaudeNotFoundError(places)
 
 
-def build_argv(request: RunRequest, claude: str) -> list[str]:
-    """The CLI's argv: after ``claude``, only flags; every value rides in its flag as ``--flag=value``."""
+def build_argv(request: RunRequest, claude: str, *, mcp_config_file: Path | None = None) -> list[str]:
+    """The CLI's argv: after ``claude``, only flags; every value rides in its flag as ``--flag=value``.
+    ``mcp_config_file``: where ``write_mcp_config`` put the run's MCP servers (a file we wrote, never a caller's
+    string)."""
     check_argv_values(request)
     config = request.config
-    argv = [claude, "-p", "--output-format=stream-json", "--verbose"]
-    argv.append(_flag("--permission-mode", config.permission_mode))
+    argv = [claude, "-p", "--output-format=stream-json", "--verbose", "--input-format=stream-json"]
+    argv += ["--permission-prompt-tool=stdio", _flag("--permission-mode", config.permission_mode)]
     if config.model:
         argv.append(_flag("--model", config.model))
     argv += [_flag("--allowedTools", rule) for rule in config.allowed_tools]  # one rule per flag: repeats add up
@@ -84,6 +87,12 @@ def build_argv(request: RunRequest, claude: str) -> list[str]:
         argv.append(_flag("--max-turns", str(config.max_turns)))
     if config.max_budget_usd is not None:
         argv.append(_flag("--max-budget-usd", f"{config.max_budget_usd:g}"))
+    if config.setting_sources is not None:
+        argv.append(_flag("--setting-sources", ",".join(config.setting_sources)))
+    if mcp_config_file is not None:
+        argv.append(_flag("--mcp-config", str(mcp_config_file)))
+    if config.strict_mcp_config:
+        argv.append("--strict-mcp-config")
     if config.append_system_prompt:
         argv.append(_flag("--append-system-prompt", config.append_system_prompt))
     schema = effective_schema(request)
@@ -126,6 +135,17 @@ def check_argv_values(request: RunRequest) -> None:
     budget = config.max_budget_usd
     if budget is not None and not math.isfinite(budget):
         raise InvalidRequestError(f"max_budget_usd: must be a finite number of dollars, got {budget}")
+
+
+def write_mcp_config(request: RunRequest) -> Path | None:
+    """The run's ``mcp_config`` in a private temp file (0600: server env may hold secrets, and argv is public in
+    `ps` and recorded); the caller removes it when the run ends. None when the run has no MCP servers of its own."""
+    if request.config.mcp_config is None:
+        return None
+    fd, name = tempfile.mkstemp(prefix=f"cc-executor-{request.run_id[:8]}-", suffix=".mcp.json")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(request.config.mcp_config, handle)
+    return Path(name)
 
 
 def effective_schema(request: RunRequest) -> dict[str, object] | None:

@@ -16,12 +16,21 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 
 from cc_executor.engine import changes, process, recovery
+from cc_executor.engine.approvals import ApprovalBroker, CanUseTool
 from cc_executor.engine.attempt import Attempt, AttemptDriver
-from cc_executor.engine.command import build_argv, build_env, check_argv_values, find_claude, redact_argv
+from cc_executor.engine.command import (
+    build_argv,
+    build_env,
+    check_argv_values,
+    find_claude,
+    redact_argv,
+    write_mcp_config,
+)
 from cc_executor.engine.emit import Emitter, EventCallback, ProgressCallback
 from cc_executor.engine.prediction import resolve_timeout
 from cc_executor.engine.progress_text import ProgressTracker, shorten
@@ -37,7 +46,7 @@ from cc_executor.errors import (
     StructuredOutputError,
     UsageLimitError,
 )
-from cc_executor.models import ExecutionResult, RunRequest, RunStatus
+from cc_executor.models import Approval, ExecutionResult, RunRequest, RunStatus
 from cc_executor.paths import transcript_paths
 from cc_executor.policy import Policy, current_policy
 from cc_executor.registry.store import RunStore, utc_now
@@ -56,13 +65,14 @@ async def execute_run(
     on_event: EventCallback | None = None,
     slots: RunSlots | None = None,
     transcript_dir: Path | None = None,
+    can_use_tool: CanUseTool | None = None,
 ) -> ExecutionResult:
     """Run ``request`` to completion and return its result (failures are a status, not an exception).
 
     Cancelling the caller kills the process tree, records ``cancelled`` and re-raises.
     """
     run = await prepare_run(request, store, transcript_dir=transcript_dir)
-    return await run.execute(on_progress=on_progress, on_event=on_event, slots=slots)
+    return await run.execute(on_progress=on_progress, on_event=on_event, slots=slots, can_use_tool=can_use_tool)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +103,11 @@ async def prepare_run(request: RunRequest, store: RunStore, *, transcript_dir: P
     claude, env = checked.claude, checked.env
     request = checked.policy.cap_timeout(await resolve_timeout(checked.request, store, execute=execute_run))
     config = request.config
-    argv = build_argv(request, claude)
     stdout_path, stderr_path = transcript_paths(request.run_id, transcript_dir or config.transcript_dir)
     owner = process.own_identity()
+    mcp_config_file = write_mcp_config(request)
     try:
+        argv = build_argv(request, claude, mcp_config_file=mcp_config_file)
         await store.create_run(
             request,
             argv=redact_argv(argv),
@@ -109,10 +120,21 @@ async def prepare_run(request: RunRequest, store: RunStore, *, transcript_dir: P
     except anyio.get_cancelled_exc_class():
         # Cancelled while the INSERT was under way: it may land anyway, and nobody would ever run that row (its owner,
         # this live process, keeps reconcile away). Queued behind the INSERT, this makes such a row say cancelled.
+        _remove(mcp_config_file)
         with anyio.CancelScope(shield=True):
             await _cancel_unstarted(store, request.run_id)
         raise
-    return Run(request, argv, env, store, stdout_path, stderr_path)
+    except BaseException:
+        _remove(mcp_config_file)
+        raise
+    run = Run(request, argv, env, store, stdout_path, stderr_path)
+    run.mcp_config_file = mcp_config_file
+    return run
+
+
+def _remove(path: Path | None) -> None:
+    if path is not None:
+        path.unlink(missing_ok=True)
 
 
 async def _cancel_unstarted(store: RunStore, run_id: str) -> None:
@@ -153,6 +175,8 @@ class Run:
         self.before: changes.Snapshot | None = None
         self.writer: TranscriptWriter | None = None
         self.cancel_reason: str | None = None
+        self.mcp_config_file: Path | None = None  # removed when the run ends
+        self.can_use_tool: CanUseTool | None = None
 
     def set_cancel_reason(self, reason: str) -> None:
         """What the row will say if this run ends cancelled. The first reason wins: a later cancel (a shutdown
@@ -179,9 +203,12 @@ class Run:
         on_progress: ProgressCallback | None = None,
         on_event: EventCallback | None = None,
         slots: RunSlots | None = None,
+        can_use_tool: CanUseTool | None = None,
     ) -> ExecutionResult:
+        """``can_use_tool``: the library caller's answerer for permission prompts (ask mode only)."""
         self.emitter.on_progress = on_progress
         self.emitter.on_event = on_event
+        self.can_use_tool = can_use_tool
         try:
             async with (slots or default_slots()).acquire(self.queued):
                 return await self._execute()
@@ -193,6 +220,8 @@ class Run:
             with anyio.CancelScope(shield=True):
                 failed = await self._fail(exc)
             return failed
+        finally:
+            _remove(self.mcp_config_file)
 
     async def _execute(self) -> ExecutionResult:
         self.started = time.monotonic()
@@ -339,6 +368,7 @@ class Run:
             attempt.stopped = RunCancelledError(f"{requested} (before the CLI started)")
             return
         driver = AttemptDriver(
+            **self._answerers(),
             request=self.request,
             argv=self.argv,
             env=self.env,
@@ -349,6 +379,24 @@ class Run:
             deadline=self.deadline,
         )
         await driver.run(attempt)
+
+    def _answerers(self) -> dict[str, Any]:
+        """Who answers the CLI's questions: nobody in deny mode (deny / cancel), the broker in ask mode."""
+        if self.config.permission_prompts != "ask":
+            return {}
+        broker = ApprovalBroker(
+            self.store,
+            self.request.run_id,
+            timeout_s=self.config.approval_timeout_s,
+            can_use_tool=self.can_use_tool,
+            on_pending=self._announce_pending,
+        )
+        return {"on_permission": broker.permission, "on_elicitation": broker.elicitation}
+
+    async def _announce_pending(self, approval: Approval) -> None:
+        what = f"{approval.tool}: {approval.summary}" if approval.summary else str(approval.tool)
+        message = f"waiting for approval: {what} (request {approval.request_id})"
+        await self.emitter.progress(self.tracker.update("event", message))
 
     async def _result(self, error: RunError | None) -> ExecutionResult:
         last = self.attempts[-1]

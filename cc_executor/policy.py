@@ -15,6 +15,8 @@ environment, never from a run's ``config.env``.
 | CC_EXECUTOR_MAX_BUDGET_USD | none | ceiling for max_budget_usd; runs that name none get it |
 | CC_EXECUTOR_ALWAYS_ALLOWED_TOOLS | none | tool rules added to every run's allowed_tools (comma list) |
 | CC_EXECUTOR_ALWAYS_DISALLOWED_TOOLS | none | tool rules added to every run's disallowed_tools (deny wins in claude) |
+| CC_EXECUTOR_ALLOWED_SETTING_SOURCES | user,project,local | settings a run may load (drop `user`: no user hooks) |
+| CC_EXECUTOR_ALLOW_RUN_MCP_CONFIG | 1 | 0: a run's mcp_config may only be CC_EXECUTOR_MCP_CONFIG's |
 
 Directories are compared after resolving symlinks and ``..`` on both sides, so neither a link inside an allowed
 dir nor ``allowed/../elsewhere`` gets out.
@@ -22,12 +24,13 @@ dir nor ``allowed/../elsewhere`` gets out.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cc_executor.errors import PolicyError
 from cc_executor.models import MAX_TIMEOUT_S, PERMISSION_MODES, TOOL_RULE, RunRequest
@@ -35,6 +38,8 @@ from cc_executor.models import MAX_TIMEOUT_S, PERMISSION_MODES, TOOL_RULE, RunRe
 __all__ = [
     "ENV_ALLOWED_DIRS",
     "ENV_ALLOWED_PERMISSION_MODES",
+    "ENV_ALLOWED_SETTING_SOURCES",
+    "ENV_ALLOW_RUN_MCP_CONFIG",
     "ENV_ALWAYS_ALLOWED_TOOLS",
     "ENV_ALWAYS_DISALLOWED_TOOLS",
     "ENV_MAX_BUDGET_USD",
@@ -43,6 +48,7 @@ __all__ = [
     "POLICY_VARIABLES",
     "Policy",
     "current_policy",
+    "split_rules",
 ]
 
 ENV_ALLOWED_PERMISSION_MODES = "CC_EXECUTOR_ALLOWED_PERMISSION_MODES"
@@ -52,6 +58,10 @@ ENV_MAX_TURNS = "CC_EXECUTOR_MAX_TURNS"
 ENV_MAX_BUDGET_USD = "CC_EXECUTOR_MAX_BUDGET_USD"
 ENV_ALWAYS_ALLOWED_TOOLS = "CC_EXECUTOR_ALWAYS_ALLOWED_TOOLS"
 ENV_ALWAYS_DISALLOWED_TOOLS = "CC_EXECUTOR_ALWAYS_DISALLOWED_TOOLS"
+ENV_ALLOWED_SETTING_SOURCES = "CC_EXECUTOR_ALLOWED_SETTING_SOURCES"
+ENV_ALLOW_RUN_MCP_CONFIG = "CC_EXECUTOR_ALLOW_RUN_MCP_CONFIG"
+ENV_OPERATOR_MCP_CONFIG = "CC_EXECUTOR_MCP_CONFIG"  # the operator's own servers (a JSON file), always allowed
+SETTING_SOURCES = ("user", "project", "local")
 POLICY_VARIABLES = (
     ENV_ALLOWED_PERMISSION_MODES,
     ENV_ALLOWED_DIRS,
@@ -60,6 +70,8 @@ POLICY_VARIABLES = (
     ENV_MAX_BUDGET_USD,
     ENV_ALWAYS_ALLOWED_TOOLS,
     ENV_ALWAYS_DISALLOWED_TOOLS,
+    ENV_ALLOWED_SETTING_SOURCES,
+    ENV_ALLOW_RUN_MCP_CONFIG,
 )
 
 _N = TypeVar("_N", int, float)
@@ -79,6 +91,11 @@ class Policy:
     max_budget_usd: float | None = None
     always_allowed_tools: tuple[str, ...] = ()
     always_disallowed_tools: tuple[str, ...] = ()
+    setting_sources: tuple[str, ...] = SETTING_SOURCES
+    # None: a run may bring its own MCP servers (each is a command the nested CLI starts); else only these
+    # (the operator's CC_EXECUTOR_MCP_CONFIG, or none at all).
+    only_mcp_config: dict[str, Any] | None = None
+    run_mcp_config_allowed: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Policy:
@@ -92,6 +109,9 @@ class Policy:
             max_budget_usd=_number(env, ENV_MAX_BUDGET_USD),
             always_allowed_tools=_rules(env, ENV_ALWAYS_ALLOWED_TOOLS),
             always_disallowed_tools=_rules(env, ENV_ALWAYS_DISALLOWED_TOOLS),
+            setting_sources=_sources(env.get(ENV_ALLOWED_SETTING_SOURCES)),
+            run_mcp_config_allowed=_flag(env, ENV_ALLOW_RUN_MCP_CONFIG),
+            only_mcp_config=None if _flag(env, ENV_ALLOW_RUN_MCP_CONFIG) else _operator_mcp_config(env),
         )
 
     def enforce(self, request: RunRequest) -> RunRequest:
@@ -100,6 +120,7 @@ class Policy:
         config = request.config
         self._check_mode(config.permission_mode)
         self._check_dirs(request)
+        self._check_profile(request)
         if config.timeout is not None and self.max_timeout_s is not None and config.timeout > self.max_timeout_s:
             raise PolicyError(
                 f"timeout_s: {config.timeout:g} seconds is more than the operator allows "
@@ -138,7 +159,34 @@ class Policy:
             ENV_MAX_BUDGET_USD: _or_none(self.max_budget_usd),
             ENV_ALWAYS_ALLOWED_TOOLS: ",".join(self.always_allowed_tools) or "none",
             ENV_ALWAYS_DISALLOWED_TOOLS: ",".join(self.always_disallowed_tools) or "none",
+            ENV_ALLOWED_SETTING_SOURCES: ",".join(self.setting_sources) or "none",
+            ENV_ALLOW_RUN_MCP_CONFIG: "1" if self.run_mcp_config_allowed else "0",
         }
+
+    def _check_profile(self, request: RunRequest) -> None:
+        """Settings sources and MCP servers start commands of their own (hooks, servers): the operator decides."""
+        config = request.config
+        sources = SETTING_SOURCES if config.setting_sources is None else config.setting_sources  # None: all of them
+        refused = [source for source in sources if source not in self.setting_sources]
+        if refused:
+            what = (
+                "setting_sources: None loads every source, including"
+                if config.setting_sources is None
+                else ("setting_sources:")
+            )
+            raise PolicyError(
+                f"{what} {refused[0]!r} is not allowed by the operator (allowed: {', '.join(self.setting_sources)}); "
+                f"the operator can add it to {ENV_ALLOWED_SETTING_SOURCES}",
+                setting=ENV_ALLOWED_SETTING_SOURCES,
+            )
+        if self.run_mcp_config_allowed or config.mcp_config is None or config.mcp_config == self.only_mcp_config:
+            return
+        raise PolicyError(
+            "mcp_config: a run's own MCP servers are not allowed by the operator (each is a command the nested CLI "
+            f"starts); only the operator's {ENV_OPERATOR_MCP_CONFIG} may be used. The operator can set "
+            f"{ENV_ALLOW_RUN_MCP_CONFIG}=1",
+            setting=ENV_ALLOW_RUN_MCP_CONFIG,
+        )
 
     def _check_mode(self, mode: str) -> None:
         if mode in self.permission_modes:
@@ -228,9 +276,45 @@ def _whole(env: Mapping[str, str], name: str) -> int | None:
     return int(raw)
 
 
-def _rules(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    """A comma list of tool rules; commas inside a rule's parentheses ("Bash(a,b)") do not split it."""
-    raw = env.get(name, "")
+def _sources(value: str | None) -> tuple[str, ...]:
+    if value is None or not value.strip():
+        return SETTING_SOURCES
+    sources = [part.strip() for part in value.replace(" ", ",").split(",") if part.strip()]
+    unknown = [source for source in sources if source not in SETTING_SOURCES]
+    if unknown:
+        raise PolicyError(
+            f"{ENV_ALLOWED_SETTING_SOURCES}: unknown setting source {unknown[0]!r}; expected a comma list of "
+            f"{', '.join(SETTING_SOURCES)}",
+            setting=ENV_ALLOWED_SETTING_SOURCES,
+        )
+    return tuple(dict.fromkeys(sources))
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "1", "true", "yes"):
+        return True
+    if raw in ("0", "false", "no"):
+        return False
+    raise PolicyError(f"{name}: {raw!r} is not 0 or 1", setting=name)
+
+
+def _operator_mcp_config(env: Mapping[str, str]) -> dict[str, Any] | None:
+    """The operator's own MCP servers (the JSON file CC_EXECUTOR_MCP_CONFIG names), the only ones then allowed."""
+    raw = env.get(ENV_OPERATOR_MCP_CONFIG, "").strip()
+    if not raw:
+        return None
+    try:
+        value = json.loads(Path(raw).expanduser().read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PolicyError(
+            f"{ENV_OPERATOR_MCP_CONFIG}: {raw!r} is not a readable JSON file ({exc})", setting=ENV_OPERATOR_MCP_CONFIG
+        ) from None
+    return value if isinstance(value, dict) else None
+
+
+def split_rules(raw: str) -> tuple[str, ...]:
+    """A comma list of tool rules; commas inside a rule's parentheses ("Bash(a,b)") do not split it. Not checked."""
     rules, depth, current = [], 0, ""
     for char in raw:
         depth += (char == "(") - (char == ")")
@@ -240,14 +324,18 @@ def _rules(env: Mapping[str, str], name: str) -> tuple[str, ...]:
         else:
             current += char
     rules.append(current.strip())
-    found = [rule for rule in rules if rule]
+    return tuple(rule for rule in rules if rule)
+
+
+def _rules(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    found = split_rules(env.get(name, ""))
     for rule in found:
         if not TOOL_RULE.fullmatch(rule):
             raise PolicyError(
                 f"{name}: {rule!r} is not a tool rule (e.g. 'Read', 'mcp__server__tool', 'Bash(git log:*)')",
                 setting=name,
             )
-    return tuple(found)
+    return found
 
 
 def _ceiling(field: str, asked: _N | None, ceiling: _N | None, setting: str) -> _N | None:

@@ -57,9 +57,12 @@ def test_argv_has_no_free_standing_value(tmp_path: Path) -> None:
         append_system_prompt="--permission-mode=bypassPermissions",
     )
     request = build_request("x", config=config, cwd=tmp_path, json_schema={"type": "object"})
-    argv = build_argv(request.model_copy(update={"resume_session_id": "abc", "fork_session": True}), "claude")
+    resumed = request.model_copy(update={"resume_session_id": "abc", "fork_session": True})
+    argv = build_argv(resumed, "claude", mcp_config_file=tmp_path / "servers.json")
+    assert f"--mcp-config={tmp_path / 'servers.json'}" in argv
     known = {"-p", "--verbose", "--fork-session", "--output-format", "--permission-mode", "--model", "--max-turns"}
-    known |= MULTI | {"--max-budget-usd", "--append-system-prompt", "--json-schema", "--resume"}
+    known |= MULTI | {"--max-budget-usd", "--append-system-prompt", "--json-schema", "--resume", "--input-format"}
+    known |= {"--permission-prompt-tool", "--setting-sources", "--mcp-config", "--strict-mcp-config"}
     assert all(arg.split("=", 1)[0] in known for arg in argv[1:]), argv
     assert sum(arg.startswith("--permission-mode=") for arg in argv) == 1
 

@@ -3,6 +3,7 @@ CLI and the MCP server obey it alike; a refusal names the setting that would all
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -27,8 +28,10 @@ from cc_executor import (
 )
 from cc_executor.engine.events import Event, InitEvent
 from cc_executor.policy import (
+    ENV_ALLOW_RUN_MCP_CONFIG,
     ENV_ALLOWED_DIRS,
     ENV_ALLOWED_PERMISSION_MODES,
+    ENV_ALLOWED_SETTING_SOURCES,
     ENV_ALWAYS_ALLOWED_TOOLS,
     ENV_ALWAYS_DISALLOWED_TOOLS,
     ENV_MAX_BUDGET_USD,
@@ -262,3 +265,32 @@ async def test_a_policy_that_forbids_the_timeout_predictor_only_skips_the_predic
     assert result.ok and result.timeout_basis
     assert "agent prediction not run (PolicyError: permission_mode: 'plan' is not allowed" in result.timeout_basis
     assert len(fake_api.message_requests) == 1  # only the run itself reached the API
+
+
+def test_setting_sources_and_run_mcp_servers_are_the_operators_call(tmp_path: Path) -> None:
+    """A settings source loads hooks, an MCP server is a command the nested CLI starts: an operator can keep the
+    user's settings out and allow only its own servers (CC_EXECUTOR_MCP_CONFIG)."""
+    own = {"mcpServers": {"docs": {"command": "docs-server"}}}
+    own_file = tmp_path / "mcp.json"
+    own_file.write_text(json.dumps(own))
+    policy = Policy.from_env(
+        {
+            ENV_ALLOWED_SETTING_SOURCES: "project,local",
+            ENV_ALLOW_RUN_MCP_CONFIG: "0",
+            "CC_EXECUTOR_MCP_CONFIG": str(own_file),
+        }
+    )
+    assert policy.enforce(build_request("x", cwd=tmp_path)).config.setting_sources == ["project", "local"]
+    assert policy.enforce(build_request("x", cwd=tmp_path, config=CCExecutorConfig(mcp_config=own)))
+    with pytest.raises(PolicyError, match=f"setting_sources: 'user' is not allowed .*{ENV_ALLOWED_SETTING_SOURCES}"):
+        policy.enforce(build_request("x", cwd=tmp_path, config=CCExecutorConfig(setting_sources=["user", "project"])))
+    with pytest.raises(PolicyError, match="None loads every source, including 'user'"):
+        policy.enforce(build_request("x", cwd=tmp_path, config=CCExecutorConfig(setting_sources=None)))
+    theirs = CCExecutorConfig(mcp_config={"mcpServers": {"x": {"command": "/bin/sh", "args": ["-c", "id"]}}})
+    with pytest.raises(PolicyError, match=f"mcp_config: .*not allowed .*{ENV_ALLOW_RUN_MCP_CONFIG}=1"):
+        policy.enforce(build_request("x", cwd=tmp_path, config=theirs))
+    assert Policy.from_env({}).enforce(build_request("x", cwd=tmp_path, config=theirs))  # the default allows it
+    with pytest.raises(PolicyError, match=f"{ENV_ALLOW_RUN_MCP_CONFIG}: 'maybe' is not 0 or 1"):
+        Policy.from_env({ENV_ALLOW_RUN_MCP_CONFIG: "maybe"})
+    with pytest.raises(PolicyError, match="unknown setting source 'global'"):
+        Policy.from_env({ENV_ALLOWED_SETTING_SOURCES: "global"})

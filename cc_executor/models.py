@@ -197,6 +197,7 @@ class ExecutionResult(BaseModel):
     parent_run_id: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    worker: str | None = Field(default=None, description="The worker that ran it (remote backends only).")
     _exception: Exception | None = PrivateAttr(default=None)  # the typed RunError, when this run produced it
 
     def __str__(self) -> str:
@@ -260,6 +261,7 @@ class RunRecord(ExecutionResult):
     owner_pid: int | None = None
     created_at: str | None = None
     last_progress: str | None = None
+    backend: str | None = Field(default=None, description="A remote owner (``temporal``); None: this machine.")
 
     def to_result(self) -> ExecutionResult:
         return ExecutionResult.model_validate(self.model_dump(include=set(ExecutionResult.model_fields)))

@@ -127,3 +127,13 @@ async def m001_runs(db: aiosqlite.Connection) -> None:
 async def m002_runs_context(db: aiosqlite.Connection) -> None:
     """What was sent before the task (a task list's summary of earlier tasks), kept apart from the task."""
     await db.execute("ALTER TABLE runs ADD COLUMN context TEXT")
+
+
+@migration
+async def m003_runs_backend(db: aiosqlite.Connection) -> None:
+    """Which backend owns a run (NULL: this machine's processes) and which worker ran it (remote backends).
+
+    A row owned by a remote backend (``temporal``) is not this machine's to reconcile: its owner is the Temporal
+    server, so recovery never marks it lost because a front end's pid died."""
+    await db.execute("ALTER TABLE runs ADD COLUMN backend TEXT")
+    await db.execute("ALTER TABLE runs ADD COLUMN worker TEXT")

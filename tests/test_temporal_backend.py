@@ -1,0 +1,216 @@
+"""The Temporal backend end to end: a real dev server, two real worker processes, the real `claude` against the
+fake Messages API. Each test asserts what a user of the MCP server or the CLI would notice."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+from temporal_cluster import HEARTBEAT_TIMEOUT_S, Workers
+
+from cc_executor.backends.protocol import ListRequest, RunEvent, RunFilter, TranscriptQuery
+from cc_executor.backends.temporal.backend import TemporalBackend
+from cc_executor.engine import process
+from cc_executor.models import CCExecutorConfig, RunRecord, RunRequest, RunStatus
+from cc_executor.registry.store import RunStore
+from cc_executor.testing import scenarios
+from cc_executor.testing.fake_api import FakeAnthropic
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def backend(temporal_workers: Workers) -> AsyncIterator[TemporalBackend]:
+    temporal_workers.ensure("w1", "w2")
+    async with TemporalBackend(temporal_workers.settings, poll_s=0.2) as front_end:
+        yield front_end
+
+
+def with_bash(config: CCExecutorConfig) -> CCExecutorConfig:
+    return config.model_copy(update={"allowed_tools": ["Bash"]})
+
+
+async def until_running(backend: TemporalBackend, run_id: str, timeout_s: float = 30.0) -> RunRecord:
+    """The row once a worker has started the run and reported progress."""
+    with anyio.fail_after(timeout_s):
+        while True:
+            record = await backend.status(run_id)
+            if record.worker and record.status is RunStatus.RUNNING and record.last_progress:
+                return record
+            await anyio.sleep(0.2)
+
+
+async def until_no_marked(run_id: str, timeout_s: float = 10.0) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    left = process.marked_processes(run_id)
+    while left and time.monotonic() < deadline:
+        await anyio.sleep(0.1)
+        left = process.marked_processes(run_id)
+    return left
+
+
+async def test_a_run_end_to_end_with_events_in_order(
+    backend: TemporalBackend, fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
+    fake_api.scenario = scenarios.write_file("hello.txt", "hi from a worker\n")
+    run_id = await backend.submit(RunRequest(task="write hello.txt", cwd=workdir, config=config))
+    assert await backend.submit(RunRequest(task="write hello.txt", cwd=workdir, config=config, run_id=run_id)) == run_id
+
+    events: list[RunEvent] = [event async for event in backend.events(run_id)]
+
+    seqs = [event.seq for event in events]
+    assert seqs == sorted(set(seqs)), seqs
+    assert events[-1].kind == "finished" and events[-1].status is RunStatus.SUCCESS
+    assert any(e.progress is not None and e.progress.kind == "started" for e in events)
+    result = await backend.wait(run_id, 10)
+    assert result is not None and result.ok, result
+    assert result.worker in ("w1", "w2") and result.attempts == 1
+    assert result.files_created == ["hello.txt"]  # the worker's own before/after diff
+    assert len(fake_api.message_requests) == 2  # one workflow, one run: the duplicate submit started nothing
+    record = await backend.status(run_id)
+    assert record.status is RunStatus.SUCCESS and record.worker == result.worker and record.backend == "temporal"
+    page = await backend.transcript(run_id, TranscriptQuery(format="text"))
+    assert page.complete and any("Write" in line for line in page.lines)
+    listed = await backend.list_runs(RunFilter())
+    assert [r.run_id for r in listed] == [run_id]
+
+
+async def test_a_task_list_spreads_over_both_workers(
+    backend: TemporalBackend, fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
+    fake_api.scenario = scenarios.slow(steps=1, seconds=2.0, final="step done")
+    requests = [
+        RunRequest(
+            task=f"task {i}", cwd=workdir, config=with_bash(config), list_id="11111111-2222-4333-8444-555555555555"
+        )
+        for i in range(4)
+    ]
+    list_id = await backend.submit_list(
+        ListRequest(list_id=requests[0].list_id or "", requests=requests, mode="parallel", max_parallel=4)
+    )
+    outcome = await backend.list_outcome(list_id, timeout_s=90)
+
+    assert outcome.finished
+    assert [m.status for m in outcome.members] == [RunStatus.SUCCESS] * 4, [m.error for m in outcome.members]
+    assert {m.worker for m in outcome.members} == {"w1", "w2"}  # each worker takes two at a time
+
+
+async def test_cancel_stops_the_tree_on_the_worker(
+    backend: TemporalBackend, fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
+    fake_api.scenario = scenarios.slow(steps=20, seconds=2.0, final="never")
+    run_id = await backend.submit(RunRequest(task="twenty slow steps", cwd=workdir, config=with_bash(config)))
+    await until_running(backend, run_id)
+    with anyio.fail_after(20):
+        await until_marked(run_id, "sleep 2")
+    requests_before = len(fake_api.message_requests)
+
+    assert await backend.cancel(run_id, "cancelled: the test changed its mind")
+
+    record = await backend.status(run_id)
+    assert record.status is RunStatus.CANCELLED and record.error == "cancelled: the test changed its mind"
+    assert await until_no_marked(run_id, timeout_s=5) == []
+    await anyio.sleep(1)
+    assert len(fake_api.message_requests) == requests_before  # no API request after the cancel
+    assert not await backend.cancel(run_id, "again")  # already ended
+
+
+async def test_a_killed_worker_s_run_completes_on_the_other(
+    backend: TemporalBackend,
+    temporal_workers: Workers,
+    fake_api: FakeAnthropic,
+    config: CCExecutorConfig,
+    workdir: Path,
+) -> None:
+    fake_api.scenario = scenarios.slow(steps=3, seconds=1.0, final="survived")
+    run_id = await backend.submit(RunRequest(task="three slow steps", cwd=workdir, config=with_bash(config)))
+    first = await until_running(backend, run_id)
+    assert first.worker is not None
+    other = "w2" if first.worker == "w1" else "w1"
+
+    temporal_workers.kill(first.worker)
+    killed_at = time.monotonic()
+    assert await until_no_marked(run_id, timeout_s=HEARTBEAT_TIMEOUT_S) == []  # attempt 1's tree died with it
+
+    result = await backend.wait(run_id, 60)
+    assert result is not None and result.ok, result
+    assert result.attempts == 2 and result.worker == other
+    assert time.monotonic() - killed_at < 60
+    attempts = await _attempts(backend, run_id)
+    assert [(a["n"], a["status"]) for a in attempts] == [(1, "lost"), (2, "success")]
+
+
+async def test_a_restarted_front_end_finds_its_run(
+    temporal_workers: Workers, fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
+    temporal_workers.ensure("w1", "w2")
+    fake_api.scenario = scenarios.slow(steps=2, seconds=1.0, final="outlived the front end")
+    async with TemporalBackend(temporal_workers.settings, poll_s=0.2) as first:
+        run_id = await first.submit(RunRequest(task="outlive the front end", cwd=workdir, config=with_bash(config)))
+        await until_running(first, run_id)
+    async with TemporalBackend(temporal_workers.settings, poll_s=0.2) as second:
+        assert (await second.status(run_id)).status is RunStatus.RUNNING  # not marked lost: Temporal owns it
+        result = await second.wait(run_id, 60)
+        assert result is not None and result.ok and result.result == "outlived the front end"
+        assert (await second.status(run_id)).status is RunStatus.SUCCESS
+
+
+@pytest.mark.parametrize(
+    ("limits", "status"),
+    [({"timeout": 4.0}, RunStatus.TIMEOUT), ({"idle_timeout": 3.0}, RunStatus.IDLE_TIMEOUT)],
+)
+async def test_wall_and_idle_timeouts_kill_the_tree_on_the_worker(
+    backend: TemporalBackend,
+    fake_api: FakeAnthropic,
+    config: CCExecutorConfig,
+    workdir: Path,
+    limits: dict[str, float],
+    status: RunStatus,
+) -> None:
+    fake_api.scenario = scenarios.silent(60)
+    request = RunRequest(task="say nothing", cwd=workdir, config=config.model_copy(update=limits))
+    run_id = await backend.submit(request)
+
+    result = await backend.wait(run_id, 60)
+
+    assert result is not None and result.status is status, result
+    assert result.attempts == 1  # a timeout is not retried
+    assert await until_no_marked(run_id, timeout_s=5) == []
+
+
+async def test_a_cwd_missing_on_the_worker_is_refused_clearly(
+    backend: TemporalBackend, config: CCExecutorConfig, tmp_path: Path
+) -> None:
+    gone = tmp_path / "only-on-the-front-end"
+    gone.mkdir()
+    run_id = await backend.submit(RunRequest(task="anything", cwd=gone, config=config))
+    gone.rmdir()  # the front end had it; the workers do not
+
+    result = await backend.wait(run_id, 30)
+
+    assert result is not None and result.status is RunStatus.FAILED
+    assert result.error_class == "InvalidRequestError"
+    assert f"cannot find the run's cwd {str(gone)!r}" in (result.error or "")
+
+
+async def until_marked(run_id: str, text: str) -> None:
+    """Until one of the run's processes has ``text`` in its command line (its Bash tool is running)."""
+    found = False
+    while not found:
+        await anyio.sleep(0.2)
+        found = any(text in " ".join(_cmdline(pid)) for pid in process.marked_processes(run_id))
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+async def _attempts(backend: TemporalBackend, run_id: str) -> list[dict[str, object]]:
+    store: RunStore = await backend.store()
+    return await store.list_attempts(run_id)

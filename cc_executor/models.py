@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from enum import StrEnum
 from pathlib import Path
@@ -11,12 +10,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from cc_executor.ids import RUN_ID_PATTERN as RUN_ID_PATTERN
+
 PermissionMode = Literal["acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"]
 PERMISSION_MODES: tuple[str, ...] = ("acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan")
 
 MAX_TASK_BYTES = 4 * 1024 * 1024
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
-RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 class RunStatus(StrEnum):

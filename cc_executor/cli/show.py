@@ -179,7 +179,7 @@ def transcript_path(record: RunRecord) -> Path:
 
 
 def render(lines: list[str], *, raw: bool) -> list[str]:
-    from cc_executor.registry.transcript_text import render_line
+    from cc_executor.transcript_text import render_line
 
     if raw:
         return lines
@@ -259,7 +259,7 @@ async def follow(store: RunStore, record: RunRecord, *, raw: bool) -> int:
 async def _refresh(store: RunStore, record: RunRecord) -> RunRecord:
     """The run's current row; if its owner died meanwhile, reconcile first so the row says lost, not running."""
     from cc_executor.engine.process import pid_alive
-    from cc_executor.registry.recovery import reconcile
+    from cc_executor.engine.recovery import reconcile
 
     if record.owner_pid is not None and not pid_alive(record.owner_pid):
         await reconcile(store)

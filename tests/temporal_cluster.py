@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from cc_executor.backends.temporal.settings import TemporalSettings
@@ -94,6 +95,13 @@ class Workers:
             address=server.address, task_queue=f"test-{uuid.uuid4().hex[:8]}", heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S
         )
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.queues: dict[str, tuple[str, int]] = {}  # name -> (task queue, max concurrent), if not the shared one
+
+    def solo(self) -> TemporalSettings:
+        """Settings for a queue served by one worker running one run at a time (queueing tests)."""
+        self.queues["solo"] = (self.settings.task_queue + "-solo", 1)
+        self.ensure("solo")
+        return replace(self.settings, task_queue=self.queues["solo"][0])
 
     def log(self, name: str) -> Path:
         return self.directory / f"{name}.log"
@@ -102,6 +110,7 @@ class Workers:
         home = self.directory / name
         home.mkdir(exist_ok=True)
         env = {**os.environ, "CC_EXECUTOR_HOME": str(home)}
+        queue, concurrency = self.queues.get(name, (self.settings.task_queue, WORKER_CONCURRENCY))
         argv = [
             sys.executable,
             "-m",
@@ -110,11 +119,11 @@ class Workers:
             "--address",
             self.settings.address,
             "--task-queue",
-            self.settings.task_queue,
+            queue,
             "--identity",
             name,
             "--max-concurrent",
-            str(WORKER_CONCURRENCY),
+            str(concurrency),
             "--graceful-timeout",
             "5",
         ]

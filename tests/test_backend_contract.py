@@ -13,6 +13,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from temporal_cluster import Workers
 
 from cc_executor.api import build_request
 from cc_executor.backends import (
@@ -24,6 +25,7 @@ from cc_executor.backends import (
     RunFilter,
     TranscriptQuery,
 )
+from cc_executor.backends.temporal.backend import TemporalBackend
 from cc_executor.engine.process import marked_processes
 from cc_executor.errors import RunNotFoundError
 from cc_executor.models import CCExecutorConfig, RunStatus
@@ -41,11 +43,27 @@ async def local_backend(max_concurrent: int | None) -> AsyncIterator[Backend]:
         yield backend
 
 
+def temporal_backend(workers: Workers) -> BackendFactory:
+    """Runs on the session's Temporal dev server and worker processes (a one-slot worker for ``max_concurrent``)."""
+
+    @asynccontextmanager
+    async def make(max_concurrent: int | None) -> AsyncIterator[Backend]:
+        workers.ensure("w1", "w2")
+        settings = workers.settings if max_concurrent is None else workers.solo()
+        async with TemporalBackend(settings, poll_s=0.2) as backend:
+            yield backend
+
+    return make
+
+
 BACKENDS: dict[str, BackendFactory] = {"local": local_backend}
+SESSION_BACKENDS = {"temporal": temporal_backend}  # built from the session's Temporal cluster
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=sorted([*BACKENDS, *SESSION_BACKENDS]))
 def make_backend(request: pytest.FixtureRequest) -> BackendFactory:
+    if request.param in SESSION_BACKENDS:
+        return SESSION_BACKENDS[request.param](request.getfixturevalue("temporal_workers"))
     return BACKENDS[request.param]
 
 

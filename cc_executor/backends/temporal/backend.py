@@ -39,6 +39,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from cc_executor.backends.protocol import (
+    CancelReport,
+    ListMemberState,
     ListOutcome,
     ListRequest,
     ResumeRequest,
@@ -52,11 +54,11 @@ from cc_executor.backends.temporal.settings import TemporalSettings
 from cc_executor.backends.temporal.transcript_pages import read_chunk
 from cc_executor.backends.temporal.worker import transcript_queue
 from cc_executor.backends.temporal.workflow import CANCEL_SIGNAL, RUN_WORKFLOW, TRANSCRIPT_WORKFLOW
-from cc_executor.engine.task_list_runner import TaskList, UpdateCallback
+from cc_executor.engine.recovery import connect_registry
+from cc_executor.engine.task_list_runner import ListMember, TaskList, UpdateCallback
 from cc_executor.errors import InvalidRequestError, RunNotFoundError, TranscriptNotFoundError
 from cc_executor.models import ExecutionResult, ProgressUpdate, RunRecord, RunRequest, RunStatus
 from cc_executor.paths import transcript_paths
-from cc_executor.registry.recovery import connect_registry
 from cc_executor.registry.store import RunStore, utc_now
 
 log = logging.getLogger(__name__)
@@ -198,7 +200,14 @@ class TemporalBackend:
         queue = transcript_queue(self.settings.task_queue, original.worker) if original.worker else None
         return await self.submit(new, activity_queue=queue)
 
-    async def cancel(self, run_id: str, reason: str = "cancelled") -> bool:
+    async def cancel(self, run_id: str, reason: str = "cancelled") -> CancelReport:
+        """Signal the run's workflow (the first reason wins there too); the worker kills the tree when the cancel
+        reaches it with its next heartbeat, and this returns once the workflow has ended."""
+        pending = await self._pending_member(run_id)
+        if pending is not None:
+            task_list = pending[0]
+            await task_list.cancel_member(run_id, reason)
+            return CancelReport(run_id=run_id, cancelled=True, status=RunStatus.SKIPPED, owner="elsewhere")
         record = await (await self.store()).get(run_id)
         handle = (await self.client()).get_workflow_handle(run_id)
         try:
@@ -206,30 +215,63 @@ class TemporalBackend:
         except RPCError as exc:
             if exc.status is not RPCStatusCode.NOT_FOUND:
                 raise
-            await self._sync(run_id)  # closed already (NOT_FOUND for a closed workflow's signal)
-            return False
+            record = await self._sync(run_id)  # closed already (NOT_FOUND for a closed workflow's signal)
+            return CancelReport(run_id=run_id, cancelled=False, status=record.status, owner="elsewhere")
         if not record.status.finished:
             await (await self.store()).mark_cancelled(run_id, reason)
         observation = await self._observe(run_id, wait_s=60.0)
-        return observation.finished and (await self._sync(run_id, observation)).status is RunStatus.CANCELLED
+        record = await self._sync(run_id, observation) if observation.finished else await self.status(run_id)
+        cancelled = observation.finished and record.status is RunStatus.CANCELLED
+        return CancelReport(run_id=run_id, cancelled=cancelled, status=record.status, owner="elsewhere")
+
+    async def _pending_member(self, run_id: str) -> tuple[TaskList, ListMember] | None:
+        """A task-list member not yet submitted to Temporal (so it has no workflow and maybe no row)."""
+        for task_list in self._lists.values():
+            member = task_list.member(run_id)
+            if member is not None and member.state == "pending":
+                return task_list, member
+        return None
+
+    async def _until_submitted(self, run_id: str, timeout_s: float) -> bool:
+        """For a pending list member: until it is submitted or skipped (False if the timeout came first)."""
+        deadline = anyio.current_time() + timeout_s
+        pending = await self._pending_member(run_id)
+        while pending is not None and anyio.current_time() < deadline:
+            await anyio.sleep(min(self.poll_s, max(0.0, deadline - anyio.current_time())))
+            pending = await self._pending_member(run_id)
+        return pending is None
 
     # --- observing --------------------------------------------------------------------------------------------
 
     async def status(self, run_id: str) -> RunRecord:
+        pending = await self._pending_member(run_id)
+        if pending is not None:
+            request = pending[1].request
+            return RunRecord(run_id=run_id, status=RunStatus.QUEUED, task=request.task, cwd=str(request.cwd))
         record = await (await self.store()).get(run_id)
         if record.backend == BACKEND and (not record.status.finished or record.finished_at is None):
             return await self._sync(run_id)
         return record
 
     async def wait(self, run_id: str, timeout_s: float) -> ExecutionResult | None:
-        await (await self.store()).get(run_id)
+        started = anyio.current_time()
+        if not await self._until_submitted(run_id, timeout_s):
+            return None
+        record = await (await self.store()).get(run_id)
+        if record.status is RunStatus.SKIPPED:
+            return record.to_result()
+        timeout_s = max(0.0, timeout_s - (anyio.current_time() - started))
         observation = await self._observe(run_id, wait_s=timeout_s)
         if not observation.finished:
             return None
         return (await self._sync(run_id, observation)).to_result()
 
     async def events(self, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
-        await (await self.store()).get(run_id)
+        await self._until_submitted(run_id, float("inf"))
+        record = await (await self.store()).get(run_id)
+        if record.status is RunStatus.SKIPPED:
+            yield RunEvent(run_id=run_id, seq=after + 1, kind="finished", status=record.status)
+            return
         last = after
         while True:
             observation = await self._observe(run_id)
@@ -308,7 +350,9 @@ class TemporalBackend:
         lines = [note] + [e.progress.message for e in observation.events if e.progress is not None]
         if record.last_progress and len(lines) == 1:
             lines.append(record.last_progress)
-        return TranscriptChunk(run_id=record.run_id, lines=lines, cursor=0, next_cursor=0, size=0, complete=False)
+        return TranscriptChunk(
+            run_id=record.run_id, lines=lines, cursor=0, next_cursor=None, total_bytes=0, running=True
+        )
 
     # --- task lists -------------------------------------------------------------------------------------------
 
@@ -337,26 +381,66 @@ class TemporalBackend:
 
     async def list_outcome(self, list_id: str, timeout_s: float = 0.0) -> ListOutcome:
         task_list = self._lists.get(list_id)
-        store = await self.store()
         if task_list is None:
-            members = sorted(await store.list_runs(list_id=list_id, limit=500), key=lambda r: r.created_at or "")
-            if not members:
-                raise RunNotFoundError(list_id)
-            members = [await self.status(m.run_id) for m in members]
-            return ListOutcome(list_id=list_id, finished=all(m.status.finished for m in members), members=members)
+            return await self._outcome_from_rows(list_id)
         with anyio.move_on_after(timeout_s):
             await task_list.done.wait()
-        rows = []
-        for member in task_list.members:
-            try:
-                rows.append(await store.get(member.run_id))
-            except RunNotFoundError:
-                request = member.request
-                queued = RunRecord(
-                    run_id=request.run_id, status=RunStatus.QUEUED, task=request.task, cwd=str(request.cwd)
+        counts = task_list.counts()
+        return ListOutcome(
+            list_id=list_id,
+            mode=task_list.mode,
+            status=task_list.status() if task_list.done.is_set() else "running",
+            members=[
+                ListMemberState(
+                    index=m.index,
+                    run_id=m.run_id,
+                    task=m.task,
+                    cwd=str(m.request.cwd),
+                    state=m.state,
+                    reason=m.reason,
+                    result=m.result,
                 )
-                rows.append(queued)
-        return ListOutcome(list_id=list_id, finished=task_list.done.is_set(), members=rows)
+                for m in task_list.members
+            ],
+            succeeded=counts.succeeded,
+            failed=counts.failed,
+            skipped=counts.skipped,
+            running=counts.running,
+            pending=counts.pending,
+            cost_usd=counts.cost_usd,
+            elapsed_s=task_list.elapsed(),
+        )
+
+    async def _outcome_from_rows(self, list_id: str) -> ListOutcome:
+        """A list another front end (or this one before a restart) ran: what its rows say, refreshed."""
+        rows = await (await self.store()).list_runs(list_id=list_id, limit=500)
+        if not rows:
+            raise RunNotFoundError(list_id)
+        rows = [await self.status(row.run_id) for row in sorted(rows, key=lambda r: r.created_at or "")]
+        members = [
+            ListMemberState(
+                index=i,
+                run_id=row.run_id,
+                task=row.task,
+                cwd=row.cwd,
+                state="finished" if row.status.finished else "running",
+                result=row.to_result() if row.status.finished else None,
+            )
+            for i, row in enumerate(rows, start=1)
+        ]
+        results = [m.result for m in members if m.result is not None]
+        failed = sum(not r.ok for r in results)
+        running = len(members) - len(results)
+        return ListOutcome(
+            list_id=list_id,
+            mode="sequential",
+            status="running" if running else "success" if not failed else "failed",
+            members=members,
+            succeeded=len(results) - failed,
+            failed=failed,
+            running=running,
+            cost_usd=round(sum(r.cost_usd or 0.0 for r in results), 6),
+        )
 
     async def _execute_member(self, request: RunRequest, on_progress: UpdateCallback) -> ExecutionResult:
         """A list member as a Temporal run: progress relayed, and a cancelled member cancelled in Temporal."""

@@ -22,8 +22,8 @@ from cc_executor.backends.temporal.activity import RunActivities
 from cc_executor.backends.temporal.client import connect
 from cc_executor.backends.temporal.settings import TemporalSettings
 from cc_executor.backends.temporal.workflow import RunWorkflow, TranscriptPageWorkflow
+from cc_executor.engine.recovery import connect_registry
 from cc_executor.engine.slots import RunSlots
-from cc_executor.registry.recovery import connect_registry
 
 log = logging.getLogger(__name__)
 

@@ -109,14 +109,14 @@ async def test_cancel_stops_the_tree_on_the_worker(
         await until_marked(run_id, "sleep 2")
     requests_before = len(fake_api.message_requests)
 
-    assert await backend.cancel(run_id, "cancelled: the test changed its mind")
+    assert (await backend.cancel(run_id, "cancelled: the test changed its mind")).cancelled
 
     record = await backend.status(run_id)
     assert record.status is RunStatus.CANCELLED and record.error == "cancelled: the test changed its mind"
     assert await until_no_marked(run_id, timeout_s=5) == []
     await anyio.sleep(1)
     assert len(fake_api.message_requests) == requests_before  # no API request after the cancel
-    assert not await backend.cancel(run_id, "again")  # already ended
+    assert not (await backend.cancel(run_id, "again")).cancelled  # already ended
 
 
 async def test_a_killed_worker_s_run_completes_on_the_other(

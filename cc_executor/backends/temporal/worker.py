@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import anyio
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from cc_executor.backends.temporal.activity import RunActivities
 from cc_executor.backends.temporal.client import connect
@@ -65,6 +65,9 @@ async def run_worker(
         task_queue=settings.task_queue,
         workflows=[RunWorkflow],
         activities=[activities.execute_run],
+        # The workflows import only temporalio and the standard library and decide nothing from the clock or the
+        # environment; the sandbox would re-import them for every run at a cost of CPU per workflow task.
+        workflow_runner=UnsandboxedWorkflowRunner(),
         max_concurrent_activities=limit,
         identity=identity,
         graceful_shutdown_timeout=timedelta(seconds=graceful_s),
@@ -75,6 +78,7 @@ async def run_worker(
         client,
         task_queue=own_queue,
         workflows=[TranscriptPageWorkflow],
+        workflow_runner=UnsandboxedWorkflowRunner(),
         activities=[activities.transcript_page, activities.execute_run],  # execute_run: resumed runs
         max_concurrent_activities=limit + 4,
         identity=identity,

@@ -191,6 +191,8 @@ class RunResult(BaseModel):
     error: str | None = None
     permission_denials: list[str] = Field(default_factory=list, description="Tools that were denied during the run.")
     last_progress: str | None = Field(default=None, description="The latest progress message of a live run.")
+    attempts: int | None = Field(default=None, description="Attempts it took (API retries, or a lost worker's rerun).")
+    worker: str | None = Field(default=None, description="The worker that ran it (Temporal backend only).")
     task: str | None = Field(default=None, description="The task (shortened).")
     cwd: str | None = None
     list_id: str | None = None

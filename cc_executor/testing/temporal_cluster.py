@@ -104,6 +104,16 @@ class Workers:
         )
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.queues: dict[str, tuple[str, int]] = {}  # name -> (task queue, max concurrent), if not the shared one
+        self.envs: dict[str, dict[str, str]] = {}  # name -> extra environment
+
+    def dedicated(self, name: str, *, concurrency: int = 1, env: dict[str, str] | None = None) -> TemporalSettings:
+        """Settings for a queue of its own, served by worker ``name`` (with extra environment, e.g. the login)."""
+        self.queues[name] = (f"{self.settings.task_queue}-{name}", concurrency)
+        if self.envs.get(name) != (env or {}) and name in self.processes:
+            self.kill(name, signal.SIGTERM)  # started with another environment: start it afresh
+        self.envs[name] = dict(env or {})
+        self.ensure(name)
+        return replace(self.settings, task_queue=self.queues[name][0])
 
     def solo(self) -> TemporalSettings:
         """Settings for a queue served by one worker running one run at a time (queueing tests)."""
@@ -117,7 +127,7 @@ class Workers:
     def start(self, name: str) -> None:
         home = self.directory / name
         home.mkdir(exist_ok=True)
-        env = {**os.environ, "CC_EXECUTOR_HOME": str(home)}
+        env = {**os.environ, **self.envs.get(name, {}), "CC_EXECUTOR_HOME": str(home)}
         queue, concurrency = self.queues.get(name, (self.settings.task_queue, self.concurrency))
         argv = [
             sys.executable,
@@ -149,10 +159,11 @@ class Workers:
             time.sleep(0.1)
         raise RuntimeError(f"worker {name} not ready within {timeout_s}s:\n{self.log(name).read_text()}")
 
-    def kill(self, name: str) -> None:
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> int:
+        """Send ``sig`` and wait for the worker to exit; its exit code."""
         process = self.processes.pop(name)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        process.send_signal(sig)
+        return process.wait(60)
 
     def ensure(self, *names: str) -> None:
         for name in names:

@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 BACKEND = "temporal"
 _START_SLACK_S = 120.0  # an attempt's start-to-close: the run's own wall timeout (the engine enforces it) + slack
 _SWEEP_S = 2.0
+_DRAIN_S = 2.0  # how long wait() lets followers deliver a finished run's last events
 _ORPHAN_AFTER_S = 60.0  # a row whose workflow Temporal does not know after this long is lost
 
 
@@ -81,6 +82,15 @@ class Observation:
     events: list[RunEvent] = field(default_factory=list)  # the current attempt's recent progress, by seq
     previous_failure: str | None = None  # why the attempt before the current one ended
     previous_lost: bool = False
+
+
+@dataclass
+class _Follow:
+    """The ``events`` iterators following one run: ``wait`` wakes them when it ends and lets them drain."""
+
+    count: int = 0
+    wake: anyio.Event = field(default_factory=anyio.Event)
+    drained: anyio.Event = field(default_factory=anyio.Event)
 
 
 class TemporalBackend:
@@ -108,6 +118,7 @@ class TemporalBackend:
         self._group: anyio.abc.TaskGroup | None = None
         self._lists: dict[str, TaskList] = {}
         self._synced_attempts: dict[str, int] = {}
+        self._follows: dict[str, _Follow] = {}
 
     # --- lifecycle --------------------------------------------------------------------------------------------
 
@@ -264,7 +275,15 @@ class TemporalBackend:
         observation = await self._observe(run_id, wait_s=timeout_s)
         if not observation.finished:
             return None
-        return (await self._sync(run_id, observation)).to_result()
+        record = await self._sync(run_id, observation)
+        follow = self._follows.get(run_id)
+        if follow is not None:
+            # Followers poll; let them deliver the run's last events (shipped with the result) before a caller
+            # that waits and follows at once (the MCP server) stops following.
+            follow.wake.set()
+            with anyio.move_on_after(_DRAIN_S):
+                await follow.drained.wait()
+        return record.to_result()
 
     async def events(self, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
         await self._until_submitted(run_id, float("inf"))
@@ -272,6 +291,18 @@ class TemporalBackend:
         if record.status is RunStatus.SKIPPED:
             yield RunEvent(run_id=run_id, seq=after + 1, kind="finished", status=record.status)
             return
+        follow = self._follows.setdefault(run_id, _Follow())
+        follow.count += 1
+        try:
+            async for event in self._follow(run_id, after, follow):
+                yield event
+        finally:
+            follow.count -= 1
+            if follow.count == 0:
+                follow.drained.set()
+                self._follows.pop(run_id, None)
+
+    async def _follow(self, run_id: str, after: int, follow: _Follow) -> AsyncIterator[RunEvent]:
         last = after
         while True:
             observation = await self._observe(run_id)
@@ -290,7 +321,8 @@ class TemporalBackend:
                     yield RunEvent(run_id=run_id, seq=final, kind="finished", status=record.status)
                 return
             await self._sync(run_id, observation)
-            await anyio.sleep(self.poll_s)
+            with anyio.move_on_after(self.poll_s):
+                await follow.wake.wait()
 
     async def list_runs(self, query: RunFilter) -> list[RunRecord]:
         store = await self.store()

@@ -146,8 +146,7 @@ async def test_a_killed_worker_s_run_completes_on_the_other(
     temporal_workers.kill(first.worker)
     killed_at = time.monotonic()
     with anyio.fail_after(10):  # attempt 1's tree dies with its worker (pdeathsig), before attempt 2 may start
-        while attempt_1 & set(process.marked_processes(run_id)):
-            await anyio.sleep(0.1)
+        await until_gone(attempt_1, run_id)
 
     result = await backend.wait(run_id, 60)
     assert result is not None and result.ok, result
@@ -208,6 +207,14 @@ async def test_a_cwd_missing_on_the_worker_is_refused_clearly(
     assert result is not None and result.status is RunStatus.FAILED
     assert result.error_class == "InvalidRequestError"
     assert f"cannot find the run's cwd {str(gone)!r}" in (result.error or "")
+
+
+async def until_gone(pids: set[int], run_id: str) -> None:
+    """Until none of ``pids`` still carries the run's marker."""
+    left = pids & set(process.marked_processes(run_id))
+    while left:
+        await anyio.sleep(0.1)
+        left = pids & set(process.marked_processes(run_id))
 
 
 async def until_marked(run_id: str, text: str) -> None:

@@ -337,6 +337,10 @@ class TemporalBackend:
             limit=query.limit,
         )
 
+    async def find_ids(self, prefix: str, limit: int = 10) -> list[str]:
+        """Run ids in this front end's registry starting with ``prefix``."""
+        return await (await self.store()).find_ids(prefix, limit=limit)
+
     async def transcript(self, run_id: str, query: TranscriptQuery) -> TranscriptChunk:
         record = await self.status(run_id)
         if record.transcript_path and await anyio.Path(record.transcript_path).is_file():

@@ -167,6 +167,7 @@ class TemporalBackend:
         await self.client()
 
     async def submit(self, request: RunRequest, *, activity_queue: str | None = None) -> str:
+        client = await self.client()  # unreachable: refuse before anything is recorded
         store = await self.store()
         try:
             await store.create_run(request, argv=[], owner_pid=os.getpid(), backend=BACKEND)
@@ -181,7 +182,6 @@ class TemporalBackend:
             "start_to_close_s": request.timeout_s + _START_SLACK_S,
             "activity_queue": activity_queue,
         }
-        client = await self.client()
         with contextlib.suppress(WorkflowAlreadyStartedError):  # submitted before: one run, one workflow
             await client.start_workflow(
                 RUN_WORKFLOW,
@@ -595,6 +595,12 @@ class TemporalBackend:
             path = self._keep_transcript(run_id, shipped)
             result = result.model_copy(update={"transcript_path": str(path)})
         await store.finish_run(result)
+        recorded = {int(a["n"]) for a in await store.list_attempts(run_id)}
+        for n in range(1, result.attempts):
+            if n not in recorded:  # ended while no front end was looking: Temporal keeps no detail of it
+                await store.record_attempt(
+                    run_id, n, status=RunStatus.LOST, error="retried by Temporal (its worker was lost or it failed)"
+                )
         await store.record_attempt(
             run_id,
             result.attempts,

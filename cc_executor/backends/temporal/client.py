@@ -6,6 +6,11 @@ from temporalio.client import Client
 from temporalio.service import TLSConfig
 
 from cc_executor.backends.temporal.settings import TemporalSettings
+from cc_executor.errors import CCExecutorError
+
+
+class TemporalUnavailableError(CCExecutorError, ConnectionError):
+    """The Temporal server cannot be reached (nothing was submitted)."""
 
 
 async def connect(settings: TemporalSettings, *, identity: str | None = None) -> Client:
@@ -22,4 +27,4 @@ async def connect(settings: TemporalSettings, *, identity: str | None = None) ->
             settings.address, namespace=settings.namespace, tls=tls, api_key=settings.api_key, identity=identity
         )
     except RuntimeError as exc:
-        raise ConnectionError(f"cannot reach the Temporal server at {settings.address}: {exc}") from exc
+        raise TemporalUnavailableError(f"cannot reach the Temporal server at {settings.address}: {exc}") from exc

@@ -72,7 +72,8 @@ class TemporalSettings:
             )
         for name, path in (("TLS_CERT", self.tls_cert), ("TLS_KEY", self.tls_key), ("TLS_CA", self.tls_ca)):
             if path is not None and not path.is_file():
-                raise InvalidRequestError(f"{ENV_PREFIX}{name}: {str(path)!r} is not a readable file")
+                flag = "--" + name.lower().replace("_", "-")
+                raise InvalidRequestError(f"{ENV_PREFIX}{name} / {flag}: {str(path)!r} is not a readable file")
         if not self.address or ":" not in self.address:
             raise InvalidRequestError(f"the Temporal address {self.address!r} must be host:port")
         if not 1.0 <= self.heartbeat_timeout_s <= 3600:

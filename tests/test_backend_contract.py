@@ -144,8 +144,8 @@ async def test_cancelling_a_queued_run_never_starts_it(
     fake_api.scenario = scenarios.slow(steps=3, seconds=1.0)
     async with make_backend(1) as backend:
         running = await backend.submit(build_request("first", config=with_bash(config), cwd=workdir))
+        await started(backend, running)  # first, so the one slot is taken (a remote queue need not be FIFO)
         queued = await backend.submit(build_request("second", config=config, cwd=workdir))
-        await started(backend, running)
         report = await backend.cancel(queued, "cancelled: while queued")
         queued_record = await backend.status(queued)
         await backend.cancel(running, "cancelled: done with the test")

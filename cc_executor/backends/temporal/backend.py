@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 
 BACKEND = "temporal"
 _START_SLACK_S = 120.0  # an attempt's start-to-close: the run's own wall timeout (the engine enforces it) + slack
-_SWEEP_S = 2.0
+_SWEEP_S = 5.0
 _DRAIN_S = 2.0  # how long wait() lets followers deliver a finished run's last events
 _ORPHAN_AFTER_S = 60.0  # a row whose workflow Temporal does not know after this long is lost
 
@@ -578,9 +578,13 @@ class TemporalBackend:
             await store.record_attempt(run_id, observation.attempt, status=RunStatus.RUNNING, started_at=utc_now())
             await store.mark_started(run_id, pid=0, pgid=0)
             self._synced_attempts[run_id] = observation.attempt
-        if observation.events and observation.events[-1].progress is not None:
-            await store.set_progress(run_id, observation.events[-1].progress.message)
-        if observation.worker:
+        # Write only what changed: many runs are observed every poll and each write is a commit.
+        message = (
+            observation.events[-1].progress.message if observation.events and observation.events[-1].progress else None
+        )
+        if message is not None and message != record.last_progress:
+            await store.set_progress(run_id, message)
+        if observation.worker and observation.worker != record.worker:
             await store.set_worker(run_id, observation.worker)
 
     async def _record_result(self, store: RunStore, run_id: str, envelope: dict[str, Any]) -> None:
@@ -629,7 +633,8 @@ class TemporalBackend:
         while True:
             with contextlib.suppress(Exception):
                 for record in await (await self.store()).unfinished_runs(backend=BACKEND):
-                    await self._sync_quietly(record.run_id)
+                    if record.run_id not in self._follows:  # followed runs are kept up to date by their followers
+                        await self._sync_quietly(record.run_id)
             await anyio.sleep(_SWEEP_S)
 
 

@@ -25,12 +25,11 @@ from cc_executor.backends import (
     TranscriptQuery,
 )
 from cc_executor.backends.temporal.backend import TemporalBackend
-from cc_executor.engine.process import marked_processes
 from cc_executor.errors import RunNotFoundError
 from cc_executor.models import CCExecutorConfig, RunStatus
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
-from cc_executor.testing.temporal_cluster import Workers
+from cc_executor.testing.temporal_cluster import Workers, run_processes
 
 pytestmark = pytest.mark.anyio
 
@@ -78,7 +77,7 @@ async def all_events(backend: Backend, run_id: str, after: int = 0) -> list[RunE
 
 async def no_processes_left(*run_ids: str) -> None:
     for _ in range(100):
-        if not any(marked_processes(run_id) for run_id in run_ids):
+        if not any(run_processes(run_id) for run_id in run_ids):
             return
         await anyio.sleep(0.1)
     raise AssertionError(f"processes of {run_ids} still alive after 10 s")

@@ -19,12 +19,11 @@ from mcp import Client
 
 from cc_executor.backends.protocol import ListRequest, RunEvent, RunFilter, TranscriptQuery
 from cc_executor.backends.temporal.backend import TemporalBackend
-from cc_executor.engine import process
 from cc_executor.models import CCExecutorConfig, RunRecord, RunRequest, RunStatus
 from cc_executor.registry.store import RunStore
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
-from cc_executor.testing.temporal_cluster import HEARTBEAT_TIMEOUT_S, Workers
+from cc_executor.testing.temporal_cluster import HEARTBEAT_TIMEOUT_S, Workers, run_processes
 
 pytestmark = pytest.mark.anyio
 
@@ -54,10 +53,10 @@ async def until_running(backend: TemporalBackend, run_id: str, timeout_s: float 
 
 async def until_no_marked(run_id: str, timeout_s: float = 10.0) -> list[int]:
     deadline = time.monotonic() + timeout_s
-    left = process.marked_processes(run_id)
+    left = run_processes(run_id)
     while left and time.monotonic() < deadline:
         await anyio.sleep(0.1)
-        left = process.marked_processes(run_id)
+        left = run_processes(run_id)
     return left
 
 
@@ -141,7 +140,7 @@ async def test_a_killed_worker_s_run_completes_on_the_other(
     assert first.worker is not None
     other = "w2" if first.worker == "w1" else "w1"
 
-    attempt_1 = set(process.marked_processes(run_id))
+    attempt_1 = set(run_processes(run_id))
     assert attempt_1
     temporal_workers.kill(first.worker)
     killed_at = time.monotonic()
@@ -154,6 +153,38 @@ async def test_a_killed_worker_s_run_completes_on_the_other(
     assert time.monotonic() - killed_at < HEARTBEAT_TIMEOUT_S + 30
     attempts = await _attempts(backend, run_id)
     assert [(a["n"], a["status"]) for a in attempts] == [(1, "lost"), (2, "success")]
+
+
+async def test_a_stalled_worker_s_late_attempt_is_fenced_off(
+    backend: TemporalBackend,
+    temporal_workers: Workers,
+    fake_api: FakeAnthropic,
+    config: CCExecutorConfig,
+    workdir: Path,
+) -> None:
+    fake_api.scenario = scenarios.slow(steps=3, seconds=1.5, final="the current attempt's answer")
+    run_id = await backend.submit(RunRequest(task="three slow steps", cwd=workdir, config=with_bash(config)))
+    first = await until_running(backend, run_id)
+    assert first.worker is not None
+    stalled = first.worker
+
+    temporal_workers.signal(stalled, signal.SIGSTOP)  # alive but silent: a partitioned or frozen machine
+    try:
+        with anyio.fail_after(30):
+            await until_moved(backend, run_id, stalled)
+    finally:
+        temporal_workers.signal(stalled, signal.SIGCONT)  # attempt 1 wakes up and tries to go on
+
+    result = await backend.wait(run_id, 60)
+    assert result is not None and result.ok and result.result == "the current attempt's answer"
+    # Attempt 1's late result did not count. (The frozen worker's open poll may have been handed attempt 2 as
+    # well, which then timed out the same way: so at least two attempts.)
+    assert result.attempts >= 2 and result.worker != stalled
+    # Attempt 1 learns on its next heartbeat that it is no longer the run's, and stops its tree.
+    assert await until_no_marked(run_id, timeout_s=15) == []
+    attempts = await _attempts(backend, run_id)
+    statuses = [(a["n"], a["status"]) for a in attempts]
+    assert statuses == [(n, "lost") for n in range(1, result.attempts)] + [(result.attempts, "success")]
 
 
 async def test_a_restarted_front_end_finds_its_run(
@@ -209,12 +240,21 @@ async def test_a_cwd_missing_on_the_worker_is_refused_clearly(
     assert f"cannot find the run's cwd {str(gone)!r}" in (result.error or "")
 
 
+async def until_moved(backend: TemporalBackend, run_id: str, away_from: str) -> RunRecord:
+    """Until a later attempt of the run has started on another worker than ``away_from``."""
+    while True:
+        record = await backend.status(run_id)
+        if record.attempts >= 2 and record.worker not in (None, away_from):
+            return record
+        await anyio.sleep(0.2)
+
+
 async def until_gone(pids: set[int], run_id: str) -> None:
     """Until none of ``pids`` still carries the run's marker."""
-    left = pids & set(process.marked_processes(run_id))
+    left = pids & set(run_processes(run_id))
     while left:
         await anyio.sleep(0.1)
-        left = pids & set(process.marked_processes(run_id))
+        left = pids & set(run_processes(run_id))
 
 
 async def until_marked(run_id: str, text: str) -> None:
@@ -222,7 +262,7 @@ async def until_marked(run_id: str, text: str) -> None:
     found = False
     while not found:
         await anyio.sleep(0.2)
-        found = any(text in " ".join(_cmdline(pid)) for pid in process.marked_processes(run_id))
+        found = any(text in " ".join(_cmdline(pid)) for pid in run_processes(run_id))
 
 
 def _cmdline(pid: int) -> list[str]:

@@ -84,13 +84,15 @@ class AttemptDriver:
     tracker: ProgressTracker
     writer: TranscriptWriter | None
     deadline: float  # the run's wall-clock deadline (time.monotonic), shared by its attempts
+    marker: str | None = None  # the CC_EXECUTOR_RUN_ID its processes carry (env) and sweeps match; default run id
 
     @property
     def config(self) -> CCExecutorConfig:
         return self.request.config
 
     async def run(self, attempt: Attempt) -> None:
-        child = await process.spawn(self.argv, cwd=self.request.cwd, env=self.env, marker=self.request.run_id)
+        marker = self.marker or self.request.run_id
+        child = await process.spawn(self.argv, cwd=self.request.cwd, env=self.env, marker=marker)
         attempt.pid = child.pid
         try:
             await self.store.mark_started(self.request.run_id, pid=child.pid, pgid=child.pgid)

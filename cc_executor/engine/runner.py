@@ -19,7 +19,7 @@ import anyio
 
 from cc_executor.engine import changes
 from cc_executor.engine.attempt import Attempt, AttemptDriver
-from cc_executor.engine.command import build_argv, build_env, find_claude, redact_argv
+from cc_executor.engine.command import RUN_MARKER_ENV, build_argv, build_env, find_claude, redact_argv
 from cc_executor.engine.emit import Emitter, EventCallback, ProgressCallback
 from cc_executor.engine.prediction import resolve_timeout
 from cc_executor.engine.progress_text import ProgressTracker, shorten
@@ -113,6 +113,13 @@ class Run:
         self.before: changes.Snapshot | None = None
         self.writer: TranscriptWriter | None = None
         self.cancel_reason: str | None = None
+        # What its processes are marked with (and swept by). A remote worker makes it per attempt
+        # (``use_marker``), so two attempts of one run on one host never sweep each other's processes.
+        self.marker = request.run_id
+
+    def use_marker(self, marker: str) -> None:
+        self.marker = marker
+        self.env[RUN_MARKER_ENV] = marker
 
     def set_cancel_reason(self, reason: str) -> None:
         """What the row will say if this run ends cancelled. The first reason wins: a later cancel (a shutdown
@@ -240,6 +247,7 @@ class Run:
             tracker=self.tracker,
             writer=self.writer,
             deadline=self.deadline,
+            marker=self.marker,
         )
         await driver.run(attempt)
 

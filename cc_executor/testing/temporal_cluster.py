@@ -24,6 +24,24 @@ HEARTBEAT_TIMEOUT_S = 3.0
 WORKER_CONCURRENCY = 2
 
 
+def run_processes(run_id: str) -> list[int]:
+    """Live processes of a run on this host, whatever attempt: ``CC_EXECUTOR_RUN_ID`` is the run id or, on a
+    Temporal worker, ``<run id>.a<attempt>``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        marks = [v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"CC_EXECUTOR_RUN_ID=")]
+        if state != "Z" and any(m == run_id or m.startswith(run_id + ".a") for m in marks):
+            found.append(int(entry.name))
+    return found
+
+
 def temporal_binary() -> str:
     found = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
     if not os.access(found, os.X_OK):
@@ -166,6 +184,10 @@ class Workers:
         process = self.processes.pop(name)
         process.send_signal(sig)
         return process.wait(60)
+
+    def signal(self, name: str, sig: signal.Signals) -> None:
+        """Send ``sig`` (e.g. SIGSTOP/SIGCONT) to a worker that keeps running."""
+        self.processes[name].send_signal(sig)
 
     def ensure(self, *names: str) -> None:
         for name in names:

@@ -116,6 +116,9 @@ class RunActivities:
             run = await prepare_run(request, self.store)
         except CCExecutorError as exc:
             raise _refusal(exc, self.identity) from exc
+        # Each attempt marks (and sweeps) its own processes: attempt 1, fenced off and stopping late on a worker
+        # that shares a host with attempt 2's, must not take attempt 2's tree with it.
+        run.use_marker(attempt_marker(request.run_id, activity.info().attempt))
         try:
             return await run.execute(on_progress=beat.progress, slots=self.slots)
         except asyncio.CancelledError:
@@ -190,6 +193,11 @@ class RunActivities:
         except CCExecutorError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
         return chunk.model_dump(mode="json")
+
+
+def attempt_marker(run_id: str, attempt: int) -> str:
+    """``CC_EXECUTOR_RUN_ID`` of an attempt's processes: the run id, then the attempt (``<run id>.a2``)."""
+    return f"{run_id}.a{attempt}"
 
 
 def _prior_seq(details: Any) -> int:

@@ -31,10 +31,12 @@ PUBLIC_MODULES = frozenset(
         "cc_executor.ids",
         "cc_executor.models",
         "cc_executor.paths",
+        "cc_executor.retention",
         "cc_executor.task_lists",
         "cc_executor.text",
         "cc_executor.timeparse",
         "cc_executor.transcript_text",
+        "cc_executor.validation",
     }
 )
 # Whole packages a front end may use: the seam, and the bundled fake Messages API (what `cc-executor demo` runs).

@@ -99,7 +99,12 @@ async def test_a_task_list_spreads_over_both_workers(
     list_id = await backend.submit_list(
         ListRequest(list_id=requests[0].list_id or "", requests=requests, mode="parallel", max_parallel=4)
     )
+    with anyio.fail_after(90):
+        events = [event async for event in backend.events(list_id)]  # the list's own events, as the MCP tool reads
     outcome = await backend.list_outcome(list_id, timeout_s=90)
+
+    assert events[-1].kind == "finished" and [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert {e.progress.list_index for e in events if e.progress is not None} == {1, 2, 3, 4}
 
     assert outcome.finished
     results = [m.result for m in outcome.members if m.result is not None]
@@ -410,6 +415,17 @@ async def test_the_mcp_server_runs_tasks_on_workers(
         assert not answer.is_error and content is not None, answer
         assert content["status"] == "success" and content["files_created"] == ["notes.md"]
         assert content["worker"] in ("w1", "w2") and content["attempts"] == 1
+        assert any("Write" in message for message in seen), seen  # the run's progress, from the worker
         listed = await client.call_tool("list_runs", {})
-    assert any("Write" in message for message in seen), seen
+        fake_api.routes = {"first of two": scenarios.text("FIRST-DONE"), "second of two": scenarios.text("second")}
+        tasks = [{"task": "first of two"}, {"task": "second of two"}]
+        seen.clear()
+        answer = await client.call_tool(
+            "execute_task_list", {"tasks": tasks, "cwd": str(workdir)}, progress_callback=on_progress
+        )
+        in_order = answer.structured_content
     assert listed.structured_content is not None and content["run_id"] in str(listed.structured_content)
+    assert not answer.is_error and in_order is not None, answer
+    assert in_order["status"] == "success" and [t["result"] for t in in_order["tasks"]] == ["FIRST-DONE", "second"]
+    assert "FIRST-DONE" in fake_api.message_requests[-1].text  # the sequential list passed the result forward
+    assert any(message.startswith("[2/2] ") for message in seen), seen

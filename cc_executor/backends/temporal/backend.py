@@ -23,6 +23,7 @@ import gzip
 import logging
 import os
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -66,6 +67,7 @@ log = logging.getLogger(__name__)
 BACKEND = "temporal"
 _START_SLACK_S = 120.0  # an attempt's start-to-close: the run's own wall timeout (the engine enforces it) + slack
 _SWEEP_S = 5.0
+_KEPT_LIST_EVENTS = 256
 _DRAIN_S = 2.0  # how long wait() lets followers deliver a finished run's last events
 _ORPHAN_AFTER_S = 60.0  # a row whose workflow Temporal does not know after this long is lost
 
@@ -91,6 +93,42 @@ class _Follow:
     count: int = 0
     wake: anyio.Event = field(default_factory=anyio.Event)
     drained: anyio.Event = field(default_factory=anyio.Event)
+
+
+class _ListLog:
+    """A task list's numbered events (its tasks' progress, prefixed with their place, then ``finished``): the
+    list runs in this front end, so its events are kept here, the latest ``_KEPT_LIST_EVENTS``."""
+
+    def __init__(self, list_id: str) -> None:
+        self.list_id = list_id
+        self.events: deque[RunEvent] = deque(maxlen=_KEPT_LIST_EVENTS)
+        self.seq = 0
+        self.changed = anyio.Event()
+        self.ended = False
+
+    def _emit(self, event: RunEvent) -> None:
+        self.events.append(event)
+        self.changed.set()
+        self.changed = anyio.Event()
+
+    def progress(self, update: ProgressUpdate) -> None:
+        self.seq += 1
+        self._emit(RunEvent(run_id=self.list_id, seq=self.seq, kind="progress", progress=update))
+
+    def finish(self) -> None:
+        self.seq += 1
+        self.ended = True
+        self._emit(RunEvent(run_id=self.list_id, seq=self.seq, kind="finished"))
+
+    async def follow(self, after: int) -> AsyncIterator[RunEvent]:
+        while True:
+            changed = self.changed
+            for event in [e for e in self.events if e.seq > after]:
+                after = event.seq
+                yield event
+            if self.ended:
+                return
+            await changed.wait()
 
 
 class TemporalBackend:
@@ -119,6 +157,7 @@ class TemporalBackend:
         self._lists: dict[str, TaskList] = {}
         self._synced_attempts: dict[str, int] = {}
         self._follows: dict[str, _Follow] = {}
+        self._list_logs: dict[str, _ListLog] = {}
 
     # --- lifecycle --------------------------------------------------------------------------------------------
 
@@ -286,6 +325,11 @@ class TemporalBackend:
         return record.to_result()
 
     async def events(self, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
+        list_log = self._list_logs.get(run_id)
+        if list_log is not None:  # a list id: its tasks' progress, then finished
+            async for event in list_log.follow(after):
+                yield event
+            return
         await self._until_submitted(run_id, float("inf"))
         record = await (await self.store()).get(run_id)
         if record.status is RunStatus.SKIPPED:
@@ -403,9 +447,23 @@ class TemporalBackend:
             stop_on_error=request.stop_on_error,
             execute=self._execute_member,
         )
+        if request.list_id in self._lists:
+            return request.list_id
+        log_ = _ListLog(request.list_id)
+        task_list.on_progress = log_.progress
         self._lists[request.list_id] = task_list
-        self._group.start_soon(task_list.run)
+        self._list_logs[request.list_id] = log_
+        self._group.start_soon(self._drive_list, task_list, log_)
         return request.list_id
+
+    @staticmethod
+    async def _drive_list(task_list: TaskList, log_: _ListLog) -> None:
+        try:
+            await task_list.run()
+        except Exception:
+            log.exception("task list %s crashed", task_list.list_id)
+        finally:
+            log_.finish()
 
     async def cancel_list(self, list_id: str, reason: str = "cancelled") -> bool:
         task_list = self._lists.get(list_id)

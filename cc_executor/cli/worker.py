@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from cc_executor.errors import CCExecutorError
+from cc_executor.errors import CCExecutorError, InvalidRequestError
 
 _DESCRIPTION = """\
 Serve runs from a Temporal task queue on this machine. Front ends (the MCP server, the CLI) submit runs with
@@ -55,7 +55,9 @@ def _worker(args: argparse.Namespace) -> int:
             f"the Temporal backend needs the temporal extra: pip install 'cc-executor[temporal]' ({exc})"
         ) from exc
     if args.max_concurrent is not None and args.max_concurrent < 1:
-        raise CCExecutorError("--max-concurrent must be at least 1")
+        raise InvalidRequestError(f"--max-concurrent must be at least 1, got {args.max_concurrent}")
+    if not args.graceful_timeout >= 0:  # also refuses nan
+        raise InvalidRequestError(f"--graceful-timeout must be 0 or more seconds, got {args.graceful_timeout}")
     settings = TemporalSettings.from_env(
         address=args.address,
         namespace=args.namespace,

@@ -7,6 +7,7 @@ worker is noticed in seconds.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -65,6 +66,50 @@ def wait_for_port(port: int, timeout_s: float) -> None:
     raise RuntimeError(f"the Temporal dev server did not listen on {port} within {timeout_s}s")
 
 
+_LAUNCHER = (
+    "import subprocess, sys\n"
+    "with open(sys.argv[1], 'ab') as log:\n"
+    "    child = subprocess.Popen(sys.argv[2:], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)\n"
+    "print(child.pid, flush=True)\n"
+)
+
+
+class Detached:
+    """A process started through a launcher that exits at once, so it is no descendant of ours: suites that count
+    their own descendants (nothing of a test may outlive it) don't see the session's server and workers."""
+
+    def __init__(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        launched = subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, str(log), *argv], env=env, capture_output=True, check=True, text=True
+        )
+        self.pid = int(launched.stdout.strip())
+
+    def alive(self) -> bool:
+        try:
+            state = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state != "Z"
+
+    def send_signal(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, sig)
+
+    def wait_gone(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while self.alive():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        self.send_signal(signal.SIGTERM)
+        if not self.wait_gone(grace_s):
+            self.send_signal(signal.SIGKILL)
+            self.wait_gone(5.0)
+
+
 class DevServer:
     def __init__(self, directory: Path, *, persist: bool = False) -> None:
         """``persist``: keep state in an SQLite file. In memory by default: with the file, a workflow start took
@@ -89,8 +134,7 @@ class DevServer:
         ]
         if persist:
             argv += ["--db-filename", str(directory / "temporal.db")]
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = Detached(argv, self.log)
         wait_for_port(self.port, 30.0)
 
     @property
@@ -98,12 +142,7 @@ class DevServer:
         return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.process.stop(10.0)
 
 
 class Workers:
@@ -122,7 +161,7 @@ class Workers:
         self.settings = TemporalSettings(
             address=server.address, task_queue=f"test-{uuid.uuid4().hex[:8]}", heartbeat_timeout_s=heartbeat_timeout_s
         )
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.processes: dict[str, Detached] = {}
         self.queues: dict[str, tuple[str, int]] = {}  # name -> (task queue, max concurrent), if not the shared one
         self.envs: dict[str, dict[str, str]] = {}  # name -> extra environment
 
@@ -165,8 +204,7 @@ class Workers:
             "--graceful-timeout",
             "5",
         ]
-        with self.log(name).open("ab") as log:
-            self.processes[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.processes[name] = Detached(argv, self.log(name), env)
 
     def wait_ready(self, name: str, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -174,16 +212,16 @@ class Workers:
             text = self.log(name).read_text(errors="replace")
             if f"worker {name} serving" in text.split("stopped")[-1]:
                 return
-            if self.processes[name].poll() is not None:
+            if not self.processes[name].alive():
                 raise RuntimeError(f"worker {name} exited:\n{text}")
             time.sleep(0.1)
         raise RuntimeError(f"worker {name} not ready within {timeout_s}s:\n{self.log(name).read_text()}")
 
-    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> int:
-        """Send ``sig`` and wait for the worker to exit; its exit code."""
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> bool:
+        """Send ``sig`` and wait (up to 60 s) for the worker to exit; whether it did."""
         process = self.processes.pop(name)
         process.send_signal(sig)
-        return process.wait(60)
+        return process.wait_gone(60.0)
 
     def signal(self, name: str, sig: signal.Signals) -> None:
         """Send ``sig`` (e.g. SIGSTOP/SIGCONT) to a worker that keeps running."""
@@ -191,18 +229,16 @@ class Workers:
 
     def ensure(self, *names: str) -> None:
         for name in names:
-            if name not in self.processes or self.processes[name].poll() is not None:
+            if name not in self.processes or not self.processes[name].alive():
                 self.start(name)
         for name in names:
             self.wait_ready(name)
 
     def stop_all(self) -> None:
         for process in self.processes.values():
-            process.terminate()
+            process.send_signal(signal.SIGTERM)
         for process in self.processes.values():
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            if not process.wait_gone(15.0):
+                process.send_signal(signal.SIGKILL)
+                process.wait_gone(5.0)
         self.processes.clear()

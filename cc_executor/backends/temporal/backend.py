@@ -17,24 +17,19 @@ queue; when that worker does not answer, the front end says so and returns the l
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import gzip
 import logging
 import os
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import anyio
 import anyio.abc
-from temporalio.api.enums.v1 import WorkflowExecutionStatus
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -51,6 +46,9 @@ from cc_executor.backends.protocol import (
     TranscriptQuery,
 )
 from cc_executor.backends.temporal.client import connect
+from cc_executor.backends.temporal.list_events import ListLog
+from cc_executor.backends.temporal.observation import Observation, events_from, observe
+from cc_executor.backends.temporal.rows import record_progress, record_result
 from cc_executor.backends.temporal.settings import TemporalSettings
 from cc_executor.backends.temporal.transcript_pages import read_chunk
 from cc_executor.backends.temporal.worker import transcript_queue
@@ -58,32 +56,16 @@ from cc_executor.backends.temporal.workflow import CANCEL_SIGNAL, RUN_WORKFLOW, 
 from cc_executor.engine.recovery import connect_registry
 from cc_executor.engine.task_list_runner import ListMember, TaskList, UpdateCallback
 from cc_executor.errors import InvalidRequestError, RunNotFoundError, TranscriptNotFoundError
-from cc_executor.models import ExecutionResult, ProgressUpdate, RunRecord, RunRequest, RunStatus
-from cc_executor.paths import transcript_paths
-from cc_executor.registry.store import RunStore, utc_now
+from cc_executor.models import ExecutionResult, RunRecord, RunRequest, RunStatus
+from cc_executor.registry.store import RunStore
 
 log = logging.getLogger(__name__)
 
 BACKEND = "temporal"
 _START_SLACK_S = 120.0  # an attempt's start-to-close: the run's own wall timeout (the engine enforces it) + slack
 _SWEEP_S = 5.0
-_KEPT_LIST_EVENTS = 256
 _DRAIN_S = 2.0  # how long wait() lets followers deliver a finished run's last events
 _ORPHAN_AFTER_S = 60.0  # a row whose workflow Temporal does not know after this long is lost
-
-
-@dataclass
-class Observation:
-    """What Temporal says about a run right now."""
-
-    finished: bool
-    envelope: dict[str, Any] | None = None  # the workflow's result once finished
-    attempt: int = 0  # the current activity attempt (0: not started yet)
-    worker: str | None = None
-    transcript_queue: str | None = None
-    events: list[RunEvent] = field(default_factory=list)  # the current attempt's recent progress, by seq
-    previous_failure: str | None = None  # why the attempt before the current one ended
-    previous_lost: bool = False
 
 
 @dataclass
@@ -93,42 +75,6 @@ class _Follow:
     count: int = 0
     wake: anyio.Event = field(default_factory=anyio.Event)
     drained: anyio.Event = field(default_factory=anyio.Event)
-
-
-class _ListLog:
-    """A task list's numbered events (its tasks' progress, prefixed with their place, then ``finished``): the
-    list runs in this front end, so its events are kept here, the latest ``_KEPT_LIST_EVENTS``."""
-
-    def __init__(self, list_id: str) -> None:
-        self.list_id = list_id
-        self.events: deque[RunEvent] = deque(maxlen=_KEPT_LIST_EVENTS)
-        self.seq = 0
-        self.changed = anyio.Event()
-        self.ended = False
-
-    def _emit(self, event: RunEvent) -> None:
-        self.events.append(event)
-        self.changed.set()
-        self.changed = anyio.Event()
-
-    def progress(self, update: ProgressUpdate) -> None:
-        self.seq += 1
-        self._emit(RunEvent(run_id=self.list_id, seq=self.seq, kind="progress", progress=update))
-
-    def finish(self) -> None:
-        self.seq += 1
-        self.ended = True
-        self._emit(RunEvent(run_id=self.list_id, seq=self.seq, kind="finished"))
-
-    async def follow(self, after: int) -> AsyncIterator[RunEvent]:
-        while True:
-            changed = self.changed
-            for event in [e for e in self.events if e.seq > after]:
-                after = event.seq
-                yield event
-            if self.ended:
-                return
-            await changed.wait()
 
 
 class TemporalBackend:
@@ -157,7 +103,7 @@ class TemporalBackend:
         self._lists: dict[str, TaskList] = {}
         self._synced_attempts: dict[str, int] = {}
         self._follows: dict[str, _Follow] = {}
-        self._list_logs: dict[str, _ListLog] = {}
+        self._list_logs: dict[str, ListLog] = {}
 
     # --- lifecycle --------------------------------------------------------------------------------------------
 
@@ -355,7 +301,7 @@ class TemporalBackend:
                     last = event.seq
                     yield event
             if observation.finished:
-                for event in _events(run_id, (observation.envelope or {}).get("events") or [], None):
+                for event in events_from(run_id, (observation.envelope or {}).get("events") or [], None):
                     if event.seq > last:
                         last = event.seq
                         yield event
@@ -449,7 +395,7 @@ class TemporalBackend:
         )
         if request.list_id in self._lists:
             return request.list_id
-        log_ = _ListLog(request.list_id)
+        log_ = ListLog(request.list_id)
         task_list.on_progress = log_.progress
         self._lists[request.list_id] = task_list
         self._list_logs[request.list_id] = log_
@@ -457,7 +403,7 @@ class TemporalBackend:
         return request.list_id
 
     @staticmethod
-    async def _drive_list(task_list: TaskList, log_: _ListLog) -> None:
+    async def _drive_list(task_list: TaskList, log_: ListLog) -> None:
         try:
             await task_list.run()
         except Exception:
@@ -554,43 +500,7 @@ class TemporalBackend:
     # --- Temporal → registry ----------------------------------------------------------------------------------
 
     async def _observe(self, run_id: str, *, wait_s: float = 0.0) -> Observation:
-        """Describe the workflow (waiting up to ``wait_s`` for it to close); its result once closed."""
-        handle: WorkflowHandle[Any, Any] = (await self.client()).get_workflow_handle(run_id)
-        if wait_s > 0:
-            with anyio.move_on_after(wait_s):
-                with contextlib.suppress(WorkflowFailureError):
-                    return Observation(finished=True, envelope=dict(await handle.result()))
-        try:
-            description = await handle.describe()
-        except RPCError as exc:
-            if exc.status is RPCStatusCode.NOT_FOUND:
-                raise RunNotFoundError(run_id) from None
-            raise
-        state = description.raw_description.workflow_execution_info.status
-        if state != WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING:
-            try:
-                return Observation(finished=True, envelope=dict(await handle.result()))
-            except WorkflowFailureError as exc:
-                return Observation(finished=True, envelope=_failed_workflow(run_id, exc))
-        return await self._pending(run_id, description.raw_description.pending_activities)
-
-    async def _pending(self, run_id: str, pending: Any) -> Observation:
-        if not pending:
-            return Observation(finished=False)
-        info = pending[0]
-        observation = Observation(finished=False, attempt=int(info.attempt), worker=info.last_worker_identity or None)
-        if info.HasField("last_failure"):
-            failure = info.last_failure
-            observation.previous_lost = failure.HasField("timeout_failure_info")
-            observation.previous_failure = failure.message or "the attempt failed"
-        if info.HasField("heartbeat_details") and info.heartbeat_details.payloads:
-            decoded = await (await self.client()).data_converter.decode(info.heartbeat_details.payloads)
-            details = decoded[0] if decoded and isinstance(decoded[0], dict) else {}
-            if details.get("attempt") == observation.attempt:  # fencing: only the current attempt's heartbeat
-                observation.worker = details.get("worker") or observation.worker
-                observation.transcript_queue = details.get("transcript_queue")
-                observation.events = _events(run_id, details.get("events", []), observation.attempt)
-        return observation
+        return await observe(await self.client(), run_id, wait_s=wait_s)
 
     async def _sync(self, run_id: str, observation: Observation | None = None) -> RunRecord:
         """Bring the registry row up to date with what Temporal says (every attempt recorded)."""
@@ -598,9 +508,12 @@ class TemporalBackend:
         store = await self.store()
         if observation.finished:
             assert observation.envelope is not None
-            await self._record_result(store, run_id, observation.envelope)
+            await record_result(store, run_id, observation.envelope, self.transcript_dir)
+            self._synced_attempts.pop(run_id, None)
         elif observation.attempt:
-            await self._record_progress(store, run_id, observation)
+            seen = await record_progress(store, run_id, observation, self._synced_attempts.get(run_id))
+            if seen is not None:
+                self._synced_attempts[run_id] = seen
         return await store.get(run_id)
 
     async def _sync_quietly(self, run_id: str) -> None:
@@ -618,74 +531,6 @@ class TemporalBackend:
         except Exception:
             log.warning("could not refresh run %s from Temporal", run_id, exc_info=True)
 
-    async def _record_progress(self, store: RunStore, run_id: str, observation: Observation) -> None:
-        record = await store.get(run_id)
-        if record.status.finished:
-            return  # a cancel marked it; the result will say how it ended
-        seen = self._synced_attempts.get(run_id, record.attempts if record.started_at else 0)
-        if observation.attempt > seen:
-            if observation.attempt > 1:
-                await store.record_attempt(
-                    run_id,
-                    observation.attempt - 1,
-                    status=RunStatus.LOST if observation.previous_lost else RunStatus.FAILED,
-                    finished_at=utc_now(),
-                    error_class="RunLostError" if observation.previous_lost else None,
-                    error=observation.previous_failure,
-                )
-            await store.record_attempt(run_id, observation.attempt, status=RunStatus.RUNNING, started_at=utc_now())
-            await store.mark_started(run_id, pid=0, pgid=0)
-            self._synced_attempts[run_id] = observation.attempt
-        # Write only what changed: many runs are observed every poll and each write is a commit.
-        message = (
-            observation.events[-1].progress.message if observation.events and observation.events[-1].progress else None
-        )
-        if message is not None and message != record.last_progress:
-            await store.set_progress(run_id, message)
-        if observation.worker and observation.worker != record.worker:
-            await store.set_worker(run_id, observation.worker)
-
-    async def _record_result(self, store: RunStore, run_id: str, envelope: dict[str, Any]) -> None:
-        record = await store.get(run_id)
-        if record.status.finished and record.status not in (RunStatus.CANCELLED, RunStatus.LOST):
-            return  # recorded already (a cancel's or a sweep's marking is replaced by the real outcome)
-        data = dict(envelope.get("result") or {})
-        data.setdefault("attempts", max(record.attempts, 1))
-        result = ExecutionResult.model_validate({**data, "stderr_path": None, "transcript_path": None})
-        shipped = envelope.get("transcript")
-        if isinstance(shipped, dict):
-            path = self._keep_transcript(run_id, shipped)
-            result = result.model_copy(update={"transcript_path": str(path)})
-        await store.finish_run(result)
-        recorded = {int(a["n"]) for a in await store.list_attempts(run_id)}
-        for n in range(1, result.attempts):
-            if n not in recorded:  # ended while no front end was looking: Temporal keeps no detail of it
-                await store.record_attempt(
-                    run_id, n, status=RunStatus.LOST, error="retried by Temporal (its worker was lost or it failed)"
-                )
-        await store.record_attempt(
-            run_id,
-            result.attempts,
-            status=result.status,
-            finished_at=result.finished_at or utc_now(),
-            error_class=result.error_class,
-            error=result.error,
-            session_id=result.session_id,
-            cost_usd=result.cost_usd,
-        )
-        self._synced_attempts.pop(run_id, None)
-
-    def _keep_transcript(self, run_id: str, shipped: dict[str, Any]) -> Path:
-        path, _ = transcript_paths(run_id, self.transcript_dir)
-        data = gzip.decompress(base64.b64decode(shipped["gz"]))
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as file:
-            if shipped.get("skipped"):
-                note = f'{{"type":"cc_executor","subtype":"truncated","skipped_bytes":{int(shipped["skipped"])}}}\n'
-                file.write(note.encode())
-            file.write(data)
-        return path
-
     async def _sweep(self) -> None:
         """While entered: keep unfinished Temporal rows up to date, so `runs` shows them without being asked."""
         while True:
@@ -694,27 +539,3 @@ class TemporalBackend:
                     if record.run_id not in self._follows:  # followed runs are kept up to date by their followers
                         await self._sync_quietly(record.run_id)
             await anyio.sleep(_SWEEP_S)
-
-
-def _failed_workflow(run_id: str, exc: WorkflowFailureError) -> dict[str, Any]:
-    """A workflow that failed or was terminated outside cc-executor's control (e.g. `temporal workflow terminate`)."""
-    message = str(exc.cause or exc)
-    return {
-        "result": {"run_id": run_id, "status": "failed", "error_class": "RunError", "error": message},
-        "transcript": None,
-        "last_seq": None,
-    }
-
-
-def _events(run_id: str, items: list[dict[str, Any]], attempt: int | None) -> list[RunEvent]:
-    """Progress events as a worker numbered them (only ``attempt``'s, when given: the fence)."""
-    return [
-        RunEvent(
-            run_id=run_id,
-            seq=int(item["seq"]),
-            kind="progress",
-            progress=ProgressUpdate.model_validate(item["progress"]),
-        )
-        for item in items
-        if attempt is None or item.get("attempt") == attempt
-    ]

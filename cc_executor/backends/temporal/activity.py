@@ -143,6 +143,12 @@ class RunActivities:
                 non_retryable=True,
             )
         config = dict(data.get("config") or {})
+        if config.get("permission_prompts") == "ask":  # nobody could answer: the front end refuses it too
+            raise ApplicationError(
+                f"worker {self.identity} refused the request: permission_prompts='ask' is not available on workers",
+                type="InvalidRequestError",
+                non_retryable=True,
+            )
         config.update(max_attempts=1, transcript_dir=None, stream_output=False)
         data["config"] = config
         try:

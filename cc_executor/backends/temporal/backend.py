@@ -56,7 +56,7 @@ from cc_executor.backends.temporal.workflow import CANCEL_SIGNAL, RUN_WORKFLOW, 
 from cc_executor.engine.recovery import connect_registry
 from cc_executor.engine.task_list_runner import ListMember, TaskList, UpdateCallback
 from cc_executor.errors import InvalidRequestError, RunNotFoundError, TranscriptNotFoundError
-from cc_executor.models import ExecutionResult, RunRecord, RunRequest, RunStatus
+from cc_executor.models import Approval, ApprovalDecision, ExecutionResult, RunRecord, RunRequest, RunStatus
 from cc_executor.registry.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -148,10 +148,26 @@ class TemporalBackend:
     # --- submitting -------------------------------------------------------------------------------------------
 
     async def preflight(self, request: RunRequest) -> None:
-        """Nothing to check here: ``claude`` and the cwd are the workers' (a worker refuses what it can't run)."""
+        """What this backend cannot do, and whether Temporal answers; ``claude`` and the cwd are the workers' (a
+        worker refuses what it can't run)."""
+        _refuse_ask_mode(request)
         await self.client()
 
+    async def approve(
+        self,
+        run_id: str,
+        request_id: str,
+        decision: ApprovalDecision,
+        *,
+        decided_by: str = "caller",
+        message: str | None = None,
+    ) -> Approval:
+        """Runs on workers never ask (ask mode is refused at submit), so there is nothing to answer."""
+        await (await self.store()).get(run_id)  # RunNotFoundError for an unknown id
+        raise InvalidRequestError(f"run {run_id} has no question {request_id!r}: {_NO_ASK_MODE}")
+
     async def submit(self, request: RunRequest, *, activity_queue: str | None = None) -> str:
+        _refuse_ask_mode(request)
         client = await self.client()  # unreachable: refuse before anything is recorded
         store = await self.store()
         try:
@@ -539,3 +555,14 @@ class TemporalBackend:
                     if record.run_id not in self._follows:  # followed runs are kept up to date by their followers
                         await self._sync_quietly(record.run_id)
             await anyio.sleep(_SWEEP_S)
+
+
+_NO_ASK_MODE = (
+    "the Temporal backend runs tasks on workers, whose permission prompts cannot be answered from here; "
+    "use permission_prompts='deny' (the default) with allowed_tools"
+)
+
+
+def _refuse_ask_mode(request: RunRequest) -> None:
+    if request.config.permission_prompts == "ask":
+        raise InvalidRequestError(f"permission_prompts='ask' is not available: {_NO_ASK_MODE}")

@@ -303,6 +303,7 @@ class ExecutionResult(BaseModel):
     parent_run_id: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    worker: str | None = Field(default=None, description="The worker that ran it (remote backends only).")
     _exception: Exception | None = PrivateAttr(default=None)  # the typed RunError, when this run produced it
 
     def __str__(self) -> str:
@@ -398,6 +399,7 @@ class RunRecord(ExecutionResult):
     owner_boot: str | None = Field(default=None, description="The kernel boot id when the owner wrote the row.")
     created_at: str | None = None
     last_progress: str | None = None
+    backend: str | None = Field(default=None, description="A remote owner (``temporal``); None: this machine.")
     profile: dict[str, Any] | None = Field(default=None, description="setting_sources, mcp_servers, strict_mcp_config")
     approvals: list[Approval] = Field(default_factory=list, description="Prompts asked in ask mode, and answers.")
 

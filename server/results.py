@@ -69,6 +69,8 @@ def run_result(
         error=result.error,
         permission_denials=_denied_tools(result.permission_denials),
         last_progress=last_progress,
+        attempts=result.attempts if result.status.finished else None,
+        worker=result.worker,
         task=one_line(result.task, _TASK_CHARS) if result.task else None,
         cwd=result.cwd or None,
         list_id=result.list_id,

@@ -273,6 +273,8 @@ class RunResult(BaseModel):
     error: str | None = None
     permission_denials: list[str] = Field(default_factory=list, description="Tools that were denied during the run.")
     last_progress: str | None = Field(default=None, description="The latest progress message of a live run.")
+    attempts: int | None = Field(default=None, description="Attempts it took (API retries, or a lost worker's rerun).")
+    worker: str | None = Field(default=None, description="The worker that ran it (Temporal backend only).")
     pending_approvals: list[PendingApproval] = Field(
         default_factory=list, description="Questions the run waits on; answer with approve_run."
     )

@@ -55,10 +55,10 @@ class AppState:
         return self._backend
 
     async def _serve_backend(self, *, task_status: anyio.abc.TaskStatus[Backend]) -> None:
-        from cc_executor.backends import LocalBackend
+        from cc_executor.backends.factory import open_backend
 
         home = self.settings.home
-        backend = LocalBackend(
+        backend = open_backend(
             store_path=home / "runs.db" if home else None,
             transcript_dir=home / "transcripts" if home else None,
             max_concurrent=self.settings.max_concurrent,
@@ -124,6 +124,8 @@ class AppState:
         self._stop.set()
 
     async def _cancel_live(self, backend: Backend, reason: str) -> None:
+        if backend.name == "temporal":
+            return  # its runs live in Temporal and outlive this server (another front end can wait for them)
         async with anyio.create_task_group() as group:
             for list_id in list(self.lists):
                 group.start_soon(_stop_list, backend, list_id, reason)

@@ -323,6 +323,17 @@ CLI_CASES: dict[str, list[CliCase]] = {
     "demo": [
         CliCase(("--claude", "/nonexistent/claude"), "the Claude Code CLI `claude` was not found", code=1),
     ],
+    "worker": [  # refused before any connection is tried or any state is written
+        CliCase(("--max-concurrent", "0"), "--max-concurrent must be at least 1, got 0"),
+        CliCase(("--max-concurrent", "many"), "argument --max-concurrent: invalid int value: 'many'"),
+        CliCase(("--graceful-timeout", "-1"), "--graceful-timeout must be 0 or more seconds, got -1.0"),
+        CliCase(("--address", "nohost"), "the Temporal address 'nohost' must be host:port"),
+        CliCase(("--tls-cert", "/nonexistent/c.pem"), "mTLS needs both a client certificate and its key"),
+        CliCase(
+            ("--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"),
+            "CC_EXECUTOR_TEMPORAL_TLS_CERT / --tls-cert: '/nonexistent/c.pem' is not a readable file",
+        ),
+    ],
 }
 CLI = [sys.executable, "-m", "cc_executor.cli"]
 

@@ -24,7 +24,7 @@ RUNS_COLUMNS = {
     "output_tokens", "usage", "num_turns", "duration_s", "error_class", "error", "result", "structured_output",
     "summary", "files_created", "files_modified", "files_deleted", "files_truncated", "permission_denials",
     "transcript_path", "stderr_path", "timeout_s", "idle_timeout_s", "timeout_basis", "attempts", "last_progress",
-    "context", "profile", "owner_start", "owner_boot",
+    "context", "profile", "owner_start", "owner_boot", "backend", "worker",
 }  # fmt: skip
 APPROVALS_COLUMNS = {
     "run_id", "request_id", "kind", "tool", "summary", "reason", "can_allow_for_run", "requested_schema",
@@ -423,3 +423,20 @@ async def test_m002_upgrades_a_database_made_by_m001(tmp_path: Path) -> None:
     async with RunStore.open(path) as store:
         record = await store.get("11111111-1111-4111-8111-111111111111")
     assert record.task == "old task" and record.context is None
+
+
+async def test_rows_a_remote_backend_owns_are_never_reconciled_by_pid(store: RunStore, here: Path) -> None:
+    from cc_executor.engine.recovery import reconcile
+
+    dead = 2**22 + 12345  # above the largest pid Linux allows: no such process
+    local = RunRequest(task="mine", cwd=here)
+    remote = RunRequest(task="a worker's", cwd=here)
+    await store.create_run(local, argv=[], owner_pid=dead)
+    await store.create_run(remote, argv=[], owner_pid=dead, backend="temporal")
+
+    assert await reconcile(store) == [local.run_id]
+
+    assert (await store.get(local.run_id)).status is RunStatus.LOST
+    kept = await store.get(remote.run_id)
+    assert kept.status is RunStatus.QUEUED and kept.backend == "temporal"
+    assert [r.run_id for r in await store.unfinished_runs(backend="temporal")] == [remote.run_id]

@@ -1,4 +1,4 @@
-"""``cc-executor``: the command line over the library (run, runs, show, cancel, serve, doctor, demo).
+"""``cc-executor``: the command line over the library (run, runs, show, cancel, serve, doctor, demo, worker).
 
 Each command lives in its own module with an ``add_parser(subparsers)`` that registers its flags and sets
 ``handler``, a function from the parsed arguments to an exit code. Commands reach runs only through the backend
@@ -41,6 +41,7 @@ examples:
   cc-executor approve 3f2a [--deny]             answer the permission prompt a run waits on
   cc-executor prune --older-than 30d --dry-run  what a prune of runs over 30 days old would delete
   cc-executor serve                             MCP stdio server (for Claude Desktop / Code, Codex)
+  cc-executor worker --address temporal:7233    execute runs for Temporal front ends (scale-out)
 
 Results go to stdout, progress to stderr; --json makes stdout one JSON document.
 Exit codes: 0 ok, 1 run or check failed, 2 bad usage or unknown run, 130 interrupted (Ctrl-C)."""
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     from cc_executor.cli import prune as cli_prune
     from cc_executor.cli import run as cli_run
     from cc_executor.cli import runs as cli_runs
+    from cc_executor.cli import worker as cli_worker
 
     parser = argparse.ArgumentParser(
         prog="cc-executor",
@@ -70,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_doctor.add_parser(commands)
     cli_prune.add_parser(commands)
     cli_demo.add_parser(commands)
+    cli_worker.add_parser(commands)
     return parser
 
 

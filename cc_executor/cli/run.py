@@ -262,6 +262,13 @@ class _Interrupt:
 
 async def _run(request: RunRequest, args: argparse.Namespace) -> int:
     from cc_executor.cli.live_display import make_display
+    from cc_executor.cli.remote_run import remote_backend_selected, run_remote
+
+    if remote_backend_selected():  # CC_EXECUTOR_BACKEND=temporal: the run executes on a worker
+        remote, signum = await run_remote(request, args)
+        if remote is None:
+            return 128 + (signum or signal.SIGINT)
+        return report(remote, json_output=args.json)
 
     display = make_display(quiet=args.quiet)
     interrupt = _Interrupt()
@@ -406,6 +413,8 @@ def footer_lines(result: ExecutionResult) -> list[str]:
     if result.num_turns:
         facts.append(f"{result.num_turns} turn{'s' if result.num_turns != 1 else ''}")
     facts += [format_cost(result.cost_usd), format_duration(result.duration_s)]
+    if result.worker:
+        facts.append(f"worker {result.worker}" + (f", {result.attempts} attempts" if result.attempts > 1 else ""))
     lines = [f"{mark} {status} · {' · '.join(facts)}"]
     for label, files in (
         ("created", result.files_created),

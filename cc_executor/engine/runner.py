@@ -24,6 +24,7 @@ from cc_executor.engine import changes, process, recovery
 from cc_executor.engine.approvals import ApprovalBroker, CanUseTool
 from cc_executor.engine.attempt import Attempt, AttemptDriver
 from cc_executor.engine.command import (
+    RUN_MARKER_ENV,
     build_argv,
     build_env,
     check_argv_values,
@@ -177,6 +178,13 @@ class Run:
         self.cancel_reason: str | None = None
         self.mcp_config_file: Path | None = None  # removed when the run ends
         self.can_use_tool: CanUseTool | None = None
+        # What its processes are marked with (and swept by). A remote worker makes it per attempt
+        # (``use_marker``), so two attempts of one run on one host never sweep each other's processes.
+        self.marker = request.run_id
+
+    def use_marker(self, marker: str) -> None:
+        self.marker = marker
+        self.env[RUN_MARKER_ENV] = marker
 
     def set_cancel_reason(self, reason: str) -> None:
         """What the row will say if this run ends cancelled. The first reason wins: a later cancel (a shutdown
@@ -377,6 +385,7 @@ class Run:
             tracker=self.tracker,
             writer=self.writer,
             deadline=self.deadline,
+            marker=self.marker,
         )
         await driver.run(attempt)
 

@@ -166,3 +166,13 @@ async def m005_owner_identity(db: aiosqlite.Connection) -> None:
     """The owner as pid + process start time + boot id, so a reused pid does not pass for a live owner."""
     await db.execute("ALTER TABLE runs ADD COLUMN owner_start INTEGER")
     await db.execute("ALTER TABLE runs ADD COLUMN owner_boot TEXT")
+
+
+@migration
+async def m006_runs_backend(db: aiosqlite.Connection) -> None:
+    """Which backend owns a run (NULL: this machine's processes) and which worker ran it (remote backends).
+
+    A row owned by a remote backend (``temporal``) is not this machine's to reconcile: its owner is the Temporal
+    server, so recovery never marks it lost because a front end's pid died."""
+    await db.execute("ALTER TABLE runs ADD COLUMN backend TEXT")
+    await db.execute("ALTER TABLE runs ADD COLUMN worker TEXT")

@@ -114,9 +114,12 @@ class RunStore:
         status: RunStatus = RunStatus.QUEUED,
         transcript_path: str | None = None,
         stderr_path: str | None = None,
+        backend: str | None = None,
     ) -> RunRecord:
         """Insert the run's row before anything starts, so even a crash at spawn leaves a trace. The owner is
-        pid + start time + boot id (``process.own_identity``), so reconcile tells a dead owner from a reused pid."""
+        pid + start time + boot id (``process.own_identity``), so reconcile tells a dead owner from a reused pid.
+
+        ``backend`` names a remote owner (e.g. ``temporal``); such rows are never reconciled by pid."""
         row = {
             "id": request.run_id,
             "list_id": request.list_id,
@@ -138,6 +141,7 @@ class RunStore:
             "timeout_basis": request.timeout_basis,
             "context": request.context,
             "profile": compact_json(request.config.profile()),
+            "backend": backend,
         }
         sql = f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
         async with self._lock:
@@ -155,6 +159,10 @@ class RunStore:
             "started_at = COALESCE(started_at, ?), pid = ?, pgid = ?",
             (RunStatus.CANCELLED.value, RunStatus.RUNNING.value, utc_now(), pid, pgid),
         )
+
+    async def set_worker(self, run_id: str, worker: str) -> None:
+        """The remote worker running the run (a remote backend fills this from what its engine reports)."""
+        await self._update(run_id, "worker = ?", (worker,))
 
     async def set_progress(self, run_id: str, message: str) -> None:
         await self._update(run_id, "last_progress = ?", (message,))
@@ -294,10 +302,20 @@ class RunStore:
             rows = await self._db.execute_fetchall(sql, (prefix, prefix + "g", _check_limit(limit)))
         return [str(row[0]) for row in rows]
 
-    async def unfinished_runs(self) -> list[RunRecord]:
-        """Queued or running rows, oldest first: the ones a restart must adopt or mark lost."""
-        sql = f"SELECT * FROM runs WHERE status IN ({', '.join('?' * len(_UNFINISHED))}) ORDER BY created_at, rowid"
-        return await self._records(sql, _UNFINISHED)
+    async def unfinished_runs(self, *, backend: str | None = None) -> list[RunRecord]:
+        """Queued or running rows, oldest first: the ones a restart must adopt or mark lost. Only this machine's
+        own rows by default; ``backend="temporal"`` gives the rows a remote backend owns."""
+        where = "backend IS NULL" if backend is None else "backend = ?"
+        statuses = ", ".join("?" * len(_UNFINISHED))
+        sql = f"SELECT * FROM runs WHERE status IN ({statuses}) AND {where} ORDER BY created_at, rowid"
+        return await self._records(sql, _UNFINISHED if backend is None else (*_UNFINISHED, backend))
+
+    async def delete_run(self, run_id: str) -> None:
+        """Forget a run's row and attempts (a worker's own copy, before it executes a retried attempt afresh)."""
+        async with self._lock, self._transaction():
+            for table in ("attempts", "approvals"):  # both reference runs(id)
+                await self._write(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            await self._write("DELETE FROM runs WHERE id = ?", (run_id,))
 
     async def list_attempts(self, run_id: str) -> list[dict[str, Any]]:
         sql = "SELECT * FROM attempts WHERE run_id = ? ORDER BY n"
@@ -515,6 +533,7 @@ def _result_values(result: ExecutionResult) -> dict[str, dict[str, Any]]:
         "timeout_s": result.timeout_s,
         "timeout_basis": result.timeout_basis,
         "started_at": result.started_at,
+        "worker": result.worker,
     }
     return {"overwrite": overwrite, "keep": keep}
 

@@ -5,6 +5,8 @@
     ├── ClaudeNotFoundError         no `claude` executable where we looked
     ├── RunNotFoundError            unknown run id
     ├── TranscriptNotFoundError     the run exists but its transcript file does not
+    ├── WorktreeError               a git step of worktree isolation failed, or a merge/discard was refused
+    │   └── MergeConflictError      merge_run found conflicts (``files``); the checkout was not touched
     └── RunError                    a run ended without success; ``.result`` holds what was collected
         ├── ApiError                the CLI reported an API failure (``status`` = HTTP status)
         │   ├── AuthenticationError         401/403: bad key or expired login
@@ -21,6 +23,7 @@
         ├── RunLostError            its owner process died mid-run (found and marked on the next start)
         ├── StructuredOutputError   json_schema given but the reply is missing or does not match it
         ├── CLICrashError           the CLI exited without a result line (crash, signal, refusal)
+        ├── WorktreeSetupError      the run's worktree could not be made ready (git failed, `setup` exited non-zero)
         └── StreamCorruptionError   the stream could not be read (oversized final line, broken pipe)
 
 Callers match on classes or on ``error_class`` (the class name) stored with each run, never on message text.
@@ -163,6 +166,20 @@ class StreamCorruptionError(RunError):
     pass
 
 
+class WorktreeSetupError(RunError):
+    pass
+
+
+class WorktreeError(CCExecutorError):
+    pass
+
+
+class MergeConflictError(WorktreeError):
+    def __init__(self, message: str, files: list[str]) -> None:
+        super().__init__(message)
+        self.files = files
+
+
 ERROR_CLASSES: dict[str, type[RunError]] = {
     cls.__name__: cls
     for cls in (
@@ -183,5 +200,6 @@ ERROR_CLASSES: dict[str, type[RunError]] = {
         StructuredOutputError,
         CLICrashError,
         StreamCorruptionError,
+        WorktreeSetupError,
     )
 }

@@ -16,6 +16,8 @@ PERMISSION_MODES: tuple[str, ...] = ("acceptEdits", "auto", "bypassPermissions",
 
 MAX_TASK_BYTES = 4 * 1024 * 1024
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
+Isolation = Literal["none", "worktree"]
+ISOLATIONS: tuple[str, ...] = ("none", "worktree")
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -77,6 +79,9 @@ class CCExecutorConfig(BaseModel):
         description="With no timeout given, also ask a cheap model for an estimate (recorded beside history).",
     )
     prediction_model: str | None = Field(default=None, description="Model for agent_predict_timeout; default: `model`.")
+    worktree_dir: Path | None = Field(
+        default=None, description="Where isolated runs' git worktrees are made; default <state dir>/worktrees."
+    )
 
     @field_validator("allowed_tools", "disallowed_tools")
     @classmethod
@@ -108,6 +113,18 @@ class RunRequest(BaseModel):
     timeout_basis: str | None = None
     context: str | None = Field(
         default=None, description="Sent before the task, e.g. a task list's summary of the earlier tasks."
+    )
+    isolation: Isolation = Field(
+        default="none", description="'worktree': run in a new git worktree on its own branch (see worktrees.py)."
+    )
+    base_ref: str | None = Field(
+        default=None, description="Isolated runs start from this commit-ish; default the commit checked out in cwd."
+    )
+    branch: str | None = Field(
+        default=None, description="Isolated runs' branch, exactly; refused if it exists. Default cc-executor/<id8>."
+    )
+    setup: list[str] | None = Field(
+        default=None, description="Isolated runs: a command (argv, no shell) run in the worktree before the task."
     )
 
     @property
@@ -160,9 +177,27 @@ class RunRequest(BaseModel):
                 raise ValueError(f"add_dirs entry {str(directory)!r} is not a directory")
         return self
 
+    @model_validator(mode="after")
+    def _worktree_fields(self) -> RunRequest:
+        given = [name for name in ("base_ref", "branch", "setup") if getattr(self, name) is not None]
+        if self.isolation != "worktree" and given:
+            raise ValueError(f"{', '.join(given)} only apply with isolation='worktree' (isolation is 'none')")
+        for name in ("base_ref", "branch"):
+            value = getattr(self, name)
+            if value is not None and (not value.strip() or value.startswith("-") or any(c in value for c in "\0\n\r")):
+                raise ValueError(f"{name} {value[:80]!r} is not a git ref name")
+        if self.setup is not None and (not self.setup or any(not a or "\0" in a for a in self.setup)):
+            raise ValueError("setup must be a non-empty argv list of non-empty strings, e.g. ['npm', 'ci']")
+        return self
+
     @property
     def timeout_s(self) -> float:
         return self.config.timeout or DEFAULT_TIMEOUT_S
+
+
+class WorktreeCommit(BaseModel):
+    sha: str
+    subject: str
 
 
 class ExecutionResult(BaseModel):
@@ -197,6 +232,18 @@ class ExecutionResult(BaseModel):
     parent_run_id: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    isolation: Isolation = "none"
+    branch: str | None = Field(default=None, description="Isolated runs: the branch holding the run's work.")
+    base_sha: str | None = Field(default=None, description="Isolated runs: the commit the worktree started from.")
+    head_sha: str | None = Field(default=None, description="Isolated runs: the branch's commit when the run ended.")
+    commits: list[WorktreeCommit] = Field(default_factory=list, description="Isolated runs: base..head, oldest first.")
+    diffstat: str | None = Field(default=None, description="Isolated runs: `git diff --stat` base..head.")
+    uncommitted_changes_not_carried: bool = Field(
+        default=False, description="The caller's checkout had uncommitted changes; the worktree did not get them."
+    )
+    worktree_path: str | None = Field(
+        default=None, description="Isolated runs: the worktree directory while it exists (removed when the run ends)."
+    )
     _exception: Exception | None = PrivateAttr(default=None)  # the typed RunError, when this run produced it
 
     def __str__(self) -> str:
@@ -260,6 +307,7 @@ class RunRecord(ExecutionResult):
     owner_pid: int | None = None
     created_at: str | None = None
     last_progress: str | None = None
+    base_branch: str | None = Field(default=None, description="Isolated runs: the branch checked out at the start.")
 
     def to_result(self) -> ExecutionResult:
         return ExecutionResult.model_validate(self.model_dump(include=set(ExecutionResult.model_fields)))

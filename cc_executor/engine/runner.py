@@ -25,6 +25,7 @@ from cc_executor.engine.prediction import resolve_timeout
 from cc_executor.engine.progress_text import ProgressTracker, shorten
 from cc_executor.engine.slots import RunSlots, default_slots
 from cc_executor.engine.structured_output import reply_error
+from cc_executor.engine.worktree import RunWorktree, plan_worktree, worktree_root
 from cc_executor.errors import (
     IdleTimeoutError,
     RunCancelledError,
@@ -67,6 +68,9 @@ async def prepare_run(request: RunRequest, store: RunStore, *, transcript_dir: P
     request = await resolve_timeout(request, store, execute=execute_run)
     config = request.config
     argv = build_argv(request, claude)
+    worktree = None
+    if request.isolation == "worktree":  # validated before the row exists: bad input creates nothing
+        worktree = RunWorktree(await plan_worktree(request, worktree_root(config.worktree_dir)), request.task)
     stdout_path, stderr_path = transcript_paths(request.run_id, transcript_dir or config.transcript_dir)
     await store.create_run(
         request,
@@ -75,7 +79,9 @@ async def prepare_run(request: RunRequest, store: RunStore, *, transcript_dir: P
         transcript_path=str(stdout_path) if config.save_transcript else None,
         stderr_path=str(stderr_path) if config.save_transcript else None,
     )
-    return Run(request, argv, env, store, stdout_path, stderr_path)
+    if worktree is not None:
+        await store.set_worktree(request.run_id, worktree.plan)
+    return Run(request, argv, env, store, stdout_path, stderr_path, worktree)
 
 
 class Run:
@@ -89,8 +95,11 @@ class Run:
         store: RunStore,
         stdout_path: Path,
         stderr_path: Path,
+        worktree: RunWorktree | None = None,
     ) -> None:
         self.request = request
+        self.caller_cwd = request.cwd
+        self.worktree = worktree  # isolation="worktree": entered before attempt 1, left in _execute's finally
         self.config = request.config
         self.argv = argv
         self.env = env
@@ -148,7 +157,7 @@ class Run:
         self.deadline = self.started + self.request.timeout_s
         self.started_at = utc_now()
         self.tracker.started = self.started
-        if self.config.track_files:
+        if self.config.track_files and self.worktree is None:  # a worktree's changes come from git
             self.before = await changes.take_snapshot(self.request.cwd)
         self.writer = self._open_writer()
         try:
@@ -156,6 +165,8 @@ class Run:
         finally:
             if self.writer is not None:
                 self.writer.close()
+            if self.worktree is not None:
+                await self.worktree.leave()  # shielded: a failed, cancelled or timed-out run's work is committed too
         result = await self._result(error)
         requested = await self.cancel_requested()
         if requested is not None:
@@ -224,6 +235,12 @@ class Run:
         if requested is not None:
             attempt.stopped = RunCancelledError(f"{requested} (before the CLI started)")
             return
+        if attempt.n == 1 and self.worktree is not None:
+            self.request, attempt.stopped = await self.worktree.enter(
+                self.request, self.writer, self.env, self.deadline
+            )
+            if attempt.stopped is not None:
+                return
         driver = AttemptDriver(
             request=self.request,
             argv=self.argv,
@@ -276,6 +293,8 @@ class Run:
             started_at=self.started_at,
             finished_at=utc_now(),
         )
+        if self.worktree is not None:
+            result = self.worktree.apply(result, self.caller_cwd)
         if error is not None:
             error.result = result
             result._exception = error

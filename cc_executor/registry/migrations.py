@@ -127,3 +127,20 @@ async def m001_runs(db: aiosqlite.Connection) -> None:
 async def m002_runs_context(db: aiosqlite.Connection) -> None:
     """What was sent before the task (a task list's summary of earlier tasks), kept apart from the task."""
     await db.execute("ALTER TABLE runs ADD COLUMN context TEXT")
+
+
+@migration
+async def m003_worktree(db: aiosqlite.Connection) -> None:
+    """Worktree isolation: where an isolated run's work is (branch, base..head, commits) and its worktree dir."""
+    for column in (
+        "isolation TEXT NOT NULL DEFAULT 'none'",
+        "branch TEXT",
+        "base_branch TEXT",
+        "base_sha TEXT",
+        "head_sha TEXT",
+        "commits TEXT",
+        "diffstat TEXT",
+        "worktree_path TEXT",
+        "uncommitted_changes_not_carried INTEGER NOT NULL DEFAULT 0",
+    ):
+        await db.execute(f"ALTER TABLE runs ADD COLUMN {column}")

@@ -13,7 +13,7 @@ from cc_executor.api import (
     resume,
     run_stream,
 )
-from cc_executor.backends.local import Backend, LocalBackend
+from cc_executor.backends import Backend, LocalBackend
 from cc_executor.engine.runner import execute_run
 from cc_executor.errors import (
     ApiError,

@@ -132,7 +132,7 @@ def _render(line: str, fmt: Format) -> str | None:
     """The line as returned: raw, or readable text (None for events that render to nothing)."""
     if fmt == "raw":
         return line
-    from cc_executor.registry.transcript_text import render_line
+    from cc_executor.transcript_text import render_line
 
     rendered = render_line(line)
     return "\n".join(rendered) if rendered else None

@@ -1,69 +1,175 @@
-"""The backend seam: submit, cancel, events, status, wait.
+"""``LocalBackend``: runs in this process's task group, behind the seam (``backends.protocol.Backend``).
 
-Runs submitted here outlive the call that started them (the MCP server hands a run id back before a
-host's wall clock expires and the run keeps going). ``LocalBackend`` runs ``execute_run``'s pieces in
-this process's task group; a remote backend (e.g. a Temporal activity per run on workers) would
-implement the same protocol around the same ``prepare_run`` / ``Run.execute`` pair.
+Runs submitted here outlive the call that started them (the MCP server hands a run id back before a host's wall
+clock expires and the run keeps going) but not this process: leaving the backend cancels what still runs, and
+kills its tree. Runs owned by other processes on the same registry are still visible: their rows are followed
+(status, wait, events, transcript) and cancelled through the core's cross-process ``cancel_run``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Literal
 
 import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectSendStream
 
-from cc_executor.engine.runner import Run, prepare_run
+from cc_executor.backends.protocol import (
+    CancelReport,
+    ListMemberState,
+    ListOutcome,
+    ListRequest,
+    ResumeRequest,
+    RunEvent,
+    RunFilter,
+    TranscriptChunk,
+    TranscriptQuery,
+)
+from cc_executor.engine.cancel import cancel_run
+from cc_executor.engine.runner import Run, preflight, prepare_run
 from cc_executor.engine.slots import RunSlots
-from cc_executor.errors import RunNotFoundError
-from cc_executor.models import ExecutionResult, ProgressUpdate, RunRecord, RunRequest
+from cc_executor.engine.task_list_runner import ListMember, TaskList
+from cc_executor.errors import InvalidRequestError, RunNotFoundError, TranscriptNotFoundError
+from cc_executor.models import ExecutionResult, ProgressUpdate, RunRecord, RunRequest, RunStatus
+from cc_executor.registry import transcripts
 from cc_executor.registry.store import RunStore
 
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.5
+_KEPT_EVENTS = 256  # per live run: enough for a reconnecting front end; the transcript is the full record
+_KEPT_LISTS = 50
+_TAIL_SCAN_BYTES = 1
 
 
-class Backend(Protocol):
-    async def submit(self, request: RunRequest) -> str: ...
+class _EventLog:
+    """Numbered events of one run or list: a bounded history for late subscribers, then live delivery."""
 
-    async def cancel(self, run_id: str, reason: str = "cancelled") -> bool: ...
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.history: deque[RunEvent] = deque(maxlen=_KEPT_EVENTS)
+        self.subscribers: list[MemoryObjectSendStream[RunEvent]] = []
+        self.ended = anyio.Event()
 
-    def events(self, run_id: str) -> AsyncIterator[ProgressUpdate]: ...
+    @property
+    def last_seq(self) -> int:
+        return self.history[-1].seq if self.history else 0
 
-    async def status(self, run_id: str) -> RunRecord: ...
+    def progress(self, update: ProgressUpdate) -> None:
+        self._emit(RunEvent(run_id=self.key, seq=self.last_seq + 1, kind="progress", progress=update))
 
-    async def wait(self, run_id: str, timeout_s: float) -> ExecutionResult | None: ...
+    def finish(self, status: RunStatus | None) -> None:
+        self._emit(RunEvent(run_id=self.key, seq=self.last_seq + 1, kind="finished", status=status))
+        for send in self.subscribers:
+            send.close()
+        self.ended.set()
+
+    def _emit(self, event: RunEvent) -> None:
+        self.history.append(event)
+        for send in list(self.subscribers):
+            try:
+                send.send_nowait(event)
+            except anyio.WouldBlock:
+                pass  # a slow subscriber misses an update, never the run (and always gets "finished": see follow)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self.subscribers.remove(send)
+
+    async def follow(self, after: int) -> AsyncIterator[RunEvent]:
+        send, receive = anyio.create_memory_object_stream[RunEvent](_KEPT_EVENTS)
+        for event in self.history:
+            if event.seq > after:
+                send.send_nowait(event)
+        if self.ended.is_set():
+            send.close()
+        else:
+            self.subscribers.append(send)
+        last = after
+        async with receive:
+            async for event in receive:
+                last = event.seq
+                yield event
+        if self.ended.is_set() and last < self.last_seq:  # dropped while we were slow: still say it ended
+            yield self.history[-1]
 
 
 @dataclass(eq=False)
 class _LiveRun:
     run: Run
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
-    done: anyio.Event = field(default_factory=anyio.Event)
     result: ExecutionResult | None = None
     latest: ProgressUpdate | None = None
-    subscribers: list[MemoryObjectSendStream[ProgressUpdate]] = field(default_factory=list)
+    log: _EventLog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = _EventLog(self.run.request.run_id)
+
+    @property
+    def run_id(self) -> str:
+        return self.run.request.run_id
+
+    @property
+    def done(self) -> anyio.Event:
+        return self.log.ended
 
     async def publish(self, update: ProgressUpdate) -> None:
         self.latest = update
-        for send in list(self.subscribers):
-            try:
-                send.send_nowait(update)
-            except anyio.WouldBlock:
-                pass  # a slow subscriber misses an update, never the run
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                self.subscribers.remove(send)
+        self.log.progress(update)
+
+    def finish(self, result: ExecutionResult) -> None:
+        self.result = result
+        self.log.finish(result.status)
+
+
+@dataclass(eq=False)
+class _LiveList:
+    core: TaskList
+    log: _EventLog
+
+    @property
+    def done(self) -> anyio.Event:
+        return self.log.ended
+
+    async def publish(self, update: ProgressUpdate) -> None:
+        self.log.progress(update)
+
+    def outcome(self) -> ListOutcome:
+        core, counts = self.core, self.core.counts()
+        return ListOutcome(
+            list_id=core.list_id,
+            mode=core.mode,
+            status=core.status() if self.done.is_set() else "running",
+            members=[
+                ListMemberState(
+                    index=m.index,
+                    run_id=m.run_id,
+                    task=m.task,
+                    cwd=str(m.request.cwd),
+                    state=m.state,
+                    reason=m.reason,
+                    result=m.result,
+                )
+                for m in core.members
+            ],
+            succeeded=counts.succeeded,
+            failed=counts.failed,
+            skipped=counts.skipped,
+            running=counts.running,
+            pending=counts.pending,
+            cost_usd=counts.cost_usd,
+            elapsed_s=core.elapsed(),
+        )
 
 
 class LocalBackend:
-    """In-process runs under one task group; leaving the context cancels (and kills) whatever still runs."""
+    """In-process runs under one task group; leaving the context cancels (and kills) whatever still runs here."""
+
+    name = "local"
 
     def __init__(
         self,
@@ -72,23 +178,23 @@ class LocalBackend:
         store_path: Path | None = None,
         slots: RunSlots | None = None,
         transcript_dir: Path | None = None,
+        kill_grace_s: float = 2.0,
     ) -> None:
         self._store = store
         self._owns_store = store is None
         self.store_path = store_path
         self.slots = slots or RunSlots()
         self.transcript_dir = transcript_dir
+        self.kill_grace_s = kill_grace_s
         self._live: dict[str, _LiveRun] = {}
+        self._lists: dict[str, _LiveList] = {}
         self._group: anyio.abc.TaskGroup | None = None
         self._store_lock = anyio.Lock()
+        self._submit_lock = anyio.Lock()
 
-    @property
-    def store(self) -> RunStore:
-        if self._store is None:
-            raise RuntimeError("the store is not open yet: await backend.get_store() first")
-        return self._store
+    # --- lifecycle -----------------------------------------------------------------------------------------------
 
-    async def get_store(self) -> RunStore:
+    async def _registry(self) -> RunStore:
         """Open the registry on first use (and reconcile runs of dead owners), so start-up does no I/O."""
         async with self._store_lock:
             if self._store is None:
@@ -112,71 +218,184 @@ class LocalBackend:
         try:
             return await self._group.__aexit__(exc_type, exc, tb)
         finally:
-            if self._owns_store and self._store is not None:
-                with anyio.CancelScope(shield=True):
-                    await self._store.close()
-                self._store = None
+            self._group = None
+            await self.aclose()
 
-    @property
-    def active(self) -> int:
-        return sum(1 for live in self._live.values() if not live.done.is_set())
+    async def aclose(self) -> None:
+        if self._owns_store and self._store is not None:
+            with anyio.CancelScope(shield=True):
+                await self._store.close()
+            self._store = None
+
+    def _started_group(self) -> anyio.abc.TaskGroup:
+        if self._group is None:
+            raise RuntimeError("LocalBackend must be entered (async with) before it can start runs")
+        return self._group
+
+    # --- starting runs -------------------------------------------------------------------------------------------
+
+    async def preflight(self, request: RunRequest) -> None:
+        preflight(request)
 
     async def submit(self, request: RunRequest) -> str:
-        """Validate and record the run, start it in the background and return its id at once."""
-        if self._group is None:
-            raise RuntimeError("LocalBackend must be entered (async with) before submit")
-        run = await prepare_run(request, await self.get_store(), transcript_dir=self.transcript_dir)
-        live = _LiveRun(run)
-        self._live[request.run_id] = live
-        self._group.start_soon(self._drive, live)
+        """Validate and record the run, start it in the background and return its id at once (idempotent)."""
+        group = self._started_group()
+        async with self._submit_lock:  # two submits of one id: the second sees the first's row
+            if request.run_id in self._live or await self._known(request.run_id):
+                return request.run_id
+            live = await self._prepare(request)
+        group.start_soon(self._drive, live)
         return request.run_id
 
+    async def _known(self, run_id: str) -> bool:
+        try:
+            await (await self._registry()).get(run_id)
+        except RunNotFoundError:
+            return False
+        return True
+
+    async def _prepare(self, request: RunRequest) -> _LiveRun:
+        run = await prepare_run(request, await self._registry(), transcript_dir=self.transcript_dir)
+        live = _LiveRun(run)
+        self._forget_finished()
+        self._live[request.run_id] = live
+        return live
+
+    async def resume(self, request: ResumeRequest) -> str:
+        return await self.submit(await self.resume_request(request))
+
+    async def resume_request(self, request: ResumeRequest) -> RunRequest:
+        """The run request that continues (or forks) ``request.run_id``'s session in that run's own cwd."""
+        parent = await (await self._registry()).get(request.run_id)
+        if not parent.session_id:
+            raise InvalidRequestError(
+                f"run {request.run_id} has no Claude session to resume (status {parent.status.value})"
+            )
+        return request.request.model_copy(
+            update={
+                "cwd": Path(parent.cwd),
+                "resume_session_id": parent.session_id,
+                "fork_session": request.fork,
+                "parent_run_id": request.run_id,
+            }
+        )
+
     async def _drive(self, live: _LiveRun) -> None:
+        result: ExecutionResult | None = None
         try:
             with live.scope:
-                live.result = await live.run.execute(on_progress=live.publish, slots=self.slots)
+                result = await live.run.execute(on_progress=live.publish, slots=self.slots)
         except Exception:
-            log.exception("run %s crashed in the executor", live.run.request.run_id)
+            log.exception("run %s crashed in the executor", live.run_id)
         finally:
-            if live.result is None:
-                with anyio.CancelScope(shield=True):
-                    record = await self.store.get(live.run.request.run_id)
-                live.result = record.to_result()
-            for send in live.subscribers:
-                send.close()
-            live.done.set()
+            with anyio.CancelScope(shield=True):
+                live.finish(result or await self._recorded_result(live.run_id))
 
-    async def cancel(self, run_id: str, reason: str = "cancelled") -> bool:
-        """Kill a live run's tree and record ``cancelled``; False if it already finished or is not live here.
+    async def _recorded_result(self, run_id: str) -> ExecutionResult:
+        return (await (await self._registry()).get(run_id)).to_result()
 
-        The first reason wins: cancelling a run that is already being cancelled only waits for it to end.
-        """
+    async def execute(
+        self, request: RunRequest, on_progress: Callable[[ProgressUpdate], Awaitable[None]]
+    ) -> ExecutionResult:
+        """Submit ``request`` and wait for it, forwarding its progress; cancelling the caller cancels the run
+        (``TaskList``'s ``execute`` contract: the row's first cancel reason is the one recorded)."""
+        run_id = await self.submit(request)
+        live = self._live[run_id]
+        try:
+            async for event in self.events(run_id):
+                if event.progress is not None:
+                    await on_progress(event.progress)
+            await live.done.wait()
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._cancel_here(run_id, "cancelled: the task list stopped")
+            raise
+        assert live.result is not None
+        return live.result
+
+    # --- following runs ------------------------------------------------------------------------------------------
+
+    async def cancel(self, run_id: str, reason: str = "cancelled") -> CancelReport:
+        """Kill a run's tree and record ``cancelled``. A run of another process is cancelled through its row and
+        its process marker; a task of a list through the list (pending: skipped). The first reason wins."""
+        for live_list in self._lists.values():
+            if live_list.core.member(run_id) is not None and not live_list.done.is_set():
+                cancelled = await live_list.core.cancel_member(run_id, reason)
+                return await self._report(run_id, cancelled)
+        return await self._cancel_here(run_id, reason)
+
+    async def _cancel_here(self, run_id: str, reason: str) -> CancelReport:
         live = self._live.get(run_id)
         if live is None:
-            await (await self.get_store()).get(run_id)  # RunNotFoundError for unknown ids
-            return False
+            outcome = await cancel_run(await self._registry(), run_id, reason=reason, grace_s=self.kill_grace_s)
+            return CancelReport(
+                run_id=run_id,
+                cancelled=outcome.cancelled,
+                status=outcome.status,
+                owner="elsewhere",
+                signalled=outcome.signalled,
+                remaining=outcome.remaining,
+            )
         if live.done.is_set():
-            return False
+            return await self._report(run_id, False)
         live.run.set_cancel_reason(reason)
         live.scope.cancel()
         await live.done.wait()
-        return True
+        return await self._report(run_id, True)
 
-    async def events(self, run_id: str) -> AsyncIterator[ProgressUpdate]:
-        """Progress updates of a live run until it finishes (nothing for finished or unknown runs)."""
-        live = self._live.get(run_id)
-        if live is None or live.done.is_set():
+    async def _report(self, run_id: str, cancelled: bool) -> CancelReport:
+        try:
+            status = (await (await self._registry()).get(run_id)).status
+        except RunNotFoundError:  # a list task skipped before it had a row
+            status = RunStatus.SKIPPED
+        return CancelReport(run_id=run_id, cancelled=cancelled, status=status, owner="here")
+
+    async def events(self, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
+        """Numbered events with ``seq > after`` until the ``finished`` event, for a run or a list of this backend.
+        A pending list task is waited for; a run of another process (or one this backend no longer holds) is
+        followed through its row: progress lines, then ``finished``."""
+        live_list = self._lists.get(run_id)
+        if live_list is not None:
+            async for event in live_list.log.follow(after):
+                yield event
             return
-        send, receive = anyio.create_memory_object_stream[ProgressUpdate](256)
-        live.subscribers.append(send)
-        if live.latest is not None:
-            send.send_nowait(live.latest)
-        async with receive:
-            async for update in receive:
-                yield update
+        await self._until_started(run_id)
+        live = self._live.get(run_id)
+        source = live.log.follow(after) if live is not None else self._follow_row(run_id, after)
+        async for event in source:
+            yield event
+
+    async def _until_started(self, run_id: str) -> None:
+        """A pending task of a live list: wait until it has been handed to this backend or has ended."""
+        member = self._list_member(run_id)
+        while member is not None and member.state == "pending" and run_id not in self._live:
+            with anyio.move_on_after(_POLL_S):
+                await member.done.wait()
+
+    def _list_member(self, run_id: str) -> ListMember | None:
+        for live in self._lists.values():
+            member = live.core.member(run_id)
+            if member is not None:
+                return member
+        return None
+
+    async def _follow_row(self, run_id: str, after: int) -> AsyncIterator[RunEvent]:
+        store = await self._registry()
+        seq, seen = after, None
+        while True:
+            record = await store.get(run_id)
+            if record.status.finished:
+                yield RunEvent(run_id=run_id, seq=seq + 1, kind="finished", status=record.status)
+                return
+            if record.last_progress and record.last_progress != seen:
+                seen = record.last_progress
+                seq += 1
+                update = ProgressUpdate(run_id=run_id, kind="heartbeat", message=record.last_progress)
+                yield RunEvent(run_id=run_id, seq=seq, kind="progress", progress=update)
+            await anyio.sleep(_POLL_S)
 
     async def status(self, run_id: str) -> RunRecord:
-        record = await (await self.get_store()).get(run_id)
+        record = await (await self._registry()).get(run_id)
         live = self._live.get(run_id)
         if live is not None and live.latest is not None and not live.done.is_set():
             record.last_progress = live.latest.message
@@ -184,12 +403,15 @@ class LocalBackend:
 
     async def wait(self, run_id: str, timeout_s: float) -> ExecutionResult | None:
         """The result once the run finishes, or None if it is still running after ``timeout_s``."""
-        live = self._live.get(run_id)
+        store = await self._registry()
         with anyio.move_on_after(timeout_s):
+            member = self._list_member(run_id)
+            if member is not None:  # a task of a list, maybe not started yet
+                await member.done.wait()
+            live = self._live.get(run_id)
             if live is not None:
                 await live.done.wait()
                 return live.result
-            store = await self.get_store()
             while True:  # owned by another process: follow its row
                 record = await store.get(run_id)
                 if record.status.finished:
@@ -197,14 +419,150 @@ class LocalBackend:
                 await anyio.sleep(_POLL_S)
         return None
 
+    async def list_runs(self, query: RunFilter) -> list[RunRecord]:
+        store = await self._registry()
+        return await store.list_runs(
+            status=query.status,
+            cwd=query.cwd,
+            since=query.since.isoformat() if query.since else None,
+            list_id=query.list_id,
+            limit=query.limit,
+        )
+
+    async def find_ids(self, prefix: str, limit: int = 10) -> list[str]:
+        """Run ids starting with ``prefix`` (for front ends that accept a short id)."""
+        return await (await self._registry()).find_ids(prefix, limit=limit)
+
+    async def transcript(self, run_id: str, query: TranscriptQuery) -> TranscriptChunk:
+        record = await self.status(run_id)
+        if not record.transcript_path:
+            raise TranscriptNotFoundError(run_id)
+        path = Path(record.transcript_path)
+        cursor = query.cursor if query.tail is None else _tail_offset(path, query.tail)
+        page = transcripts.read_page(path, cursor=cursor, limit=query.limit, max_bytes=query.max_bytes)
+        return TranscriptChunk(
+            run_id=run_id,
+            lines=page.lines,
+            cursor=page.cursor,
+            next_cursor=page.next_cursor,
+            total_bytes=page.total_bytes,
+            running=not record.status.finished,
+        )
+
+    # --- task lists ----------------------------------------------------------------------------------------------
+
+    async def submit_list(self, request: ListRequest) -> str:
+        """Start a task list in the background; each task is a run of this backend (see the protocol)."""
+        group = self._started_group()
+        if request.list_id in self._lists:
+            return request.list_id
+        log_ = _EventLog(request.list_id)
+        core = TaskList(
+            request.requests,
+            await self._registry(),
+            sequential=request.mode == "sequential",
+            max_parallel=request.max_parallel,
+            stop_on_error=request.stop_on_error,
+            execute=self.execute,
+        )
+        live = _LiveList(core, log_)
+        core.on_progress = live.publish
+        self._forget_finished_lists()
+        self._lists[request.list_id] = live
+        group.start_soon(self._drive_list, live)
+        return request.list_id
+
+    async def _drive_list(self, live: _LiveList) -> None:
+        try:
+            await live.core.run()
+        except Exception:
+            log.exception("task list %s crashed", live.core.list_id)
+        finally:
+            live.log.finish(None)
+
+    async def cancel_list(self, list_id: str, reason: str = "cancelled") -> bool:
+        live = self._lists.get(list_id)
+        if live is None or live.done.is_set():
+            return False
+        await live.core.cancel(reason)
+        await live.done.wait()
+        return True
+
+    async def list_outcome(self, list_id: str, timeout_s: float = 0.0) -> ListOutcome:
+        live = self._lists.get(list_id)
+        if live is None:
+            return await self._outcome_from_rows(list_id)
+        with anyio.move_on_after(timeout_s):
+            await live.done.wait()
+        return live.outcome()
+
+    async def _outcome_from_rows(self, list_id: str) -> ListOutcome:
+        """A list this backend did not run (or has forgotten): what its rows say."""
+        rows = await (await self._registry()).list_runs(list_id=list_id, limit=500)
+        if not rows:
+            raise RunNotFoundError(list_id)
+        rows.sort(key=lambda record: record.created_at or "")
+        members = [
+            ListMemberState(
+                index=i,
+                run_id=row.run_id,
+                task=row.task,
+                cwd=row.cwd,
+                state="finished" if row.status.finished else "running",
+                result=row.to_result() if row.status.finished else None,
+            )
+            for i, row in enumerate(rows, start=1)
+        ]
+        results = [m.result for m in members if m.result is not None]
+        running = len(members) - len(results)
+        failed = sum(not r.ok for r in results)
+        status: Literal["running", "success", "failed", "cancelled"] = (
+            "running" if running else "success" if not failed else "failed"
+        )
+        return ListOutcome(
+            list_id=list_id,
+            mode="sequential",
+            status=status,
+            members=members,
+            succeeded=len(results) - failed,
+            failed=failed,
+            running=running,
+            cost_usd=round(sum(r.cost_usd or 0.0 for r in results), 6),
+        )
+
+    # --- memory --------------------------------------------------------------------------------------------------
+
     def latest(self, run_id: str) -> ProgressUpdate | None:
         live = self._live.get(run_id)
         return live.latest if live else None
 
-    def forget_finished(self) -> None:
-        """Drop finished runs from memory (their rows stay in the store)."""
+    def live_run_ids(self) -> list[str]:
+        return [run_id for run_id, live in self._live.items() if not live.done.is_set()]
+
+    def _forget_finished(self) -> None:
+        """Drop finished runs from memory (their rows stay in the store); keeps a long-lived server flat."""
         for run_id in [r for r, live in self._live.items() if live.done.is_set()]:
             del self._live[run_id]
 
+    def _forget_finished_lists(self) -> None:
+        finished = [list_id for list_id, live in self._lists.items() if live.done.is_set()]
+        for list_id in finished[: max(0, len(finished) - _KEPT_LISTS)]:
+            del self._lists[list_id]
 
-__all__ = ["Backend", "LocalBackend", "RunNotFoundError"]
+
+def _tail_offset(path: Path, count: int) -> int:
+    """Byte offset of the ``count``-th complete line from the end."""
+    starts: deque[int] = deque(maxlen=count)
+    position = 0
+    while True:
+        page = transcripts.read_page(path, cursor=position, limit=1, max_bytes=_TAIL_SCAN_BYTES)
+        if not page.lines:
+            break
+        starts.append(position)
+        if page.next_cursor is None:
+            break
+        position = page.next_cursor
+    return starts[0] if starts else 0
+
+
+__all__ = ["LocalBackend"]

@@ -50,25 +50,24 @@ class RunFilter(BaseModel):
 
 
 class TranscriptQuery(BaseModel):
-    """A page of a run's transcript: raw stream-json lines or readable text, by byte cursor or from the end."""
+    """A page of a run's raw transcript (the CLI's stream-json lines), by byte cursor or from the end."""
 
-    format: Literal["raw", "text"] = "text"
     cursor: int = Field(default=0, ge=0, description="Byte offset of a line start (``next_cursor`` of a page).")
     limit: int = Field(default=50, ge=1, le=5000, description="At most this many lines.")
+    max_bytes: int = Field(default=1024 * 1024, ge=1, description="Stop the page before it grows past this.")
     tail: int | None = Field(default=None, ge=1, le=5000, description="The last N lines instead of from ``cursor``.")
-    max_bytes: int = Field(default=1024 * 1024, ge=1024, description="Stop the page before it grows past this.")
 
 
 class TranscriptChunk(BaseModel):
-    """One page of a transcript as it crosses the seam (distinct from the registry's file-level page)."""
+    """One page of raw transcript lines as it crosses the seam (rendering is the front end's:
+    ``cc_executor.transcript_text``)."""
 
     run_id: str
     lines: list[str]
     cursor: int = Field(description="Byte offset where this page starts.")
-    next_cursor: int = Field(description="Where the next page starts; equal to ``size`` at the end so far.")
-    size: int = Field(description="The transcript's size in bytes when read.")
-    complete: bool = Field(description="True when the run has finished and this page reaches the end.")
-    truncated_lines: int = Field(default=0, description="Lines shortened to fit ``max_bytes``.")
+    next_cursor: int | None = Field(description="Where the next page starts; None when this page reached the end.")
+    total_bytes: int = Field(description="The transcript's size in bytes when read.")
+    running: bool = Field(description="The run has not finished: more lines may come.")
 
 
 class ListRequest(BaseModel):
@@ -81,12 +80,49 @@ class ListRequest(BaseModel):
     stop_on_error: bool = True
 
 
+class ListMemberState(BaseModel):
+    """One task of a list: ``pending`` (not started), ``running``, ``finished`` (``result`` set) or ``skipped``."""
+
+    index: int = Field(ge=1)
+    run_id: str
+    task: str
+    cwd: str
+    state: Literal["pending", "running", "finished", "skipped"]
+    reason: str | None = Field(default=None, description="Why it was skipped, or cancelled by the list.")
+    result: ExecutionResult | None = None
+
+
 class ListOutcome(BaseModel):
-    """Where a task list is: every member's row (in list order) and whether the list has ended."""
+    """Where a task list is: each member in list order, the totals, and how it ended (``running`` until then)."""
 
     list_id: str
-    finished: bool
-    members: list[RunRecord]
+    mode: Literal["sequential", "parallel"]
+    status: Literal["running", "success", "failed", "cancelled"]
+    members: list[ListMemberState]
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    running: int = 0
+    pending: int = 0
+    cost_usd: float = 0.0
+    elapsed_s: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.status != "running"
+
+
+class CancelReport(BaseModel):
+    """What a cancel did. ``cancelled`` False: the run had already finished and nothing changed."""
+
+    run_id: str
+    cancelled: bool
+    status: RunStatus = Field(description="The run's status after the cancel.")
+    owner: Literal["here", "elsewhere"] = Field(
+        description="here: this backend ran it in this process; elsewhere: another process or machine owns it."
+    )
+    signalled: int = Field(default=0, description="Processes signalled (runs owned elsewhere).")
+    remaining: int = Field(default=0, description="Processes still carrying the run's marker afterwards.")
 
 
 class ResumeRequest(BaseModel):
@@ -119,14 +155,15 @@ class Backend(Protocol):
         """Submit a resumed (or forked) run of a finished run; its new run id."""
         ...
 
-    async def cancel(self, run_id: str, reason: str = "cancelled") -> bool:
-        """Stop a queued or running run (its whole process tree) and record ``cancelled`` with ``reason``.
-        True if this call cancelled it; False if it had already finished. The first reason wins."""
+    async def cancel(self, run_id: str, reason: str = "cancelled") -> CancelReport:
+        """Stop a queued or running run (its whole process tree), wherever it runs, and record ``cancelled``
+        with ``reason``. A pending list task is skipped instead. The first reason wins."""
         ...
 
     def events(self, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
         """The run's numbered events with ``seq > after``, live until its ``finished`` event (which ends the
-        iteration). A finished run yields what is kept and then its ``finished`` event."""
+        iteration). A finished run yields what is kept and then its ``finished`` event. A list id gives the
+        list's events: every task's progress, prefixed with its place in the list, then ``finished``."""
         ...
 
     async def status(self, run_id: str) -> RunRecord:
@@ -146,7 +183,9 @@ class Backend(Protocol):
         ...
 
     async def submit_list(self, request: ListRequest) -> str:
-        """Start a task list (its members recorded under ``list_id``); return the list id at once."""
+        """Start a task list (its members recorded under ``list_id``); return the list id at once. Each task is
+        a run of this backend: ``status``/``wait``/``events``/``cancel`` work on its run id, also while it is
+        pending (``wait`` then waits for it to start and end; ``cancel`` skips it)."""
         ...
 
     async def cancel_list(self, list_id: str, reason: str = "cancelled") -> bool:
@@ -154,7 +193,8 @@ class Backend(Protocol):
         ...
 
     async def list_outcome(self, list_id: str, timeout_s: float = 0.0) -> ListOutcome:
-        """The list's members, after waiting up to ``timeout_s`` for it to end."""
+        """The list's members and totals, after waiting up to ``timeout_s`` for it to end. Raises
+        ``RunNotFoundError`` (with the list id) for a list this backend does not know."""
         ...
 
     async def aclose(self) -> None:
@@ -165,6 +205,8 @@ class Backend(Protocol):
 
 __all__ = [
     "Backend",
+    "CancelReport",
+    "ListMemberState",
     "ListOutcome",
     "ListRequest",
     "ResumeRequest",

@@ -179,7 +179,7 @@ def transcript_path(record: RunRecord) -> Path:
 
 
 def render(lines: list[str], *, raw: bool) -> list[str]:
-    from cc_executor.registry.transcript_text import render_line
+    from cc_executor.transcript_text import render_line
 
     if raw:
         return lines

@@ -61,10 +61,17 @@ async def execute_run(
     return await run.execute(on_progress=on_progress, on_event=on_event, slots=slots)
 
 
-async def prepare_run(request: RunRequest, store: RunStore, *, transcript_dir: Path | None = None) -> Run:
-    """Everything that can fail fast (no CLI, root bypass) fails here, before a row is written."""
+def preflight(request: RunRequest) -> tuple[str, dict[str, str]]:
+    """What fails before anything is written or started: no CLI, root + bypass (and the operator's policy).
+    Returns the CLI's path and the child's environment. Every backend's ``preflight`` is this function."""
     claude = find_claude(request.config.claude_path, {**os.environ, **request.config.env})
     env = build_env(request)  # also refuses root + bypass, before any work
+    return claude, env
+
+
+async def prepare_run(request: RunRequest, store: RunStore, *, transcript_dir: Path | None = None) -> Run:
+    """Everything that can fail fast (no CLI, root bypass) fails here, before a row is written."""
+    claude, env = preflight(request)
     request = await resolve_timeout(request, store, execute=execute_run)
     config = request.config
     argv = build_argv(request, claude)

@@ -32,6 +32,7 @@ examples:
   cc-executor demo                              offline end-to-end demo (no API key needed)
   cc-executor doctor                            check the CLI, login and state dir
   cc-executor run "add a --verbose flag to cli.py" --cwd ~/src/app
+  cc-executor run --worktree "try another parser" --cwd ~/src/app   then: diff / merge / discard
   cc-executor runs --status running
   cc-executor show 3f2a --transcript
   cc-executor serve                             MCP stdio server (for Claude Desktop / Code, Codex)
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     from cc_executor.cli import doctor as cli_doctor
     from cc_executor.cli import run as cli_run
     from cc_executor.cli import runs as cli_runs
+    from cc_executor.cli import worktrees as cli_worktrees
 
     parser = argparse.ArgumentParser(
         prog="cc-executor",
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command", required=True)
     cli_run.add_parser(commands)
     cli_runs.add_parsers(commands)
+    cli_worktrees.add_parsers(commands)
     _add_serve(commands)
     cli_doctor.add_parser(commands)
     cli_demo.add_parser(commands)

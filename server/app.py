@@ -1,14 +1,18 @@
 """The MCP server: tools, resources and instructions over the cc_executor core.
 
-``create_server(settings)`` builds an MCPServer; the tools are thin wrappers over runs.py, lists.py and
-transcripts.py. Importing this module loads no cc_executor code: the core comes in on the first tool call, so the
-initialize answer costs little more than importing the SDK.
+``create_server(settings)`` builds an MCPServer; the tools are thin wrappers over run_tools.py,
+task_list_tools.py and transcript_tools.py, which reach runs only through the backend seam. Importing this
+module loads no cc_executor code: the core comes in on the first tool call, so the initialize answer costs
+little more than importing the SDK.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
-from typing import Annotated, Any, Literal
+from collections.abc import Awaitable, Callable
+from importlib.metadata import version
+from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
@@ -23,31 +27,21 @@ from .schemas import (
     MAX_LIST_TASKS,
     MAX_PAGE_LINES,
     MAX_PARALLEL,
-    AllowedToolsParam,
-    BudgetParam,
-    CwdParam,
-    DisallowedToolsParam,
-    IdleTimeoutParam,
-    JsonSchemaParam,
-    MaxTurnsParam,
-    ModelParam,
-    PermissionModeParam,
     RunId,
     RunList,
     RunOptions,
     RunResult,
     RunStatusName,
     Task,
-    TaskListResult,
+    TaskListOutput,
     TaskSpec,
-    TimeoutParam,
-    TranscriptPage,
+    TranscriptPageOutput,
 )
 from .settings import MAX_RETURN_AFTER_S, MAX_WAIT_S, ServerSettings
 from .state import AppState, Ctx, lifespan_for
 
 SERVER_NAME = "cc-executor"
-VERSION = "0.1.0"
+VERSION = version("cc-executor")  # one source: pyproject.toml
 
 INSTRUCTIONS = """\
 cc-executor runs Claude Code (the `claude` CLI) as a supervised subprocess: it does real work in a directory you
@@ -103,26 +97,57 @@ def _sink(ctx: Ctx, total: float | None = None) -> ProgressSink:
     return ProgressSink(ctx.report_progress, total=total)
 
 
-def _options(**values: Any) -> RunOptions:
-    return RunOptions(**values)
+NO_OPTIONS = RunOptions()  # placeholder default: with_run_options always passes the call's options
+ToolFn = TypeVar("ToolFn", bound=Callable[..., Awaitable[Any]])
+
+
+def with_run_options(*, exclude: tuple[str, ...] = ()) -> Callable[[ToolFn], ToolFn]:
+    """Expand a tool's ``options: RunOptions`` parameter into one top-level parameter per RunOptions field.
+
+    RunOptions is the one definition of the run options (types, limits, descriptions); the SDK derives each tool's
+    input schema from its signature, so the signature is rewritten here and the call gathers the values back
+    into a RunOptions."""
+    fields = {name: info for name, info in RunOptions.model_fields.items() if name not in exclude}
+    expanded = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[info.rebuild_annotation(), Field(description=info.description)],
+        )
+        for name, info in fields.items()
+    ]
+
+    def decorate(fn: ToolFn) -> ToolFn:
+        signature = inspect.signature(fn, eval_str=True)
+        params: list[inspect.Parameter] = []
+        for param in signature.parameters.values():
+            if param.name == "options":
+                params.extend(expanded)
+            else:
+                kind = inspect.Parameter.KEYWORD_ONLY if param.default is not inspect.Parameter.empty else param.kind
+                params.append(param.replace(kind=kind))
+
+        @functools.wraps(fn)
+        async def tool(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name, None) for name in fields}
+            options = RunOptions(**{name: value for name, value in values.items() if value is not None})
+            return await fn(*args, options=options, **kwargs)
+
+        tool.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        return tool  # type: ignore[return-value]
+
+    return decorate
 
 
 # --- tools ---------------------------------------------------------------------------------------------------------
 
 
+@with_run_options()
 async def execute_task(
     task: Task,
     ctx: Ctx,
-    cwd: CwdParam = None,
-    timeout_s: TimeoutParam = None,
-    idle_timeout_s: IdleTimeoutParam = None,
-    model: ModelParam = None,
-    permission_mode: PermissionModeParam = None,
-    allowed_tools: AllowedToolsParam = None,
-    disallowed_tools: DisallowedToolsParam = None,
-    max_turns: MaxTurnsParam = None,
-    max_budget_usd: BudgetParam = None,
-    json_schema: JsonSchemaParam = None,
+    options: RunOptions,
     resume_run_id: ResumeRunId = None,
     return_after_s: ReturnAfter = None,
 ) -> RunResult:
@@ -133,61 +158,30 @@ async def execute_task(
     the result; the run keeps going meanwhile. Cancelling this call kills the run. Claude Code may edit files in
     cwd by default; pass allowed_tools (e.g. ["Bash"]) for commands."""
     state = _state(ctx)
-    options = _options(
-        cwd=cwd,
-        timeout_s=timeout_s,
-        idle_timeout_s=idle_timeout_s,
-        model=model,
-        permission_mode=permission_mode,
-        allowed_tools=allowed_tools,
-        disallowed_tools=disallowed_tools,
-        max_turns=max_turns,
-        max_budget_usd=max_budget_usd,
-        json_schema=json_schema,
-    )
     wait_s = state.settings.return_after_s if return_after_s is None else return_after_s
     with runs.tool_errors():
-        request = await runs.make_request(state, task, options, resume_run_id=resume_run_id)
-        return await runs.execute(state, request, _sink(ctx), wait_s)
+        submission = await runs.make_request(state, task, options, resume_run_id=resume_run_id)
+        return await runs.execute(state, submission, _sink(ctx), wait_s)
 
 
+@with_run_options()
 async def start_task(
     task: Task,
     ctx: Ctx,
-    cwd: CwdParam = None,
-    timeout_s: TimeoutParam = None,
-    idle_timeout_s: IdleTimeoutParam = None,
-    model: ModelParam = None,
-    permission_mode: PermissionModeParam = None,
-    allowed_tools: AllowedToolsParam = None,
-    disallowed_tools: DisallowedToolsParam = None,
-    max_turns: MaxTurnsParam = None,
-    max_budget_usd: BudgetParam = None,
-    json_schema: JsonSchemaParam = None,
+    options: RunOptions,
     resume_run_id: ResumeRunId = None,
 ) -> RunResult:
     """Start a task in the background and return its run_id at once (status "queued" or "running"). Follow it
     with wait_run(run_id) (long-poll), get_run(run_id) (snapshot) and cancel_run(run_id). Use this for work you
     expect to take long, or to run several tasks side by side. Same options as execute_task."""
     state = _state(ctx)
-    options = _options(
-        cwd=cwd,
-        timeout_s=timeout_s,
-        idle_timeout_s=idle_timeout_s,
-        model=model,
-        permission_mode=permission_mode,
-        allowed_tools=allowed_tools,
-        disallowed_tools=disallowed_tools,
-        max_turns=max_turns,
-        max_budget_usd=max_budget_usd,
-        json_schema=json_schema,
-    )
     with runs.tool_errors():
-        request = await runs.make_request(state, task, options, resume_run_id=resume_run_id)
-        run_id = await state.submit(request)
+        submission = await runs.make_request(state, task, options, resume_run_id=resume_run_id)
+        run_id = await runs.submit(state, submission)
         return await runs.describe(state, run_id)
 
 
+@with_run_options(exclude=("json_schema",))
 async def execute_task_list(
     tasks: Annotated[
         list[TaskSpec],
@@ -202,10 +196,8 @@ async def execute_task_list(
     mode: Annotated[
         Literal["sequential", "parallel"],
         Field(
-            Field(
-                description="sequential: one after another, each seeing a summary of the earlier results; "
-                "parallel: up to max_parallel at once."
-            ),
+            description="sequential: one after another, each seeing a summary of the earlier results; "
+            "parallel: up to max_parallel at once."
         ),
     ] = "sequential",
     max_parallel: Annotated[
@@ -214,39 +206,20 @@ async def execute_task_list(
     stop_on_error: Annotated[
         bool, Field(description="Once a task fails, cancel the running ones and skip those not yet started.")
     ] = True,
-    cwd: CwdParam = None,
-    timeout_s: TimeoutParam = None,
-    idle_timeout_s: IdleTimeoutParam = None,
-    model: ModelParam = None,
-    permission_mode: PermissionModeParam = None,
-    allowed_tools: AllowedToolsParam = None,
-    disallowed_tools: DisallowedToolsParam = None,
-    max_turns: MaxTurnsParam = None,
-    max_budget_usd: BudgetParam = None,
+    options: RunOptions = NO_OPTIONS,
     return_after_s: ReturnAfter = None,
-) -> TaskListResult:
+) -> TaskListOutput:
     """Run several tasks under one list_id and return one result per task plus totals. sequential (default):
     each task starts after the previous one and its prompt begins with a short summary of the earlier results;
     parallel: up to max_parallel at once. Every task is its own run (own run_id). If the list is still running
     after return_after_s, the call returns status "running" with every task's run_id: wait_run each of them."""
     state = _state(ctx)
-    shared = _options(
-        cwd=cwd,
-        timeout_s=timeout_s,
-        idle_timeout_s=idle_timeout_s,
-        model=model,
-        permission_mode=permission_mode,
-        allowed_tools=allowed_tools,
-        disallowed_tools=disallowed_tools,
-        max_turns=max_turns,
-        max_budget_usd=max_budget_usd,
-    )
     wait_s = state.settings.return_after_s if return_after_s is None else return_after_s
     with runs.tool_errors():
         return await lists.execute_list(
             state,
             tasks,
-            shared,
+            options,
             mode=mode,
             max_parallel=max_parallel,
             stop_on_error=stop_on_error,
@@ -259,9 +232,9 @@ async def get_run(run_id: RunId, ctx: Ctx) -> RunResult:
     """A run's status, latest progress message and — once finished — its result. Returns at once."""
     state = _state(ctx)
     with runs.tool_errors():
-        found = lists.find_entry(state, run_id)
-        if found is not None:
-            return await lists.describe_entry(state, *found)
+        list_id = lists.find_list(state, run_id)
+        if list_id is not None:
+            return await lists.describe_entry(state, list_id, run_id)
         return await runs.describe(state, run_id)
 
 
@@ -279,9 +252,9 @@ async def wait_run(
     wait_s = state.settings.return_after_s if timeout_s is None else timeout_s
     sink = _sink(ctx)
     with runs.tool_errors():
-        found = lists.find_entry(state, run_id)
-        if found is not None:
-            return await lists.wait_entry(state, *found, sink=sink, timeout_s=wait_s)
+        list_id = lists.find_list(state, run_id)
+        if list_id is not None:
+            return await lists.wait_entry(state, list_id, run_id, sink=sink, timeout_s=wait_s)
         return await runs.wait(state, run_id, wait_s, sink)
 
 
@@ -294,9 +267,9 @@ async def cancel_run(
     (the reason is kept). Cancelling a finished run changes nothing and says so."""
     state = _state(ctx)
     with runs.tool_errors():
-        found = lists.find_entry(state, run_id)
-        if found is not None:
-            return await lists.cancel_entry(state, *found, reason)
+        list_id = lists.find_list(state, run_id)
+        if list_id is not None:
+            return await lists.cancel_entry(state, list_id, run_id, reason)
         return await runs.cancel(state, run_id, reason)
 
 
@@ -334,7 +307,7 @@ async def get_transcript(
         int | None,
         Field(ge=1, le=MAX_PAGE_LINES, description="Start this many lines before the end (tail=1: the final result)."),
     ] = None,
-) -> TranscriptPage:
+) -> TranscriptPageOutput:
     """Page through a run's transcript (also while it runs). Pages fit a tool result; a line longer than a page
     continues on the next one. Use it for results that were trimmed, or to see what Claude Code did."""
     with runs.tool_errors():

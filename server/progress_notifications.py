@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 if TYPE_CHECKING:
-    from cc_executor.backends.local import LocalBackend
+    from cc_executor.backends import Backend
     from cc_executor.models import ExecutionResult, ProgressUpdate
 
 log = logging.getLogger(__name__)
@@ -77,14 +77,15 @@ async def heartbeating(sink: ProgressSink, value: Callable[[], float | None] = l
 UpdateFn = Callable[["ProgressUpdate"], Awaitable[None]]
 
 
-async def forward_run(backend: LocalBackend, run_id: str, on_update: UpdateFn) -> None:
-    """Pass each progress update of a live run to ``on_update`` until the run ends."""
-    async for update in backend.events(run_id):
-        await on_update(update)
+async def forward_run(backend: Backend, run_id: str, on_update: UpdateFn) -> None:
+    """Pass each progress update of a run (or a task list) to ``on_update`` until it ends."""
+    async for event in backend.events(run_id):
+        if event.progress is not None:
+            await on_update(event.progress)
 
 
 async def wait_forwarding(
-    backend: LocalBackend, run_id: str, on_update: UpdateFn, timeout_s: float
+    backend: Backend, run_id: str, on_update: UpdateFn, timeout_s: float
 ) -> ExecutionResult | None:
     """The run's result, or None if it still runs after ``timeout_s``; its progress goes to ``on_update``."""
     async with anyio.create_task_group() as group:
@@ -94,9 +95,7 @@ async def wait_forwarding(
     return result
 
 
-async def wait_reporting(
-    backend: LocalBackend, run_id: str, sink: ProgressSink, timeout_s: float
-) -> ExecutionResult | None:
+async def wait_reporting(backend: Backend, run_id: str, sink: ProgressSink, timeout_s: float) -> ExecutionResult | None:
     """``wait_forwarding`` with the progress messages (and heartbeats) going to ``sink``."""
 
     async def send(update: ProgressUpdate) -> None:

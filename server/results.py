@@ -85,9 +85,7 @@ def run_result(
     return out
 
 
-def running_result(
-    record: RunRecord, *, waited_s: float | None, max_chars: int, last_progress: str | None
-) -> RunResult:
+def running_result(record: RunRecord, *, waited_s: float | None, max_chars: int) -> RunResult:
     """A run still queued or running: point the caller at wait_run."""
     waited = f"after {waited_s:.0f}s " if waited_s is not None else ""
     message = (
@@ -95,7 +93,7 @@ def running_result(
         f"wait_run(run_id='{record.run_id}') to wait for the result (repeat while status is 'running'); "
         "get_run shows progress without waiting, cancel_run stops it."
     )
-    return run_result(record, max_chars=max_chars, message=message, last_progress=last_progress or record.last_progress)
+    return run_result(record, max_chars=max_chars, message=message, last_progress=record.last_progress)
 
 
 def outcome_message(out: RunResult, structured_note: str = "") -> str:

@@ -6,12 +6,10 @@ in exactly one place (``tool_errors``); everything is validated before a row is 
 
 from __future__ import annotations
 
-import math
 import os
-import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,8 +27,18 @@ if TYPE_CHECKING:
     from .state import AppState
 
 CLIENT_CANCEL_REASON = "cancelled: the MCP client cancelled the tool call"
-_RELATIVE_SINCE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A checked request, and the finished run it continues (resume_run_id) if any."""
+
+    request: RunRequest
+    resume_of: str | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.request.run_id
 
 
 @contextmanager
@@ -56,9 +64,10 @@ async def make_request(
     *,
     resume_run_id: str | None = None,
     list_id: str | None = None,
-) -> RunRequest:
-    """A validated RunRequest (InvalidRequestError names the field); the CLI is located and the env checked too."""
-    from cc_executor.api import build_request, build_resume_request
+) -> Submission:
+    """A validated request (InvalidRequestError names the field), checked by the backend's preflight (the CLI is
+    found, the environment and the operator's policy allow it) before anything is written or started."""
+    from cc_executor.api import build_request
 
     config = state.config(
         timeout=options.timeout_s,
@@ -70,25 +79,16 @@ async def make_request(
         max_turns=options.max_turns,
         max_budget_usd=options.max_budget_usd,
     )
+    backend = await state.backend()
     if resume_run_id is not None:
-        store = await (await state.backend()).get_store()
-        _check_resume_cwd(await store.get(resume_run_id), options.cwd)
-        request = await build_resume_request(
-            store, resume_run_id, task, config=config, json_schema=options.json_schema, list_id=list_id
-        )
+        parent = await backend.status(resume_run_id)
+        _check_resume(parent, options.cwd)
+        cwd = Path(parent.cwd)
     else:
         cwd = _working_dir(state, options.cwd)
-        request = build_request(task, config=config, cwd=cwd, json_schema=options.json_schema, list_id=list_id)
-    preflight(request)
-    return request
-
-
-def preflight(request: RunRequest) -> None:
-    """What prepare_run would reject after validation (no CLI, refused bypass), checked before anything starts."""
-    from cc_executor.engine.command import build_env, find_claude
-
-    find_claude(request.config.claude_path, {**os.environ, **request.config.env})
-    build_env(request)
+    request = build_request(task, config=config, cwd=cwd, json_schema=options.json_schema, list_id=list_id)
+    await backend.preflight(request)
+    return Submission(request, resume_run_id)
 
 
 def _working_dir(state: AppState, cwd: str | None) -> Path:
@@ -99,8 +99,12 @@ def _working_dir(state: AppState, cwd: str | None) -> Path:
     raise ToolError("cwd is required: pass the absolute path of the directory to work in (no CC_EXECUTOR_DEFAULT_CWD)")
 
 
-def _check_resume_cwd(record: RunRecord, cwd: str | None) -> None:
+def _check_resume(record: RunRecord, cwd: str | None) -> None:
     """Claude keeps sessions per directory, so a resumed run works where the original did."""
+    from cc_executor.errors import InvalidRequestError
+
+    if not record.session_id:
+        raise InvalidRequestError(f"run {record.run_id} has no Claude session to resume (status {record.status.value})")
     if cwd is not None and os.path.realpath(os.path.expanduser(cwd)) != os.path.realpath(record.cwd):
         raise ToolError(f"resume_run_id: run {record.run_id} worked in {record.cwd!r}; resume it there (omit cwd)")
 
@@ -108,21 +112,34 @@ def _check_resume_cwd(record: RunRecord, cwd: str | None) -> None:
 # --- running -------------------------------------------------------------------------------------------------------
 
 
+async def submit(state: AppState, submission: Submission) -> str:
+    """Start a run owned by this server's backend; it outlives the tool call that started it."""
+    from cc_executor.backends import ResumeRequest
+
+    backend = await state.backend()
+    if submission.resume_of is not None:
+        run_id = await backend.resume(ResumeRequest(run_id=submission.resume_of, request=submission.request))
+    else:
+        run_id = await backend.submit(submission.request)
+    state.submitted.add(run_id)
+    return run_id
+
+
 @asynccontextmanager
-async def submitted(state: AppState, request: RunRequest, cancel_reason: str) -> AsyncIterator[str]:
-    """Submit ``request`` and yield its run id; if the body (or the submit itself) is cancelled, the run is
-    cancelled with ``cancel_reason`` (by the request's id, so mid-submit too) before the cancel goes on."""
+async def submitted(state: AppState, submission: Submission, cancel_reason: str) -> AsyncIterator[str]:
+    """Submit and yield the run id; if the body (or the submit itself) is cancelled, the run is cancelled with
+    ``cancel_reason`` (by the request's id, so mid-submit too) before the cancel goes on."""
     try:
-        yield await state.submit(request)
+        yield await submit(state, submission)
     except anyio.get_cancelled_exc_class():
         with anyio.CancelScope(shield=True):
-            await cancel_quietly(await state.backend(), request.run_id, cancel_reason)
+            await cancel_quietly(await state.backend(), submission.run_id, cancel_reason)
         raise
 
 
-async def execute(state: AppState, request: RunRequest, sink: ProgressSink, return_after_s: float) -> RunResult:
-    """Start ``request`` and wait up to ``return_after_s``; a cancelled call kills the run before re-raising."""
-    async with submitted(state, request, CLIENT_CANCEL_REASON) as run_id:
+async def execute(state: AppState, submission: Submission, sink: ProgressSink, return_after_s: float) -> RunResult:
+    """Start the run and wait up to ``return_after_s``; a cancelled call kills the run before re-raising."""
+    async with submitted(state, submission, CLIENT_CANCEL_REASON) as run_id:
         return await follow(state, run_id, sink, return_after_s)
 
 
@@ -135,22 +152,11 @@ async def follow(state: AppState, run_id: str, sink: ProgressSink, timeout_s: fl
     record = await backend.status(run_id)
     if record.status.finished:  # finished between the timeout and this read
         return finished(state, record.to_result())
-    return running_result(
-        record,
-        waited_s=sink.elapsed(),
-        max_chars=state.settings.max_result_chars,
-        last_progress=backend_latest(state, run_id),
-    )
+    return running_result(record, waited_s=sink.elapsed(), max_chars=state.settings.max_result_chars)
 
 
 def finished(state: AppState, result: ExecutionResult) -> RunResult:
     return run_result(result, max_chars=state.settings.max_result_chars)
-
-
-def backend_latest(state: AppState, run_id: str) -> str | None:
-    backend = state.started_backend
-    update = backend.latest(run_id) if backend is not None else None
-    return update.message if update is not None else None
 
 
 async def describe(state: AppState, run_id: str, *, waited_s: float | None = None) -> RunResult:
@@ -158,12 +164,7 @@ async def describe(state: AppState, run_id: str, *, waited_s: float | None = Non
     record = await (await state.backend()).status(run_id)
     if record.status.finished:
         return run_result(record, max_chars=state.settings.max_result_chars)
-    return running_result(
-        record,
-        waited_s=waited_s,
-        max_chars=state.settings.max_result_chars,
-        last_progress=backend_latest(state, run_id),
-    )
+    return running_result(record, waited_s=waited_s, max_chars=state.settings.max_result_chars)
 
 
 async def wait(state: AppState, run_id: str, timeout_s: float, sink: ProgressSink) -> RunResult:
@@ -178,23 +179,16 @@ def cancel_reason(reason: str | None) -> str:
 
 
 async def cancel(state: AppState, run_id: str, reason: str | None) -> RunResult:
-    """cancel_run: a run of this server through its backend, a run of any other process through the core's
-    cancel_run (its row marked cancelled, then its process tree signalled)."""
-    from cc_executor.engine.cancel import cancel_run
-
-    backend = await state.backend()
-    why = cancel_reason(reason)
-    if await backend.cancel(run_id, why):
-        return await describe(state, run_id)
-    store = await backend.get_store()
-    outcome = await cancel_run(store, run_id, reason=why, grace_s=state.config().kill_grace_s)
+    """cancel_run: wherever the run executes (this server, another process), its tree is stopped and the row
+    says why; a pending list task is skipped."""
+    report = await (await state.backend()).cancel(run_id, cancel_reason(reason))
     out = await describe(state, run_id)
-    if outcome.cancelled:
-        left = f"; {outcome.remaining} still alive" if outcome.remaining else ""
-        note = f"The run belonged to another process; {outcome.signalled} of its process(es) were stopped{left}. "
-    else:
-        note = f"Nothing to cancel: the run had already finished ({outcome.status.value}). "
-    out.message = note + out.message
+    if not report.cancelled:
+        out.message = f"Nothing to cancel: the run had already finished ({report.status.value}). " + out.message
+    elif report.owner == "elsewhere":
+        left = f"; {report.remaining} still alive" if report.remaining else ""
+        note = f"The run belonged to another process; {report.signalled} of its process(es) were stopped{left}. "
+        out.message = note + out.message
     return out
 
 
@@ -207,16 +201,18 @@ async def list_runs(
     list_id: str | None,
     limit: int,
 ) -> RunList:
+    from cc_executor.backends import RunFilter
     from cc_executor.models import RunStatus
+    from cc_executor.timeparse import parse_since
 
-    store = await (await state.backend()).get_store()
-    records = await store.list_runs(
+    query = RunFilter(
         status=RunStatus(status) if status else None,
         cwd=_normalised_dir(cwd) if cwd else None,
         since=parse_since(since) if since else None,
         list_id=list_id,
         limit=limit,
     )
+    records = await (await state.backend()).list_runs(query)
     summaries = [run_summary(record) for record in records]
     more = " (there may be more: raise limit or narrow the filters)" if len(summaries) == limit else ""
     return RunList(runs=summaries, count=len(summaries), message=f"{len(summaries)} run(s), newest first{more}.")
@@ -225,19 +221,3 @@ async def list_runs(
 def _normalised_dir(cwd: str) -> str:
     """Rows store the resolved cwd; resolve the filter the same way."""
     return os.path.realpath(os.path.expanduser(cwd))
-
-
-def parse_since(since: str) -> str:
-    """ISO-8601, or a relative age such as '30m', '2h', '1d' (that long ago)."""
-    match = _RELATIVE_SINCE.fullmatch(since.strip())
-    if match is None:
-        try:
-            datetime.fromisoformat(since.strip())
-        except ValueError:
-            message = f"since {since!r} is neither an ISO-8601 time nor an age such as '30m', '2h', '1d'"
-            raise ToolError(message) from None
-        return since.strip()
-    amount = float(match.group(1)) * _UNITS[match.group(2)]
-    if not math.isfinite(amount) or amount > 3650 * 86400:
-        raise ToolError(f"since {since!r} is too far back")
-    return (datetime.now(UTC) - timedelta(seconds=amount)).isoformat()

@@ -217,7 +217,9 @@ class ListTotals(BaseModel):
     duration_s: float = Field(default=0.0, description="Wall-clock time of this call.")
 
 
-class TaskListResult(BaseModel):
+class TaskListOutput(BaseModel):
+    """execute_task_list's answer: one result per task, the totals, and how the list ended."""
+
     list_id: str
     status: Literal["success", "failed", "running", "cancelled"]
     done: bool
@@ -227,7 +229,9 @@ class TaskListResult(BaseModel):
     totals: ListTotals
 
 
-class TranscriptPage(BaseModel):
+class TranscriptPageOutput(BaseModel):
+    """get_transcript's answer: one page of readable or raw lines and the cursor of the next."""
+
     run_id: str
     format: Literal["text", "raw"]
     cursor: str

@@ -1,4 +1,4 @@
-"""The server's lifespan: one LocalBackend (started on first use) shared by every tool call.
+"""The server's lifespan: one backend (started on first use) shared by every tool call.
 
 Nothing heavy happens before the initialize answer: the core is imported, the backend entered and the database
 opened only when the first tool needs them. Leaving the lifespan (stdin EOF, SIGTERM) cancels every live run,
@@ -21,10 +21,8 @@ from mcp.server.mcpserver import Context
 from .settings import ServerSettings
 
 if TYPE_CHECKING:
-    from cc_executor.backends.local import LocalBackend
-    from cc_executor.models import CCExecutorConfig, RunRequest
-
-    from .task_list_tools import ListJob
+    from cc_executor.backends import Backend
+    from cc_executor.models import CCExecutorConfig
 
 log = logging.getLogger(__name__)
 
@@ -38,34 +36,30 @@ class AppState:
     def __init__(self, settings: ServerSettings, group: anyio.abc.TaskGroup) -> None:
         self.settings = settings
         self.group = group
-        self.lists: dict[str, ListJob] = {}
-        self.submitted: set[str] = set()
-        self._backend: LocalBackend | None = None
+        self.lists: set[str] = set()  # task lists this server started (cancelled when it shuts down)
+        self.submitted: set[str] = set()  # runs this server started (likewise)
+        self.list_members: dict[str, str] = {}  # run id -> list id, for the lists above
+        self._backend: Backend | None = None
         self._backend_lock = anyio.Lock()
         self._stop = anyio.Event()
         self._stopped = anyio.Event()
 
-    async def backend(self) -> LocalBackend:
+    async def backend(self) -> Backend:
         """The shared backend, entered in its own task on first use (task groups must exit where they entered)."""
         async with self._backend_lock:
             if self._backend is None:
                 self._backend = await self.group.start(self._serve_backend)
         return self._backend
 
-    @property
-    def started_backend(self) -> LocalBackend | None:
-        """The backend if a tool already started it (no side effects)."""
-        return self._backend
-
-    async def _serve_backend(self, *, task_status: anyio.abc.TaskStatus[LocalBackend]) -> None:
-        from cc_executor.backends.local import LocalBackend
-        from cc_executor.engine.slots import RunSlots
+    async def _serve_backend(self, *, task_status: anyio.abc.TaskStatus[Backend]) -> None:
+        from cc_executor.backends import LocalBackend
 
         home = self.settings.home
         backend = LocalBackend(
             store_path=home / "runs.db" if home else None,
             transcript_dir=home / "transcripts" if home else None,
-            slots=RunSlots(self.settings.max_concurrent),
+            max_concurrent=self.settings.max_concurrent,
+            kill_grace_s=self.settings.kill_grace_s if self.settings.kill_grace_s is not None else 2.0,
         )
         try:
             async with backend:
@@ -89,14 +83,6 @@ class AppState:
         base.update({k: v for k, v in fields.items() if v is not None})
         return CCExecutorConfig(**base)
 
-    async def submit(self, request: RunRequest) -> str:
-        """Start a run owned by this server; it outlives the tool call that started it."""
-        backend = await self.backend()
-        backend.forget_finished()  # their rows stay in the store; keeps memory flat on a long-lived server
-        run_id = await backend.submit(request)
-        self.submitted.add(run_id)
-        return run_id
-
     async def shutdown(self, reason: str = SHUTDOWN_REASON) -> None:
         """Cancel live list jobs and runs (each tree killed, each row says why), then stop the backend.
 
@@ -110,20 +96,21 @@ class AppState:
                 await self._stopped.wait()
         self._stop.set()
 
-    async def _cancel_live(self, backend: LocalBackend, reason: str) -> None:
+    async def _cancel_live(self, backend: Backend, reason: str) -> None:
         async with anyio.create_task_group() as group:
-            for job in list(self.lists.values()):
-                group.start_soon(_stop_list, job, reason)
+            for list_id in list(self.lists):
+                group.start_soon(_stop_list, backend, list_id, reason)
             for run_id in list(self.submitted):
                 group.start_soon(cancel_quietly, backend, run_id, reason)
         self.submitted.clear()
+        self.lists.clear()
 
 
 Ctx: TypeAlias = Context[AppState, Any]
 """The tools' context: ``ctx.request_context.lifespan_context`` is the AppState."""
 
 
-async def cancel_quietly(backend: LocalBackend, run_id: str, reason: str) -> None:
+async def cancel_quietly(backend: Backend, run_id: str, reason: str) -> None:
     """Cancel ``run_id`` if it exists and runs; never raises (a shutdown must reach every run)."""
     from cc_executor.errors import RunNotFoundError
 
@@ -135,13 +122,12 @@ async def cancel_quietly(backend: LocalBackend, run_id: str, reason: str) -> Non
         log.exception("could not cancel run %s", run_id)
 
 
-async def _stop_list(job: ListJob, reason: str) -> None:
+async def _stop_list(backend: Backend, list_id: str, reason: str) -> None:
     """Cancel a list and wait until it has recorded how each task ended (before the backend closes the store)."""
     try:
-        await job.core.cancel(reason)
+        await backend.cancel_list(list_id, reason)
     except Exception:
-        log.exception("could not cancel task list %s", job.list_id)
-    await job.core.done.wait()
+        log.exception("could not cancel task list %s", list_id)
 
 
 def lifespan_for(settings: ServerSettings) -> Callable[[Any], AbstractAsyncContextManager[AppState]]:

@@ -1,150 +1,65 @@
-"""Task lists over the core's ``TaskList``, which owns the orchestration (order, parallelism, stop_on_error,
-skipping, cancelling: cc_executor/tasklist.py). The server only
+"""Task lists through the backend, which owns the orchestration (order, parallelism, stop_on_error, skipping,
+cancelling). The server only
 
-* starts the list in its own task group, so the list outlives the tool call that started it (hand-off: the caller
-  gets every task's run id at once and follows them with wait_run);
-* runs each task on its LocalBackend (``ListJob.execute``), so get_run, wait_run and cancel_run work per task;
-* forwards progress to the calls waiting on the list, and translates tasks and totals to the tool schemas.
-
-Every request is validated before the first task starts.
+* validates every task before the list starts, then submits the list (``Backend.submit_list``); the list outlives
+  the tool call that started it (hand-off: the caller gets every task's run id at once and follows them with
+  wait_run);
+* reaches each task by its run id through the backend (get_run, wait_run, cancel_run work per task, also while
+  it is pending);
+* forwards the list's progress events to the calls waiting on it, and translates members and totals to the tool
+  schemas.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
 
 import anyio
 from mcp.server.mcpserver.exceptions import ToolError
 
 from . import run_tools as runs
-from .progress_notifications import ProgressSink, heartbeating, wait_forwarding
+from .progress_notifications import ProgressSink, heartbeating, wait_reporting
 from .results import run_result, shorten
-from .schemas import ListTotals, RunOptions, RunResult, TaskListResult, TaskSpec
+from .schemas import ListTotals, RunOptions, RunResult, TaskListOutput, TaskSpec
 
 if TYPE_CHECKING:
-    from cc_executor.engine.task_list_runner import ListMember
-    from cc_executor.models import ExecutionResult, ProgressUpdate, RunRequest
-    from cc_executor.registry.store import RunStore
+    from cc_executor.backends import ListMemberState, ListOutcome
+    from cc_executor.models import RunRequest
 
     from .state import AppState
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["sequential", "parallel"]
-Listener = Callable[["ProgressUpdate", float], Awaitable[None]]
 
-_KEEP_FINISHED_JOBS = 50
 _CANCEL_BOUND_S = 30.0
-_LIST_STOPPED = "cancelled: the task list stopped"
-
-
-class ListJob:
-    """A core TaskList run by this server, and the tool calls listening to its progress."""
-
-    def __init__(
-        self,
-        state: AppState,
-        requests: list[RunRequest],
-        store: RunStore,
-        *,
-        mode: Mode,
-        max_parallel: int,
-        stop_on_error: bool,
-    ) -> None:
-        from cc_executor.engine.task_list_runner import TaskList
-
-        self.app = state
-        self.listeners: set[Listener] = set()
-        self._finished_seen = 0
-        self._messages = 0
-        self.core = TaskList(
-            requests,
-            store,
-            sequential=mode == "sequential",
-            max_parallel=max_parallel,
-            stop_on_error=stop_on_error,
-            on_progress=self._forward,
-            execute=self._execute,
-        )
-
-    @property
-    def list_id(self) -> str:
-        return self.core.list_id
-
-    async def _execute(
-        self, request: RunRequest, on_progress: Callable[[ProgressUpdate], Awaitable[None]]
-    ) -> ExecutionResult:
-        """One task as a backend run (so the run tools reach it), followed to its end."""
-        backend = await self.app.backend()
-        async with runs.submitted(self.app, request, _LIST_STOPPED) as run_id:
-            result = await wait_forwarding(backend, run_id, on_progress, math.inf)
-        assert result is not None  # waited without a timeout
-        return result
-
-    async def _forward(self, update: ProgressUpdate) -> None:
-        value = self.progress_value(message=True)
-        for listener in list(self.listeners):
-            await listener(update, value)
-
-    def progress_value(self, *, message: bool = False) -> float:
-        """Finished tasks plus a fraction that grows with each message about the current ones (stays below +1)."""
-        finished = self.core.counts().finished
-        if finished != self._finished_seen:
-            self._finished_seen, self._messages = finished, 0
-        self._messages += message
-        return finished + 1 - 1 / (self._messages + 1)
-
-
-async def start_job(
-    state: AppState, requests: list[RunRequest], *, mode: Mode, max_parallel: int, stop_on_error: bool
-) -> ListJob:
-    """Start the list in the server's task group (it outlives the tool call) and return it."""
-    store = await (await state.backend()).get_store()
-    job = ListJob(state, requests, store, mode=mode, max_parallel=max_parallel, stop_on_error=stop_on_error)
-    _prune(state)
-    state.lists[job.list_id] = job
-    state.group.start_soon(_run_job, job)
-    return job
-
-
-async def _run_job(job: ListJob) -> None:
-    try:
-        await job.core.run()
-    except Exception:
-        log.exception("task list %s crashed", job.list_id)
-
-
-def _prune(state: AppState) -> None:
-    finished = [list_id for list_id, job in state.lists.items() if job.core.done.is_set()]
-    for list_id in finished[: max(0, len(finished) - _KEEP_FINISHED_JOBS)]:
-        del state.lists[list_id]
+_KEEP_FINISHED_LISTS = 50
 
 
 # --- one task of a list: get_run, wait_run, cancel_run -------------------------------------------------------------
 
 
-def find_entry(state: AppState, run_id: str) -> tuple[ListJob, ListMember] | None:
-    for job in state.lists.values():
-        member = job.core.member(run_id)
-        if member is not None:
-            return job, member
-    return None
+def find_list(state: AppState, run_id: str) -> str | None:
+    """The id of the list this server started that ``run_id`` belongs to, if any."""
+    return state.list_members.get(run_id)
 
 
-def unstarted_result(job: ListJob, member: ListMember) -> RunResult:
+async def _member(state: AppState, list_id: str, run_id: str) -> ListMemberState:
+    outcome = await (await state.backend()).list_outcome(list_id)
+    return next(m for m in outcome.members if m.run_id == run_id)
+
+
+def unstarted_result(list_id: str, member: ListMemberState) -> RunResult:
     """A task without a row yet (pending, or handed to the backend a moment ago) or ever (skipped)."""
     if member.state == "skipped":
-        message = f"Task {member.index} of list {job.list_id} never started: {member.reason}."
+        message = f"Task {member.index} of list {list_id} never started: {member.reason}."
         status: Literal["pending", "skipped"] = "skipped"
     else:
         waits = "is starting" if member.state == "running" else "waits for earlier tasks"
         message = (
-            f"Task {member.index} of list {job.list_id} {waits}. "
-            f"Call wait_run(run_id='{member.run_id}') to wait for it."
+            f"Task {member.index} of list {list_id} {waits}. Call wait_run(run_id='{member.run_id}') to wait for it."
         )
         status = "pending"
     return RunResult(
@@ -153,49 +68,37 @@ def unstarted_result(job: ListJob, member: ListMember) -> RunResult:
         done=member.state == "skipped",
         message=message,
         task=shorten(member.task, 200),
-        cwd=str(member.request.cwd),
-        list_id=job.list_id,
+        cwd=member.cwd,
+        list_id=list_id,
     )
 
 
-async def describe_entry(
-    state: AppState, job: ListJob, member: ListMember, *, waited_s: float | None = None
-) -> RunResult:
+async def describe_entry(state: AppState, list_id: str, run_id: str, *, waited_s: float | None = None) -> RunResult:
     """get_run for a task of a list: its run once it has a row, else pending or skipped."""
     from cc_executor.errors import RunNotFoundError
 
+    member = await _member(state, list_id, run_id)
     if member.state in ("pending", "skipped"):
-        return unstarted_result(job, member)
+        return unstarted_result(list_id, member)
     try:
-        return await runs.describe(state, member.run_id, waited_s=waited_s)
+        return await runs.describe(state, run_id, waited_s=waited_s)
     except RunNotFoundError:  # the backend is still preparing it
-        return unstarted_result(job, member)
+        return unstarted_result(list_id, member)
 
 
-async def wait_entry(
-    state: AppState, job: ListJob, member: ListMember, *, sink: ProgressSink, timeout_s: float
-) -> RunResult:
+async def wait_entry(state: AppState, list_id: str, run_id: str, *, sink: ProgressSink, timeout_s: float) -> RunResult:
     """wait_run for a task of a list: until it has finished or was skipped (earlier tasks first), with its progress."""
-
-    async def report(update: ProgressUpdate, _value: float) -> None:
-        if update.list_index == member.index:
-            await sink.send(update.message)
-
-    job.listeners.add(report)
-    try:
-        with anyio.move_on_after(timeout_s):
-            async with heartbeating(sink):
-                await member.done.wait()
-    finally:
-        job.listeners.discard(report)
-    return await describe_entry(state, job, member, waited_s=sink.elapsed())
+    await wait_reporting(await state.backend(), run_id, sink, timeout_s)
+    return await describe_entry(state, list_id, run_id, waited_s=sink.elapsed())
 
 
-async def cancel_entry(state: AppState, job: ListJob, member: ListMember, reason: str | None) -> RunResult:
-    """cancel_run for a task of a list: the core skips it (pending) or cancels it (running); the list goes on."""
-    if not await job.core.cancel_member(member.run_id, runs.cancel_reason(reason)) and member.state == "finished":
-        return await runs.cancel(state, member.run_id, reason)  # says there was nothing to cancel
-    return await describe_entry(state, job, member)
+async def cancel_entry(state: AppState, list_id: str, run_id: str, reason: str | None) -> RunResult:
+    """cancel_run for a task of a list: skipped if pending, cancelled if running; the list goes on."""
+    report = await (await state.backend()).cancel(run_id, runs.cancel_reason(reason))
+    out = await describe_entry(state, list_id, run_id)
+    if not report.cancelled:
+        out.message = f"Nothing to cancel: the task had already ended ({out.status}). " + out.message
+    return out
 
 
 # --- the whole list ------------------------------------------------------------------------------------------------
@@ -211,27 +114,64 @@ async def execute_list(
     stop_on_error: bool,
     sink: ProgressSink,
     wait_s: float,
-) -> TaskListResult:
-    """Validate every task, start the list as a server-owned job, and follow it for up to ``wait_s``."""
+) -> TaskListOutput:
+    """Validate every task, start the list on the backend, and follow it for up to ``wait_s``."""
+    from cc_executor.backends import ListRequest
+
     requests = await _requests(state, specs, shared)
-    job = await start_job(state, requests, mode=mode, max_parallel=max_parallel, stop_on_error=stop_on_error)
-
-    async def report(update: ProgressUpdate, value: float) -> None:
-        await sink.send(update.message, value)
-
-    job.listeners.add(report)
+    backend = await state.backend()
+    list_id = requests[0].list_id or ""
+    _remember(state, list_id, requests)
+    progress = _ListProgress(len(requests))
+    await backend.submit_list(
+        ListRequest(
+            list_id=list_id, requests=requests, mode=mode, max_parallel=max_parallel, stop_on_error=stop_on_error
+        )
+    )
     try:
         with anyio.move_on_after(wait_s):
-            async with heartbeating(sink, job.progress_value):
-                await job.core.done.wait()
+            async with heartbeating(sink, progress.value):
+                async for event in backend.events(list_id):
+                    if event.progress is not None:
+                        progress.saw(await backend.list_outcome(list_id))
+                        await sink.send(event.progress.message, progress.value(message=True))
     except anyio.get_cancelled_exc_class():
         with anyio.CancelScope(shield=True), anyio.move_on_after(_CANCEL_BOUND_S):
-            await job.core.cancel(runs.CLIENT_CANCEL_REASON)
-            await job.core.done.wait()
+            await backend.cancel_list(list_id, runs.CLIENT_CANCEL_REASON)
         raise
-    finally:
-        job.listeners.discard(report)
-    return await list_result(job, state.settings.max_result_chars)
+    return await list_result(state, await backend.list_outcome(list_id), state.settings.max_result_chars)
+
+
+class _ListProgress:
+    """Finished tasks plus a fraction that grows with each message about the current ones (stays below +1)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.finished = 0
+        self._finished_seen = 0
+        self._messages = 0
+
+    def saw(self, outcome: ListOutcome) -> None:
+        self.finished = outcome.succeeded + outcome.failed + outcome.skipped
+
+    def value(self, *, message: bool = False) -> float:
+        if self.finished != self._finished_seen:
+            self._finished_seen, self._messages = self.finished, 0
+        self._messages += message
+        return self.finished + 1 - 1 / (self._messages + 1)
+
+
+def _remember(state: AppState, list_id: str, requests: list[RunRequest]) -> None:
+    """Note which runs belong to which list (so get_run/wait_run/cancel_run reach pending tasks); forget the
+    oldest lists beyond a bound."""
+    state.lists.add(list_id)
+    for request in requests:
+        state.list_members[request.run_id] = list_id
+    known = list(dict.fromkeys(state.list_members.values()))
+    for old in known[: max(0, len(known) - _KEEP_FINISHED_LISTS)]:
+        for run_id in [r for r, lid in state.list_members.items() if lid == old]:
+            del state.list_members[run_id]
+        state.lists.discard(old)
 
 
 async def _requests(state: AppState, specs: list[TaskSpec], shared: RunOptions) -> list[RunRequest]:
@@ -242,50 +182,48 @@ async def _requests(state: AppState, specs: list[TaskSpec], shared: RunOptions) 
     for i, spec in enumerate(specs):
         options = RunOptions(**spec.model_dump(exclude={"task"}, exclude_none=True)).merged_over(shared)
         try:
-            requests.append(await runs.make_request(state, spec.task, options, list_id=list_id))
+            submission = await runs.make_request(state, spec.task, options, list_id=list_id)
         except (CCExecutorError, ToolError) as exc:
             raise ToolError(f"tasks[{i}]: {exc}") from None
+        requests.append(submission.request)
     return requests
 
 
-async def list_result(job: ListJob, max_chars: int) -> TaskListResult:
+async def list_result(state: AppState, outcome: ListOutcome, max_chars: int) -> TaskListOutput:
     """The list's state: one RunResult per task (results trimmed to share ``max_chars``) plus totals."""
-    members = job.core.members
-    share = max(1000, max_chars // max(1, len(members)))
+    share = max(1000, max_chars // max(1, len(outcome.members)))
     tasks: list[RunResult] = []
-    for member in members:
+    for member in outcome.members:
         if member.result is not None:
             tasks.append(run_result(member.result, max_chars=share))
         else:
-            tasks.append(await describe_entry(job.app, job, member))
-    counts = job.core.counts()
+            tasks.append(await describe_entry(state, outcome.list_id, member.run_id))
     totals = ListTotals(
-        tasks=len(members),
-        succeeded=counts.succeeded,
-        failed=counts.failed,
-        skipped=counts.skipped,
-        unfinished=counts.running + counts.pending,
-        cost_usd=counts.cost_usd,
-        duration_s=job.core.elapsed(),
+        tasks=len(outcome.members),
+        succeeded=outcome.succeeded,
+        failed=outcome.failed,
+        skipped=outcome.skipped,
+        unfinished=outcome.running + outcome.pending,
+        cost_usd=outcome.cost_usd,
+        duration_s=outcome.elapsed_s,
     )
-    status = job.core.status() if job.core.done.is_set() else "running"
-    return TaskListResult(
-        list_id=job.list_id,
-        status=status,
-        done=job.core.done.is_set(),
-        message=_list_message(job, status, totals),
-        mode=job.core.mode,
+    return TaskListOutput(
+        list_id=outcome.list_id,
+        status=outcome.status,
+        done=outcome.finished,
+        message=_list_message(outcome.list_id, outcome.status, totals),
+        mode=outcome.mode,
         tasks=tasks,
         totals=totals,
     )
 
 
-def _list_message(job: ListJob, status: str, t: ListTotals) -> str:
+def _list_message(list_id: str, status: str, t: ListTotals) -> str:
     line = f"{t.succeeded} succeeded, {t.failed} failed, {t.skipped} skipped, {t.unfinished} unfinished"
     if status == "running":
         return (
             f"The list is still running on the server ({line}). Call wait_run(run_id=...) for each task whose "
-            f"status is running, queued or pending, in order; list_runs(list_id='{job.list_id}') shows them all."
+            f"status is running, queued or pending, in order; list_runs(list_id='{list_id}') shows them all."
         )
     if status == "success":
         return f"All {t.tasks} tasks succeeded."

@@ -7,17 +7,16 @@ when one line (e.g. a very long final answer) is longer than a page and continue
 from __future__ import annotations
 
 import re
-from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import anyio
 from mcp.server.mcpserver.exceptions import ToolError
 
-from .schemas import TranscriptPage
+from .schemas import TranscriptPageOutput
 
 if TYPE_CHECKING:
+    from cc_executor.backends import Backend
+
     from .state import AppState
 
 Format = Literal["text", "raw"]
@@ -39,24 +38,27 @@ class _Page:
 
 async def get_transcript(
     state: AppState, run_id: str, *, cursor: str | None, limit: int, fmt: Format, tail: int | None
-) -> TranscriptPage:
-    record = await (await state.backend()).status(run_id)
-    if not record.transcript_path:
-        raise ToolError(f"run {run_id} kept no transcript (save_transcript was off)")
-    path = Path(record.transcript_path)
+) -> TranscriptPageOutput:
+    from cc_executor.backends import TranscriptQuery
+    from cc_executor.errors import TranscriptNotFoundError
+
+    backend = await state.backend()
+    record = await backend.status(run_id)
     if tail is not None and cursor is not None:
         raise ToolError("pass either cursor or tail, not both")
-    if tail is not None:
-        start = await anyio.to_thread.run_sync(_tail_offset, path, tail)
-        byte, char = start, 0
-    else:
-        byte, char = parse_cursor(cursor)
-    budget = state.settings.max_result_chars
-    page = await anyio.to_thread.run_sync(_read, path, byte, char, limit, fmt, budget)
+    try:
+        if tail is not None:
+            chunk = await backend.transcript(run_id, TranscriptQuery(tail=tail, limit=1, max_bytes=1))
+            byte, char = chunk.cursor, 0
+        else:
+            byte, char = parse_cursor(cursor)
+        page = await _read(backend, run_id, byte, char, limit, fmt, state.settings.max_result_chars)
+    except TranscriptNotFoundError:
+        raise ToolError(f"run {run_id} kept no transcript (save_transcript was off)") from None
     running = not record.status.finished
     if page.at_end and running:
         page.next_cursor = str(page.end_position)  # the run is still writing: poll from here
-    return TranscriptPage(
+    return TranscriptPageOutput(
         run_id=run_id,
         format=fmt,
         cursor=f"{byte}:{char}" if char else str(byte),
@@ -88,41 +90,37 @@ def _page_message(page: _Page, running: bool) -> str:
     return f"{len(page.lines)} line(s); call get_transcript again with cursor=next_cursor for more."
 
 
-def _read(path: Path, byte: int, char: int, limit: int, fmt: Format, budget: int) -> _Page:
+async def _read(backend: Backend, run_id: str, byte: int, char: int, limit: int, fmt: Format, budget: int) -> _Page:
     """Up to ``limit`` rendered lines from ``byte`` (skipping ``char`` chars of the first), within ``budget`` chars."""
-    from cc_executor.errors import CCExecutorError
-    from cc_executor.registry.transcripts import read_page
+    from cc_executor.backends import TranscriptQuery
 
     page = _Page()
     position, skip, scanned = byte, char, 0
-    try:
-        while len(page.lines) < limit and scanned < _MAX_SCANNED_LINES:
-            raw = read_page(path, cursor=position, limit=1, max_bytes=_SCAN_BYTES)
-            page.total_bytes = raw.total_bytes
-            scanned += 1
-            if not raw.lines:  # end of file, or a line still being written
-                page.at_end = True
-                break
-            rendered = _render(raw.lines[0], fmt)
-            if rendered is not None:
-                text = rendered[skip:]
-                if len(text) > budget:
-                    if page.lines:
-                        break  # starts the next page whole
-                    page.lines.append(text[:budget])
-                    page.line_truncated = True
-                    page.next_cursor = f"{position}:{skip + budget}"
-                    return page
-                page.lines.append(text)
-                budget -= len(text)
-            skip = 0
-            if raw.next_cursor is None:
-                position = raw.total_bytes
-                page.at_end = True
-                break
-            position = raw.next_cursor
-    except CCExecutorError as exc:
-        raise ToolError(str(exc)) from None
+    while len(page.lines) < limit and scanned < _MAX_SCANNED_LINES:
+        raw = await backend.transcript(run_id, TranscriptQuery(cursor=position, limit=1, max_bytes=_SCAN_BYTES))
+        page.total_bytes = raw.total_bytes
+        scanned += 1
+        if not raw.lines:  # end of file, or a line still being written
+            page.at_end = True
+            break
+        rendered = _render(raw.lines[0], fmt)
+        if rendered is not None:
+            text = rendered[skip:]
+            if len(text) > budget:
+                if page.lines:
+                    break  # starts the next page whole
+                page.lines.append(text[:budget])
+                page.line_truncated = True
+                page.next_cursor = f"{position}:{skip + budget}"
+                return page
+            page.lines.append(text)
+            budget -= len(text)
+        skip = 0
+        if raw.next_cursor is None:
+            position = raw.total_bytes
+            page.at_end = True
+            break
+        position = raw.next_cursor
     page.end_position = position
     page.next_cursor = None if page.at_end else str(position)
     return page
@@ -136,27 +134,6 @@ def _render(line: str, fmt: Format) -> str | None:
 
     rendered = render_line(line)
     return "\n".join(rendered) if rendered else None
-
-
-def _tail_offset(path: Path, count: int) -> int:
-    """Byte offset of the ``count``-th complete line from the end."""
-    from cc_executor.errors import CCExecutorError
-    from cc_executor.registry.transcripts import read_page
-
-    starts: deque[int] = deque(maxlen=count)
-    position = 0
-    try:
-        while True:
-            page = read_page(path, cursor=position, limit=1, max_bytes=1)
-            if not page.lines:
-                break
-            starts.append(position)
-            if page.next_cursor is None:
-                break
-            position = page.next_cursor
-    except CCExecutorError as exc:
-        raise ToolError(str(exc)) from None
-    return starts[0] if starts else 0
 
 
 async def transcript_text(state: AppState, run_id: str) -> str:

@@ -175,8 +175,8 @@ async def test_the_first_cancel_reason_is_the_one_recorded(fake_config: CCExecut
         second = await backend.submit(build_request("b", config=config, cwd=workdir))
         with anyio.fail_after(10):
             for run_id in (first, second):
-                async for update in backend.events(run_id):
-                    if update.kind == "started":
+                async for event in backend.events(run_id):
+                    if event.progress is not None and event.progress.kind == "started":
                         break
         async with anyio.create_task_group() as group:  # a client's cancel, then a shutdown's while it still stops
             group.start_soon(backend.cancel, first, "cancelled: the client asked")

@@ -23,9 +23,9 @@ from mcp.types import CallToolResult, TextContent, TextResourceContents
 from cc_executor.api import build_request, open_store
 from cc_executor.engine.process import marked_processes
 from cc_executor.models import PERMISSION_MODES, RUN_ID_PATTERN, CCExecutorConfig, RunStatus
-from cc_executor.transcript_text import render_line
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
+from cc_executor.transcript_text import render_line
 
 pytestmark = pytest.mark.anyio
 

@@ -178,12 +178,13 @@ class LocalBackend:
         store_path: Path | None = None,
         slots: RunSlots | None = None,
         transcript_dir: Path | None = None,
+        max_concurrent: int | None = None,
         kill_grace_s: float = 2.0,
     ) -> None:
         self._store = store
         self._owns_store = store is None
         self.store_path = store_path
-        self.slots = slots or RunSlots()
+        self.slots = slots or RunSlots(max_concurrent)  # None: one run per CPU
         self.transcript_dir = transcript_dir
         self.kill_grace_s = kill_grace_s
         self._live: dict[str, _LiveRun] = {}

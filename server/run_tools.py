@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from mcp.server.mcpserver.exceptions import ToolError
@@ -86,9 +86,17 @@ async def make_request(
         cwd = Path(parent.cwd)
     else:
         cwd = _working_dir(state, options.cwd)
-    request = build_request(task, config=config, cwd=cwd, json_schema=options.json_schema, list_id=list_id)
+    request = build_request(
+        task, config=config, cwd=cwd, json_schema=options.json_schema, list_id=list_id, **isolation_fields(options)
+    )
     await backend.preflight(request)
     return Submission(request, resume_run_id)
+
+
+def isolation_fields(options: RunOptions) -> dict[str, Any]:
+    """isolation and its options as request fields (the request refuses base_ref/branch/setup without a worktree)."""
+    names = ("isolation", "base_ref", "branch", "setup")
+    return {name: getattr(options, name) for name in names if getattr(options, name) is not None}
 
 
 def _working_dir(state: AppState, cwd: str | None) -> Path:

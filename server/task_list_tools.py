@@ -117,7 +117,12 @@ async def execute_list(
 ) -> TaskListOutput:
     """Validate every task, start the list on the backend, and follow it for up to ``wait_s``."""
     from cc_executor.backends import ListRequest
+    from cc_executor.task_lists import list_isolation
 
+    isolation, note = await list_isolation(
+        shared.isolation, sequential=mode == "sequential", cwd=shared.cwd or state.settings.default_cwd
+    )
+    shared = shared.model_copy(update={"isolation": isolation})
     requests = await _requests(state, specs, shared)
     backend = await state.backend()
     list_id = requests[0].list_id or ""
@@ -139,7 +144,9 @@ async def execute_list(
         with anyio.CancelScope(shield=True), anyio.move_on_after(_CANCEL_BOUND_S):
             await backend.cancel_list(list_id, runs.CLIENT_CANCEL_REASON)
         raise
-    return await list_result(state, await backend.list_outcome(list_id), state.settings.max_result_chars)
+    result = await list_result(state, await backend.list_outcome(list_id), state.settings.max_result_chars)
+    message = f"{result.message} {note}" if note else result.message
+    return result.model_copy(update={"isolation": isolation, "note": note, "message": message})
 
 
 class _ListProgress:

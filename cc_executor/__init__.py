@@ -27,6 +27,7 @@ from cc_executor.errors import (
     IdleTimeoutError,
     InvalidRequestError,
     MaxTurnsError,
+    MergeConflictError,
     OverloadedError,
     RateLimitError,
     RunCancelledError,
@@ -38,9 +39,12 @@ from cc_executor.errors import (
     StructuredOutputError,
     TranscriptNotFoundError,
     UsageLimitError,
+    WorktreeError,
+    WorktreeSetupError,
 )
 from cc_executor.models import CCExecutorConfig, ExecutionResult, ProgressUpdate, RunRecord, RunRequest, RunStatus
 from cc_executor.task_lists import ListTask, TaskListResult, cc_execute_list
+from cc_executor.worktrees import discard_run, merge_run, run_diff
 
 __version__ = "0.1.0"
 
@@ -61,6 +65,7 @@ __all__ = [
     "ListTask",
     "LocalBackend",
     "MaxTurnsError",
+    "MergeConflictError",
     "OverloadedError",
     "ProgressUpdate",
     "RateLimitError",
@@ -77,14 +82,19 @@ __all__ = [
     "TaskListResult",
     "TranscriptNotFoundError",
     "UsageLimitError",
+    "WorktreeError",
+    "WorktreeSetupError",
     "__version__",
     "build_request",
     "build_resume_request",
     "cc_execute",
     "cc_execute_list",
+    "discard_run",
     "execute_run",
+    "merge_run",
     "open_store",
     "raise_for_result",
     "resume",
+    "run_diff",
     "run_stream",
 ]

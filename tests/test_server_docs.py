@@ -30,4 +30,4 @@ async def test_mcp_json_example_starts_a_working_server(state_home: Path) -> Non
     async with Client(params, read_timeout_seconds=30) as client:
         tools = (await client.list_tools()).tools
         runs = await client.call_tool("list_runs", {})
-    assert len(tools) == 8 and not runs.is_error
+    assert len(tools) == 10 and not runs.is_error

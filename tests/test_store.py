@@ -25,6 +25,9 @@ RUNS_COLUMNS = {
     "summary", "files_created", "files_modified", "files_deleted", "files_truncated", "permission_denials",
     "transcript_path", "stderr_path", "timeout_s", "idle_timeout_s", "timeout_basis", "attempts", "last_progress",
     "context",
+    # m003_worktree
+    "isolation", "branch", "base_branch", "base_sha", "head_sha", "commits", "diffstat", "worktree_path",
+    "uncommitted_changes_not_carried",
 }  # fmt: skip
 ATTEMPTS_COLUMNS = {
     "run_id", "n", "started_at", "finished_at", "status", "exit_code", "error_class", "error", "session_id", "cost_usd",

@@ -199,3 +199,38 @@ async def test_a_worktree_outside_a_repository_is_a_clear_error(
     with pytest.raises(InvalidRequestError, match="needs cwd inside a git work tree"):
         await cc_execute("task", config=config, cwd=workdir, isolation="worktree")
     assert worktree_dirs(state_home) == []
+
+
+@pytest.mark.parametrize(
+    ("where", "trusted"), [("committed", True), ("local via .worktreeinclude", True), ("committed", False)]
+)
+async def test_the_worktree_is_the_same_trusted_project_for_claude_code(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, tmp_path: Path, where: str, trusted: bool
+) -> None:
+    """Claude Code keys project trust by the main repository, so a worktree of a trusted repository is trusted and
+    the project's permission rules apply in it, exactly as in the checkout; headless, an untrusted project's
+    rules apply nowhere (the CLI never asks)."""
+    allow = json.dumps({"permissions": {"allow": ["Bash"]}})
+    files = {"README.md": "# demo\n"}
+    if where == "committed":
+        files[".claude/settings.json"] = allow
+    else:
+        files.update({".gitignore": ".claude/settings.local.json\n", ".worktreeinclude": ".claude/\n"})
+    repo = make_repo(tmp_path / "repo", files)
+    if where != "committed":
+        (repo / ".claude").mkdir()
+        (repo / ".claude" / "settings.local.json").write_text(allow)
+    if trusted:  # what accepting the trust dialog once in the checkout leaves in the CLI's config
+        projects = {str(repo): {"hasTrustDialogAccepted": True}}
+        (tmp_path / "home" / ".claude.json").write_text(json.dumps({"projects": projects}))
+    fake_api.scenario = scenarios.bash("sh -c 'echo allowed > proof.txt'")  # not allowed by acceptEdits alone
+    outcomes = {}
+    for isolation in ("none", "worktree"):
+        result = await cc_execute("prove it", config=config, cwd=repo, isolation=isolation, check=False)
+        assert not config.allowed_tools and result.status is RunStatus.SUCCESS
+        outcomes[isolation] = "denied" if result.permission_denials else "allowed"
+        if isolation == "worktree" and trusted:
+            assert show(repo, result.branch or "", "proof.txt") == "allowed"
+    assert outcomes == (
+        {"none": "allowed", "worktree": "allowed"} if trusted else {"none": "denied", "worktree": "denied"}
+    )

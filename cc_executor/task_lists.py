@@ -58,6 +58,7 @@ class ListTask(BaseModel):
     task: str
     overrides: dict[str, Any] = Field(default_factory=dict, description="CCExecutorConfig fields for this task only.")
     json_schema: dict[str, Any] | None = None
+    branch: str | None = Field(default=None, description="isolation 'worktree': this task's branch, exactly.")
 
 
 def build_list_requests(
@@ -86,7 +87,13 @@ def build_list_requests(
             task_config = CCExecutorConfig.model_validate(task_config.model_dump())
             requests.append(
                 build_request(
-                    spec.task, config=task_config, cwd=cwd, json_schema=spec.json_schema, list_id=list_id, **fields
+                    spec.task,
+                    config=task_config,
+                    cwd=cwd,
+                    json_schema=spec.json_schema,
+                    list_id=list_id,
+                    **fields,
+                    **({"branch": spec.branch} if spec.branch is not None else {}),
                 )
             )
         except (InvalidRequestError, ValueError) as exc:

@@ -88,7 +88,6 @@ async def merge_run(
     if (await git(["merge-base", "--is-ancestor", tip, head], cwd=repo, check=False)).returncode == 0:
         return MergeResult(record.run_id, branch, target, strategy, head, head, already_merged=True)
     await _check_conflicts(repo, branch, target)
-    files = (await git(["diff", "--name-only", head, tip], cwd=repo)).lines
     message = f"Merge cc-executor run {record.run_id[:8]} ({branch}): {shorten(' '.join(record.task.split()), 60)}"
     identity = await _identity(repo)
     if strategy == "ff-only":
@@ -104,6 +103,7 @@ async def merge_run(
     else:
         await git(["merge", "--no-ff", "--no-edit", "--quiet", "-m", message, tip], cwd=repo, prefix=identity)
     new_head = (await git(["rev-parse", "HEAD"], cwd=repo)).stdout.strip()
+    files = (await git(["diff", "--name-only", head, new_head], cwd=repo)).lines  # what the merge changed
     return MergeResult(record.run_id, branch, target, strategy, head, new_head, files=files)
 
 

@@ -92,13 +92,16 @@ def build_list_requests(
                     cwd=cwd,
                     json_schema=spec.json_schema,
                     list_id=list_id,
-                    **fields,
-                    **({"branch": spec.branch} if spec.branch is not None else {}),
+                    **_with_branch(fields, spec.branch),
                 )
             )
         except (InvalidRequestError, ValueError) as exc:
             raise InvalidRequestError(f"tasks[{index}]: {exc}") from None
     return requests
+
+
+def _with_branch(fields: dict[str, Any], branch: str | None) -> dict[str, Any]:
+    return {**fields, "branch": branch} if branch is not None else fields
 
 
 async def cc_execute_list(

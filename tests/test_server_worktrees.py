@@ -28,8 +28,9 @@ def settings(config: CCExecutorConfig, state_home: Path) -> ServerSettings:
 
 def ok(result: CallToolResult) -> dict[str, Any]:
     assert not result.is_error, " ".join(c.text for c in result.content if isinstance(c, TextContent))
-    assert result.structured_content is not None
-    return result.structured_content
+    content: dict[str, Any] | None = result.structured_content
+    assert content is not None
+    return content
 
 
 def error_text(result: CallToolResult) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 import anyio
 
 from cc_executor.engine import worktree_include
-from cc_executor.engine.git import IDENTITY, git
+from cc_executor.engine.git import IDENTITY, GitOutput, git
 from cc_executor.engine.progress_text import shorten
 from cc_executor.errors import InvalidRequestError, RunError, WorktreeError, WorktreeSetupError
 from cc_executor.models import ExecutionResult, RunRequest, WorktreeCommit
@@ -85,30 +85,40 @@ class WorktreePlan:
 
 
 async def plan_worktree(request: RunRequest, root: Path) -> WorktreePlan:
-    """Validate a worktree request; raises InvalidRequestError naming the problem, with nothing created."""
+    """Validate a worktree request; raises InvalidRequestError naming the problem, with nothing created.
+
+    The independent git questions run side by side (git works from any subdirectory): a handful of git
+    processes is most of what isolation costs a short run."""
     cwd = request.cwd
-    top = await git(["rev-parse", "--show-toplevel"], cwd=cwd, check=False)
-    if top.returncode != 0:
-        raise InvalidRequestError(
-            f"isolation='worktree' needs cwd inside a git work tree; {cwd} is not in one "
-            f"({top.stderr.strip() or 'git rev-parse failed'}). Run `git init` and commit, or use isolation='none'."
-        )
-    repo_root, root = _resolved(Path(top.stdout.strip()), root)
+    base_ref = request.base_ref or "HEAD"
+    branch = request.branch or default_branch(request.run_id)
+    # One rev-parse answers three questions: the top level, the base commit and the checked-out branch.
+    # (base_ref never starts with "-": the request refuses that.)
+    where, exists, status = await git_parallel(
+        (["rev-parse", "--show-toplevel", f"{base_ref}^{{commit}}", "--symbolic-full-name", "HEAD"], cwd),
+        (["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], cwd),
+        (["status", "--porcelain", "--untracked-files=normal"], cwd),
+    )
+    lines = where.stdout.splitlines()
+    if where.returncode != 0 or len(lines) != 3:
+        await _explain_bad_start(cwd, base_ref)  # always raises
+    repo_root, root = _resolved(Path(lines[0]), root)
     if root == repo_root or root.is_relative_to(repo_root):
         raise InvalidRequestError(
             f"worktree_dir {root} is inside the repository {repo_root}; worktrees must live outside it"
         )
-    base_ref = request.base_ref or "HEAD"
-    base_sha = await _resolve_commit(repo_root, base_ref)
-    branch = request.branch or default_branch(request.run_id)
-    await _check_new_branch(repo_root, branch)
+    if request.branch is not None:
+        valid = await git(["check-ref-format", "--branch", branch], cwd=cwd, check=False)
+        if valid.returncode != 0:
+            raise InvalidRequestError(f"branch {branch!r} is not a valid git branch name")
+    if exists.returncode == 0:
+        await _refuse_existing_branch(repo_root, branch)
     path = root / request.run_id
     if path.exists():
         raise InvalidRequestError(
             f"the worktree directory {path} already exists (a leftover?); see `cc-executor doctor`"
         )
-    head_branch = await git(["symbolic-ref", "--quiet", "--short", "HEAD"], cwd=repo_root, check=False)
-    status = await git(["status", "--porcelain", "--untracked-files=normal"], cwd=repo_root)
+    head = lines[2]
     return WorktreePlan(
         run_id=request.run_id,
         repo_root=repo_root,
@@ -116,8 +126,8 @@ async def plan_worktree(request: RunRequest, root: Path) -> WorktreePlan:
         path=path,
         branch=branch,
         base_ref=base_ref,
-        base_sha=base_sha,
-        base_branch=head_branch.stdout.strip() if head_branch.returncode == 0 else None,
+        base_sha=lines[1],
+        base_branch=head.removeprefix("refs/heads/") if head.startswith("refs/heads/") else None,
         dirty=bool(status.stdout.strip()),
         setup=request.setup,
     )
@@ -127,26 +137,35 @@ def _resolved(*paths: Path) -> tuple[Path, ...]:
     return tuple(p.resolve() for p in paths)
 
 
-async def _resolve_commit(repo_root: Path, ref: str) -> str:
-    found = await git(
-        ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"], cwd=repo_root, check=False
-    )
-    if found.returncode == 0:
-        return found.stdout.strip()
-    if ref == "HEAD":
+async def _explain_bad_start(cwd: Path, base_ref: str) -> None:
+    """The combined rev-parse failed: ask again one question at a time, to say exactly what is wrong."""
+    top = await git(["rev-parse", "--show-toplevel"], cwd=cwd, check=False)
+    if top.returncode != 0:
         raise InvalidRequestError(
-            f"the repository {repo_root} has no commit checked out yet; commit something first or give base_ref"
+            f"isolation='worktree' needs cwd inside a git work tree; {cwd} is not in one "
+            f"({top.stderr.strip() or 'git rev-parse failed'}). Run `git init` and commit, or use isolation='none'."
         )
-    raise InvalidRequestError(f"base_ref {ref!r} is not a commit in {repo_root} (try a branch, tag or sha)")
+    repo = top.stdout.strip()
+    found = await git(["rev-parse", "--verify", "--quiet", f"{base_ref}^{{commit}}"], cwd=cwd, check=False)
+    if found.returncode == 0 or base_ref == "HEAD":  # a fine base means HEAD failed: an unborn branch
+        raise InvalidRequestError(f"the repository {repo} has no commit checked out yet; commit something first")
+    raise InvalidRequestError(f"base_ref {base_ref!r} is not a commit in {repo} (try a branch, tag or sha)")
 
 
-async def _check_new_branch(repo_root: Path, branch: str) -> None:
-    valid = await git(["check-ref-format", "--branch", branch], cwd=repo_root, check=False)
-    if valid.returncode != 0:
-        raise InvalidRequestError(f"branch {branch!r} is not a valid git branch name")
-    exists = await git(["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], cwd=repo_root, check=False)
-    if exists.returncode != 0:
-        return
+async def git_parallel(*calls: tuple[list[str], Path]) -> list[GitOutput]:
+    """Independent git commands at once (check=False each); answers in call order."""
+    answers: dict[int, GitOutput] = {}
+
+    async def one(i: int, args: list[str], cwd: Path) -> None:
+        answers[i] = await git(args, cwd=cwd, check=False)
+
+    async with anyio.create_task_group() as group:
+        for i, (args, cwd) in enumerate(calls):
+            group.start_soon(one, i, args, cwd)
+    return [answers[i] for i in range(len(calls))]
+
+
+async def _refuse_existing_branch(repo_root: Path, branch: str) -> None:
     message = f"branch {branch!r} already exists in {repo_root}; give another branch name (or none for a generated one)"
     holder = await worktree_holding(repo_root, branch)
     if holder is not None:
@@ -268,20 +287,24 @@ class RunWorktree:
         if not self.created:
             return WorktreeOutcome()
         await git(["add", "--all"], cwd=plan.path)
-        staged = await git(["diff", "--cached", "--quiet"], cwd=plan.path, check=False)
-        if staged.returncode == 1:
-            subject = f"cc-executor: {shorten(' '.join(self.task.split()), 60)}"
-            body = f"Work of cc-executor run {plan.run_id}, committed when the run ended."
-            await git(["commit", "--quiet", "--no-verify", "-m", subject, "-m", body], cwd=plan.path, prefix=IDENTITY)
-        head = (await git(["rev-parse", f"refs/heads/{plan.branch}"], cwd=plan.path)).stdout.strip()
+        subject = f"cc-executor: {shorten(' '.join(self.task.split()), 60)}"
+        body = f"Work of cc-executor run {plan.run_id}, committed when the run ended."
+        commit = ["commit", "--quiet", "--no-verify", "-m", subject, "-m", body]
+        committed = await git(commit, cwd=plan.path, prefix=IDENTITY, check=False)
+        if committed.returncode not in (0, 1):  # 1: nothing to commit
+            raise WorktreeError(f"git commit failed in {plan.path}: {(committed.stderr or committed.stdout).strip()}")
+        refs = await git(["rev-parse", f"refs/heads/{plan.branch}", "--symbolic-full-name", "HEAD"], cwd=plan.path)
+        head, checked_out = [*refs.lines, "", ""][:2]
         outcome = await measure(plan.repo_root, plan.base_sha, head)
-        leftover = await git(["status", "--porcelain", "--untracked-files=all"], cwd=plan.path)
-        on_branch = await git(["symbolic-ref", "--quiet", "HEAD"], cwd=plan.path, check=False)
-        if leftover.stdout.strip() or on_branch.stdout.strip() != f"refs/heads/{plan.branch}":
-            outcome.kept_path = str(plan.path)  # something we could not commit on the branch: never delete it
+        if checked_out != f"refs/heads/{plan.branch}":
+            outcome.kept_path = str(plan.path)  # the agent moved HEAD (commits may sit on a detached HEAD): keep it
             return outcome
-        # --force: only ignored files remain (build output, copied .worktreeinclude files); the work is committed.
-        await git(["worktree", "remove", "--force", str(plan.path)], cwd=plan.repo_root)
+        # Without --force git refuses a worktree with anything uncommitted (ignored files, such as build output
+        # and copied .worktreeinclude files, do not count): the work is on the branch, or the worktree stays.
+        removed = await git(["worktree", "remove", str(plan.path)], cwd=plan.repo_root, check=False)
+        if removed.returncode != 0:
+            log.warning("run %s: kept its worktree %s: %s", plan.run_id, plan.path, removed.stderr.strip())
+            outcome.kept_path = str(plan.path)
         return outcome
 
     def apply(self, result: ExecutionResult, caller_cwd: Path) -> ExecutionResult:
@@ -308,12 +331,19 @@ class RunWorktree:
 
 async def measure(repo: Path, base_sha: str, head_sha: str) -> WorktreeOutcome:
     """Commits, diffstat and changed files of base..head (paths relative to the repository root)."""
-    log_out = await git(["log", "--reverse", "--format=%H%x00%s", f"{base_sha}..{head_sha}"], cwd=repo)
+    log_out, stat, names = await git_parallel(
+        (["log", "--reverse", "--format=%H%x00%s", f"{base_sha}..{head_sha}"], repo),
+        (["diff", "--stat", "--no-color", base_sha, head_sha], repo),
+        (["diff", "--name-status", "--no-renames", "-z", base_sha, head_sha], repo),
+    )
+    failed = next((x for x in (log_out, stat, names) if x.returncode != 0), None)
+    if failed is not None:
+        raise WorktreeError(
+            f"git could not compare {base_sha[:12]}..{head_sha[:12]} in {repo}: {failed.stderr.strip()}"
+        )
     commits = [
         WorktreeCommit(sha=sha, subject=subject) for sha, _, subject in (x.partition("\0") for x in log_out.lines)
     ]
-    stat = await git(["diff", "--stat", "--no-color", base_sha, head_sha], cwd=repo)
-    names = await git(["diff", "--name-status", "--no-renames", "-z", base_sha, head_sha], cwd=repo)
     outcome = WorktreeOutcome(
         head_sha=head_sha, commits=commits, diffstat=stat.stdout.rstrip()[:_DIFFSTAT_CHARS] or None
     )

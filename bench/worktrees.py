@@ -1,0 +1,144 @@
+"""Benchmark 6: what worktree isolation costs per run, against a trivial run.
+
+Per run, isolation adds: validating the request (rev-parse, check-ref-format, show-ref, status), ``git worktree
+add`` (a checkout of the whole tree), the ``.worktreeinclude`` listing, and at the end ``git add -A``, one commit,
+log/diff of base..head and ``git worktree remove``. Those steps are timed directly through the engine (the same
+code the runner calls), on a clone of this repository and on a generated 10,000-file repository, each run writing
+one small file so the commit path is exercised. The baseline is the median wall time of a trivial ``cc_execute``
+(one text reply from the fake API, no isolation). An end-to-end pair (``cc_execute`` with and without
+``isolation="worktree"`` on the clone, interleaved) is reported beside it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from common import CLAUDE, MODEL, Options, Row, Section, median, ms
+
+from cc_executor import CCExecutorConfig, cc_execute
+from cc_executor.engine.worktree import RunWorktree, plan_worktree
+from cc_executor.models import RunRequest
+from cc_executor.testing import scenarios
+from cc_executor.testing.env import offline_env
+from cc_executor.testing.fake_api import FakeAnthropic
+from cc_executor.testing.git_repos import git
+
+TARGET = 0.10
+LARGE_FILES = 10_000
+
+
+def clone_of_this_repository(target: Path) -> Path:
+    from common import REPO
+
+    subprocess.run(["git", "clone", "-q", "--local", str(REPO), str(target)], check=True, timeout=120)
+    return target
+
+
+def large_repository(target: Path, files: int = LARGE_FILES) -> Path:
+    target.mkdir(parents=True)
+    for i in range(files):
+        folder = target / f"pkg{i // 100:03d}"
+        folder.mkdir(exist_ok=True)
+        (folder / f"mod{i % 100:03d}.py").write_text(f"VALUE = {i}\n\n\ndef f():\n    return VALUE * 2\n")
+    git(target, "init", "-q", "-b", "main")
+    git(target, "add", "-A")
+    git(target, "commit", "-q", "-m", "generated")
+    return target
+
+
+async def one_cycle(repo: Path, root: Path) -> dict[str, float]:
+    """Plan, enter and leave one worktree around a one-file change; seconds per phase."""
+    request = RunRequest(task="bench: write one file", cwd=repo, isolation="worktree")
+    t0 = time.perf_counter()
+    plan = await plan_worktree(request, root)
+    t1 = time.perf_counter()
+    worktree = RunWorktree(plan, request.task)
+    moved, error = await worktree.enter(request, None, {}, time.monotonic() + 600)
+    assert error is None, error
+    t2 = time.perf_counter()
+    (moved.cwd / "bench_output.txt").write_text("written by the benchmark\n")
+    t3 = time.perf_counter()
+    outcome = await worktree.leave()
+    t4 = time.perf_counter()
+    assert outcome.kept_path is None and len(outcome.commits) == 1
+    git(repo, "branch", "-q", "-D", plan.branch)
+    return {"plan": t1 - t0, "create": t2 - t1, "finish": t4 - t3, "total": (t1 - t0) + (t2 - t1) + (t4 - t3)}
+
+
+async def cycles(repo: Path, root: Path, n: int) -> dict[str, float]:
+    samples = [await one_cycle(repo, root) for _ in range(n)]
+    return {phase: median([s[phase] for s in samples]) for phase in samples[0]}
+
+
+async def run(options: Options) -> Section:
+    section = Section("6. Worktree isolation: setup and teardown per run")
+    n = 5 if options.quick else 10
+    small = clone_of_this_repository(options.tmp / "this-repo")
+    large = large_repository(options.tmp / "large")
+    small_files = len(git(small, "ls-files").splitlines())
+    root = options.tmp / "worktrees"
+
+    async with FakeAnthropic(scenarios.text("hello")) as fake:
+        config = CCExecutorConfig(
+            env=offline_env(fake.base_url, options.tmp / "home"), claude_path=CLAUDE, model=MODEL, track_files=False
+        )
+        plain_dir = options.tmp / "plain"
+        plain_dir.mkdir()
+        await cc_execute("warm up", config=config, cwd=plain_dir)
+        trivial: list[float] = []
+        plain_small: list[float] = []
+        isolated_small: list[float] = []
+        for i in range(n):
+            started = time.perf_counter()
+            await cc_execute("trivial", config=config, cwd=plain_dir)
+            trivial.append(time.perf_counter() - started)
+            order = ("none", "worktree") if i % 2 == 0 else ("worktree", "none")
+            for isolation in order:
+                started = time.perf_counter()
+                await cc_execute("trivial", config=config, cwd=small, isolation=isolation)
+                (plain_small if isolation == "none" else isolated_small).append(time.perf_counter() - started)
+
+    small_cost = await cycles(small, root, n)
+    large_cost = await cycles(large, root, max(3, n // 2))
+    baseline = median(trivial)
+    ratio = small_cost["total"] / baseline
+    e2e = median(isolated_small) - median(plain_small)
+    section.rows += [
+        Row(
+            f"worktree setup+teardown, this repository ({small_files} files)",
+            f"{ms(small_cost['total'])} = {ratio * 100:.1f} % of a trivial run ({ms(baseline, 0)})",
+            f"≤ {TARGET * 100:.0f} %",
+            ratio <= TARGET,
+            f"median of {n}: plan + worktree add + commit/measure/remove, one file written",
+        ),
+        Row(
+            f"worktree setup+teardown, {LARGE_FILES:,}-file repository",
+            f"{ms(large_cost['total'])} = {large_cost['total'] / baseline * 100:.0f} % of a trivial run",
+            "report",
+            None,
+            f"median of {max(3, n // 2)}, same steps",
+        ),
+        Row(
+            "cc_execute with isolation=worktree vs none (this repository)",
+            f"{ms(e2e)} more per run",
+            "info",
+            None,
+            f"median of {n} interleaved pairs, end to end",
+        ),
+    ]
+    section.notes += [
+        "| phase | this repository | 10,000 files |",
+        "| --- | --- | --- |",
+        *(
+            f"| {phase} | {ms(small_cost[phase])} | {ms(large_cost[phase])} |"
+            for phase in ("plan", "create", "finish", "total")
+        ),
+        "",
+        "plan: validating the request (5 git calls, nothing created); create: `git worktree add` of the base commit "
+        "plus the `.worktreeinclude` listing; finish: `git add -A`, one commit, base..head log and diffs, "
+        "`git worktree remove`. The checkout (create) and the index refresh in `git add -A` (finish) grow with "
+        "the number of files; everything else is a fixed handful of git processes (~2–5 ms each here).",
+    ]
+    return section

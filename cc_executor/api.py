@@ -14,11 +14,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from cc_executor.engine.emit import EventCallback, ProgressCallback
 from cc_executor.engine.events import Event
+from cc_executor.engine.recovery import connect_registry
 from cc_executor.engine.runner import execute_run
 from cc_executor.engine.slots import RunSlots
 from cc_executor.errors import ERROR_CLASSES, InvalidRequestError, RunError
 from cc_executor.models import CCExecutorConfig, ExecutionResult, ProgressUpdate, RunRequest
-from cc_executor.registry.recovery import connect_registry
 from cc_executor.registry.store import RunStore
 
 __all__ = [

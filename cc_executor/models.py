@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from cc_executor.ids import RUN_ID_PATTERN as RUN_ID_PATTERN
 
 PermissionMode = Literal["acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"]
 PERMISSION_MODES: tuple[str, ...] = ("acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan")
@@ -18,7 +19,6 @@ MAX_TASK_BYTES = 4 * 1024 * 1024
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
 Isolation = Literal["none", "worktree"]
 ISOLATIONS: tuple[str, ...] = ("none", "worktree")
-RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 class RunStatus(StrEnum):

@@ -8,8 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cc_executor.errors import InvalidRequestError
-from cc_executor.models import RUN_ID_PATTERN
+from cc_executor.ids import check_run_id as check_run_id
 
 APP_NAME = "cc-executor"
 DB_NAME = "runs.db"
@@ -34,13 +33,6 @@ def transcript_paths(run_id: str, directory: Path | None = None) -> tuple[Path, 
     check_run_id(run_id)
     base = transcripts_dir() if directory is None else directory
     return base / f"{run_id}.jsonl", base / f"{run_id}.stderr.log"
-
-
-def check_run_id(run_id: str) -> str:
-    """Reject anything but a lowercase UUID: ids become file names. fullmatch, since `$` also matches before "\\n"."""
-    if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
-        raise InvalidRequestError(f"invalid run id {run_id!r}: expected a lowercase UUID")
-    return run_id
 
 
 def ensure_private_dir(path: Path) -> Path:

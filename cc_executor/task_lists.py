@@ -1,7 +1,7 @@
 """Task lists, the public entry points: validate a whole list into requests (``build_list_requests``), then run it
 (``cc_execute_list`` in this process). The orchestration itself (order, parallelism, stop_on_error, skipping,
-cancelling) is ``tasklist.TaskList``; see that module for how a list runs and stops. Its names are re-exported
-here, where they lived before the split.
+cancelling) is ``engine.task_list_runner.TaskList``; see that module for how a list runs and stops. Its
+public names (``ListTask``, ``TaskListResult``) are re-exported here.
 """
 
 from __future__ import annotations

@@ -15,7 +15,9 @@ from dataclasses import replace
 
 def main() -> None:
     """Serve over stdio until the client closes stdin. Settings come from the CC_EXECUTOR_* environment."""
-    level = os.environ.get("CC_EXECUTOR_LOG_LEVEL", "WARNING").upper()
+    from .settings import ENV_LOG_LEVEL
+
+    level = os.environ.get(ENV_LOG_LEVEL, "WARNING").upper()
     logging.basicConfig(
         level=level if level in logging.getLevelNamesMapping() else "WARNING",
         stream=sys.stderr,

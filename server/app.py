@@ -42,7 +42,6 @@ from .settings import MAX_RETURN_AFTER_S, MAX_WAIT_S, ServerSettings
 from .state import AppState, Ctx, lifespan_for
 
 SERVER_NAME = "cc-executor"
-VERSION = version("cc-executor")  # one source: pyproject.toml
 
 INSTRUCTIONS = """\
 cc-executor runs Claude Code (the `claude` CLI) as a supervised subprocess: it does real work in a directory you
@@ -366,7 +365,7 @@ def create_server(settings: ServerSettings | None = None) -> MCPServer[AppState]
     server: MCPServer[AppState] = MCPServer(
         SERVER_NAME,
         title="Claude Code executor",
-        version=VERSION,
+        version=version("cc-executor"),  # one source: pyproject.toml
         instructions=INSTRUCTIONS.format(
             return_after=f"{settings.return_after_s:g}", max_chars=settings.max_result_chars
         ),

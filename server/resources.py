@@ -8,8 +8,9 @@ from contextlib import contextmanager
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 
+from cc_executor.ids import check_run_id
+
 from . import transcript_tools as transcripts
-from .schemas import check_run_id
 from .state import AppState, Ctx
 
 TRANSCRIPT_TEMPLATE = "cc-executor://runs/{run_id}/transcript"

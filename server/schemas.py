@@ -11,12 +11,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
-# Mirrors of cc_executor.models (tests/test_server_units.py asserts they match).
+from cc_executor.ids import RUN_ID_REGEX, check_run_id
+
+# Mirrors of cc_executor.models, kept here so the initialize answer never imports the core
+# (tests/test_server.py::test_mirrored_constants_match_the_core asserts they match).
 PermissionMode = Literal["acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"]
 RunStatusName = Literal[
     "queued", "running", "success", "failed", "timeout", "idle_timeout", "cancelled", "lost", "skipped"
 ]
-RUN_ID_REGEX = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
 
 # Server-side limits, tighter than the core's: a tool argument this large is a mistake, not a task.
@@ -28,7 +30,6 @@ MAX_BUDGET_USD = 1000.0
 MAX_TURNS = 10_000
 MAX_PAGE_LINES = 1000
 
-_RUN_ID = re.compile(RUN_ID_REGEX)
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\[\]/@-]{0,127}$")
 
 
@@ -41,13 +42,6 @@ def _check_task(task: str) -> str:
     if "\x00" in task:
         raise ValueError("task contains a NUL byte")
     return task
-
-
-def check_run_id(run_id: str) -> str:
-    if not _RUN_ID.fullmatch(run_id):
-        shown = run_id if len(run_id) <= 80 else run_id[:80] + "…"
-        raise ValueError(f"run_id {shown!r} is not a run id (a lowercase UUID as returned by execute_task/start_task)")
-    return run_id
 
 
 def _check_cwd(cwd: str) -> str:

@@ -199,7 +199,7 @@ class LocalBackend:
         """Open the registry on first use (and reconcile runs of dead owners), so start-up does no I/O."""
         async with self._store_lock:
             if self._store is None:
-                from cc_executor.registry.recovery import connect_registry
+                from cc_executor.engine.recovery import connect_registry
 
                 self._store = await connect_registry(self.store_path)
         return self._store

@@ -277,7 +277,7 @@ async def follow(store: RunStore, record: RunRecord, *, raw: bool) -> int:
 async def _refresh(store: RunStore, record: RunRecord) -> RunRecord:
     """The run's current row; if its owner died meanwhile, reconcile first so the row says lost, not running."""
     from cc_executor.engine.process import pid_alive
-    from cc_executor.registry.recovery import reconcile
+    from cc_executor.engine.recovery import reconcile
 
     if record.owner_pid is not None and not pid_alive(record.owner_pid):
         await reconcile(store)

@@ -4,5 +4,6 @@ runner.execute_run is the one core every backend calls; the modules beside it ea
 command (argv/env), process (the process tree), attempt (one CLI process), stream/events (the stdout
 protocol), outcome (error classification), progress_text/emit (progress), changes (the file diff), slots
 (concurrency), timeouts/prediction (choosing a timeout), structured_output (JSON Schema), cancel (cancel
-from any process) and task_list_runner (many runs under one list id).
+from any process), recovery (runs of dead owners marked lost) and task_list_runner (many runs under one
+list id).
 """

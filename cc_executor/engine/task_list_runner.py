@@ -2,10 +2,11 @@
 ones produced) or bounded-parallel.
 
 Every task is its own run with its own row; a task that never started gets a ``skipped`` row, so the registry
-accounts for every task. ``TaskList`` is the one implementation. ``lists.cc_execute_list`` runs it in this process,
-each task through ``execute_run``; the MCP server runs it in its own task group with an ``execute`` that submits
-each task to its LocalBackend, so every task is a backend run (wait_run, get_run, cancel_run work per task) and
-the list outlives the tool call that started it. Building and validating the requests is ``lists.py``'s job.
+accounts for every task. ``TaskList`` is the one implementation. ``task_lists.cc_execute_list`` runs it in this
+process, each task through ``execute_run``; ``LocalBackend.submit_list`` runs it in the backend's task group with
+an ``execute`` that submits each task to the backend, so every task is a backend run (status, wait, cancel work
+per task) and the list outlives the call that started it. Building and validating the requests is
+``task_lists.py``'s job.
 
 Stopping. A list stops when a task ends without success and ``stop_on_error`` is set (the default for
 sequential lists), or when it is cancelled (``TaskList.cancel(reason)``, or the caller's cancel scope). Whatever

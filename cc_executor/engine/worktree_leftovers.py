@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cc_executor.engine.git import git
-from cc_executor.models import RUN_ID_PATTERN
+from cc_executor.ids import RUN_ID_PATTERN
 
 __all__ = ["Leftover", "find_leftovers", "inspect_worktree"]
 

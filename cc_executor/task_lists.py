@@ -131,6 +131,10 @@ async def cc_execute_list(
     if chosen == "worktree":
         extra.update({k: v for k, v in (("base_ref", base_ref), ("setup", setup)) if v is not None})
     requests = build_list_requests(tasks, config=config, cwd=cwd, **extra)
+    if chosen == "worktree":
+        from cc_executor.worktrees import check_requests
+
+        await check_requests(requests)  # a bad base or a taken branch stops the list before any task starts
     kwargs: dict[str, Any] = {
         "sequential": sequential,
         "max_parallel": max_parallel,

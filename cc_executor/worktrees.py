@@ -15,7 +15,7 @@ Everything here is plain git on the run's branch, in the checkout the run was st
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,10 +23,10 @@ from typing import Literal, TypeVar
 
 from cc_executor.engine.git import IDENTITY, git
 from cc_executor.engine.progress_text import shorten
-from cc_executor.engine.worktree import worktree_root
+from cc_executor.engine.worktree import plan_worktree, worktree_holding, worktree_root
 from cc_executor.engine.worktree_leftovers import Leftover, find_leftovers
 from cc_executor.errors import InvalidRequestError, MergeConflictError, WorktreeError
-from cc_executor.models import RunRecord, RunStatus
+from cc_executor.models import RunRecord, RunRequest, RunStatus
 from cc_executor.registry.store import RunStore
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "Leftover",
     "MergeResult",
     "MergeStrategy",
+    "check_requests",
     "discard_run",
     "leftover_worktrees",
     "merge_run",
@@ -116,9 +117,12 @@ async def discard_run(run_id: str, *, store: RunStore | None = None) -> DiscardR
     repo = await _repo(record)
     branch = record.branch or ""
     removed = None
-    if record.worktree_path and _exists(record.worktree_path):
-        await git(["worktree", "remove", "--force", record.worktree_path], cwd=repo)
-        removed = record.worktree_path
+    holder = await worktree_holding(repo, branch)  # a crash's leftover still has the branch checked out
+    if holder is None and record.worktree_path and _exists(record.worktree_path):
+        holder = Path(record.worktree_path)
+    if holder is not None:
+        await git(["worktree", "remove", "--force", str(holder)], cwd=repo)
+        removed = str(holder)
     await git(["worktree", "prune"], cwd=repo)
     tip = await git(["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"], cwd=repo, check=False)
     head = tip.stdout.strip() or record.head_sha
@@ -141,6 +145,21 @@ async def run_diff(run_id: str, *, store: RunStore | None = None, stat: bool = F
         raise WorktreeError(f"run {record.run_id}: branch {record.branch} no longer exists and no head was recorded")
     args = ["diff", "--no-color", *(["--stat"] if stat else []), record.base_sha or "", tip]
     return (await git(args, cwd=repo)).stdout
+
+
+async def check_requests(requests: Sequence[RunRequest]) -> None:
+    """Validate the worktree side of requests before any of them starts (a task list's): each as a run would
+    (repository, base, branch), plus no branch named twice. Raises InvalidRequestError; creates nothing."""
+    seen: dict[str, int] = {}
+    for index, request in enumerate(requests, start=1):
+        if request.isolation != "worktree":
+            continue
+        plan = await plan_worktree(request, worktree_root(request.config.worktree_dir))
+        if plan.branch in seen:
+            raise InvalidRequestError(
+                f"tasks[{index}]: branch {plan.branch!r} is also the branch of task {seen[plan.branch]}"
+            )
+        seen[plan.branch] = index
 
 
 async def leftover_worktrees(*, worktree_dir: Path | None = None, store: RunStore | None = None) -> list[Leftover]:

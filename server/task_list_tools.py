@@ -124,6 +124,10 @@ async def execute_list(
     )
     shared = shared.model_copy(update={"isolation": isolation})
     requests = await _requests(state, specs, shared)
+    if isolation == "worktree":
+        from cc_executor.worktrees import check_requests
+
+        await check_requests(requests)
     backend = await state.backend()
     list_id = requests[0].list_id or ""
     _remember(state, list_id, requests)

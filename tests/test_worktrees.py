@@ -9,7 +9,15 @@ from typing import Any
 import anyio
 import pytest
 
-from cc_executor import CCExecutorConfig, InvalidRequestError, RunStatus, cc_execute, cc_execute_list, open_store
+from cc_executor import (
+    CCExecutorConfig,
+    InvalidRequestError,
+    ListTask,
+    RunStatus,
+    cc_execute,
+    cc_execute_list,
+    open_store,
+)
 from cc_executor.engine.process import marked_processes
 from cc_executor.errors import MergeConflictError, WorktreeError
 from cc_executor.testing import scenarios
@@ -234,3 +242,22 @@ async def test_the_worktree_is_the_same_trusted_project_for_claude_code(
     assert outcomes == (
         {"none": "allowed", "worktree": "allowed"} if trusted else {"none": "denied", "worktree": "denied"}
     )
+
+
+async def test_task_lists_check_their_worktrees_before_any_task_starts(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, repo: Path, workdir: Path, state_home: Path
+) -> None:
+    fake_api.scenario = writes(("x.txt", "x\n"))
+    with pytest.raises(InvalidRequestError, match="base_ref 'v0' is not a commit"):
+        await cc_execute_list(["a", "b"], sequential=False, config=config, cwd=repo, base_ref="v0")
+    twice = [ListTask(task="a", branch="same"), ListTask(task="b", branch="same")]
+    with pytest.raises(InvalidRequestError, match="branch 'same' is also the branch of task 1"):
+        await cc_execute_list(twice, sequential=False, config=config, cwd=repo)
+    assert branches(repo) == ["main"] and worktree_dirs(state_home) == []
+    async with open_store() as store:
+        assert await store.list_runs() == []
+
+    shared = await cc_execute_list(["a", "b"], sequential=False, config=config, cwd=workdir)  # not a repository
+    assert shared.isolation == "none" and shared.note is None and shared.files_created == ["x.txt"]
+    sequential = await cc_execute_list(["a"], config=config, cwd=repo)
+    assert sequential.isolation == "none" and (repo / "x.txt").exists()

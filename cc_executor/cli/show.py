@@ -147,7 +147,7 @@ def worktree_fields(record: RunRecord) -> list[tuple[str, str]]:
         fields.append(("diffstat", record.diffstat.splitlines()[-1].strip()))
     if record.uncommitted_changes_not_carried:
         fields.append(("note", "the checkout had uncommitted changes; they were not carried into the worktree"))
-    if record.worktree_path:
+    if record.worktree_path and Path(record.worktree_path).exists():
         state = "in use" if not record.status.finished else "left behind (see `cc-executor doctor`)"
         fields.append(("worktree", f"{record.worktree_path} ({state})"))
     return fields

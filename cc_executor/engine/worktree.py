@@ -293,9 +293,9 @@ class RunWorktree:
         committed = await git(commit, cwd=plan.path, prefix=IDENTITY, check=False)
         if committed.returncode not in (0, 1):  # 1: nothing to commit
             raise WorktreeError(f"git commit failed in {plan.path}: {(committed.stderr or committed.stdout).strip()}")
-        refs = await git(["rev-parse", f"refs/heads/{plan.branch}", "--symbolic-full-name", "HEAD"], cwd=plan.path)
+        refs, outcome = await _refs_and_measure(plan)
         head, checked_out = [*refs.lines, "", ""][:2]
-        outcome = await measure(plan.repo_root, plan.base_sha, head)
+        outcome.head_sha = head
         if checked_out != f"refs/heads/{plan.branch}":
             outcome.kept_path = str(plan.path)  # the agent moved HEAD (commits may sit on a detached HEAD): keep it
             return outcome
@@ -327,6 +327,24 @@ class RunWorktree:
                 "worktree_path": outcome.kept_path,
             }
         )
+
+
+async def _refs_and_measure(plan: WorktreePlan) -> tuple[GitOutput, WorktreeOutcome]:
+    """The branch's head and what HEAD points at, while base..branch is measured (one step, not two)."""
+    refs: list[GitOutput] = []
+    outcome: list[WorktreeOutcome] = []
+
+    async def read_refs() -> None:
+        args = ["rev-parse", f"refs/heads/{plan.branch}", "--symbolic-full-name", "HEAD"]
+        refs.append(await git(args, cwd=plan.path))
+
+    async def read_changes() -> None:
+        outcome.append(await measure(plan.repo_root, plan.base_sha, f"refs/heads/{plan.branch}"))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(read_refs)
+        group.start_soon(read_changes)
+    return refs[0], outcome[0]
 
 
 async def measure(repo: Path, base_sha: str, head_sha: str) -> WorktreeOutcome:

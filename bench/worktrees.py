@@ -11,6 +11,7 @@ one small file so the commit path is exercised. The baseline is the median wall 
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import time
 from pathlib import Path
@@ -48,8 +49,18 @@ def large_repository(target: Path, files: int = LARGE_FILES) -> Path:
     return target
 
 
+def cpu_seconds(*, own: bool = False) -> float:
+    """CPU time (user + system) of reaped children, plus this process's own when ``own``."""
+    total = 0.0
+    for who in (resource.RUSAGE_CHILDREN, *((resource.RUSAGE_SELF,) if own else ())):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
 async def one_cycle(repo: Path, root: Path) -> dict[str, float]:
-    """Plan, enter and leave one worktree around a one-file change; seconds per phase."""
+    """Plan, enter and leave one worktree around a one-file change; seconds per phase (and CPU seconds)."""
+    cpu = cpu_seconds(own=True)
     request = RunRequest(task="bench: write one file", cwd=repo, isolation="worktree")
     t0 = time.perf_counter()
     plan = await plan_worktree(request, root)
@@ -63,8 +74,10 @@ async def one_cycle(repo: Path, root: Path) -> dict[str, float]:
     outcome = await worktree.leave()
     t4 = time.perf_counter()
     assert outcome.kept_path is None and len(outcome.commits) == 1
+    spent = cpu_seconds(own=True) - cpu
     git(repo, "branch", "-q", "-D", plan.branch)
-    return {"plan": t1 - t0, "create": t2 - t1, "finish": t4 - t3, "total": (t1 - t0) + (t2 - t1) + (t4 - t3)}
+    total = (t1 - t0) + (t2 - t1) + (t4 - t3)
+    return {"plan": t1 - t0, "create": t2 - t1, "finish": t4 - t3, "total": total, "cpu": spent}
 
 
 async def cycles(repo: Path, root: Path, n: int) -> dict[str, float]:
@@ -90,13 +103,15 @@ async def run(options: Options) -> Section:
         await cc_execute("warm up", config=config, cwd=plain_dir)
         await one_cycle(small, root)
         trivial: list[float] = []
+        trivial_cpu: list[float] = []
         plain_small: list[float] = []
         isolated_small: list[float] = []
         # Interleaved, so the baseline and the worktree steps see the same load on this shared machine.
         for i in range(n):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), cpu_seconds(own=True)
             await cc_execute("trivial", config=config, cwd=plain_dir)
             trivial.append(time.perf_counter() - started)
+            trivial_cpu.append(cpu_seconds(own=True) - cpu)
             samples.append(await one_cycle(small, root))
             order = ("none", "worktree") if i % 2 == 0 else ("worktree", "none")
             for isolation in order:
@@ -109,6 +124,7 @@ async def run(options: Options) -> Section:
     baseline = median(trivial)
     ratio = small_cost["total"] / baseline
     e2e = median(isolated_small) - median(plain_small)
+    cpu_ratio = small_cost["cpu"] / median(trivial_cpu)
     section.rows += [
         Row(
             f"worktree setup+teardown, this repository ({small_files} files)",
@@ -116,6 +132,13 @@ async def run(options: Options) -> Section:
             f"≤ {TARGET * 100:.0f} %",
             ratio <= TARGET,
             f"median of {n}: plan + worktree add + commit/measure/remove, one file written",
+        ),
+        Row(
+            "… the same in CPU time (load-independent)",
+            f"{ms(small_cost['cpu'])} = {cpu_ratio * 100:.1f} % of a trivial run's {ms(median(trivial_cpu), 0)}",
+            f"≤ {TARGET * 100:.0f} %",
+            cpu_ratio <= TARGET,
+            "user + system time of this process and every git/claude child, per run",
         ),
         Row(
             f"worktree setup+teardown, {LARGE_FILES:,}-file repository",
@@ -137,7 +160,7 @@ async def run(options: Options) -> Section:
         "| --- | --- | --- |",
         *(
             f"| {phase} | {ms(small_cost[phase])} | {ms(large_cost[phase])} |"
-            for phase in ("plan", "create", "finish", "total")
+            for phase in ("plan", "create", "finish", "total", "cpu")
         ),
         "",
         "plan: validating the request (5 git calls, nothing created); create: `git worktree add` of the base commit "

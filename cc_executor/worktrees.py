@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from cc_executor.engine.git import IDENTITY, git
 from cc_executor.engine.progress_text import shorten
@@ -39,6 +39,7 @@ __all__ = [
     "discard_run",
     "leftover_worktrees",
     "merge_run",
+    "resume_isolation",
     "run_diff",
 ]
 
@@ -160,6 +161,16 @@ async def check_requests(requests: Sequence[RunRequest]) -> None:
                 f"tasks[{index}]: branch {plan.branch!r} is also the branch of task {seen[plan.branch]}"
             )
         seen[plan.branch] = index
+
+
+def resume_isolation(parent: RunRecord, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Request fields for resuming ``parent``: an isolated run continues isolated, in a new worktree that starts
+    from where the parent's branch ended (so the session sees its own work), never in the caller's checkout.
+    Fields the caller set win."""
+    given = dict(fields or {})
+    if parent.isolation != "worktree" or given.get("isolation", "none") != "none" or not parent.head_sha:
+        return given
+    return {**given, "isolation": "worktree", "base_ref": parent.head_sha}
 
 
 async def leftover_worktrees(*, worktree_dir: Path | None = None, store: RunStore | None = None) -> list[Leftover]:

@@ -17,6 +17,7 @@ from cc_executor import (
     cc_execute,
     cc_execute_list,
     open_store,
+    resume,
 )
 from cc_executor.engine.process import marked_processes
 from cc_executor.errors import MergeConflictError, WorktreeError
@@ -261,3 +262,17 @@ async def test_task_lists_check_their_worktrees_before_any_task_starts(
     assert shared.isolation == "none" and shared.note is None and shared.files_created == ["x.txt"]
     sequential = await cc_execute_list(["a"], config=config, cwd=repo)
     assert sequential.isolation == "none" and (repo / "x.txt").exists()
+
+
+async def test_resuming_an_isolated_run_continues_in_a_new_worktree_from_its_head(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, repo: Path
+) -> None:
+    # The fake answers by the number of assistant turns in the history: the resumed session starts at turn 2.
+    # (A shell write with a relative path: the fake takes {cwd} from the first prompt of the resumed history.)
+    write = [ToolUse("Bash", {"command": f"printf '{n}\\n' > part{n}.txt", "description": "write"}) for n in (1, 2)]
+    fake_api.scenario = Scenario([write[0], Text("part 1 done"), write[1], Text("part 2 done")])
+    first = await cc_execute("first part", config=config, cwd=repo, isolation="worktree")
+    second = await resume(first.run_id, "second part", config=config)
+    assert second.isolation == "worktree" and second.base_sha == first.head_sha and second.branch != first.branch
+    assert second.files_created == ["part2.txt"] and show(repo, second.branch or "", "part1.txt") == "1"
+    assert status(repo) == "" and not (repo / "part2.txt").exists()  # never in the caller's checkout

@@ -22,7 +22,10 @@ from typing import Literal
 
 import anyio
 
-from cc_executor.engine.command import CLAUDE_PATH_ENV, find_claude
+from cc_executor.engine.command import CLAUDE_PATH_ENV
+
+# Public from here: front ends (the demo) locate claude the way runs will, without importing the engine.
+from cc_executor.engine.command import find_claude as find_claude
 
 Status = Literal["ok", "warn", "fail", "skip"]
 

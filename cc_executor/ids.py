@@ -20,7 +20,8 @@ def check_run_id(run_id: object) -> str:
     if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
         shown = repr(run_id) if len(repr(run_id)) <= 80 else repr(run_id)[:80] + "…"
         raise InvalidRequestError(
-            f"invalid run id {shown}: expected a lowercase UUID, as execute_task, start_task and cc-executor run return"
+            f"invalid run id {shown}: it is not a run id (a lowercase UUID, as execute_task, start_task and "
+            "cc-executor run return)"
         )
     return run_id
 

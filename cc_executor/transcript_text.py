@@ -16,7 +16,8 @@ from cc_executor.engine.events import (
     UnknownEvent,
     parse_line,
 )
-from cc_executor.engine.progress_text import shorten, summarize_tool_input
+from cc_executor.engine.progress_text import summarize_tool_input
+from cc_executor.text import shorten
 
 _TOOL_RESULT_CHARS = 500
 

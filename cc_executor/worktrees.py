@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from cc_executor.engine.git import IDENTITY, git
-from cc_executor.engine.progress_text import shorten
 from cc_executor.engine.worktree import plan_worktree, worktree_holding, worktree_root
 from cc_executor.engine.worktree_leftovers import Leftover, find_leftovers
 from cc_executor.errors import InvalidRequestError, MergeConflictError, WorktreeError
 from cc_executor.models import RunRecord, RunRequest, RunStatus
 from cc_executor.registry.store import RunStore
+from cc_executor.text import one_line
 
 __all__ = [
     "MERGE_STRATEGIES",
@@ -90,7 +90,7 @@ async def merge_run(
     if (await git(["merge-base", "--is-ancestor", tip, head], cwd=repo, check=False)).returncode == 0:
         return MergeResult(record.run_id, branch, target, strategy, head, head, already_merged=True)
     await _check_conflicts(repo, branch, target)
-    message = f"Merge cc-executor run {record.run_id[:8]} ({branch}): {shorten(' '.join(record.task.split()), 60)}"
+    message = f"Merge cc-executor run {record.run_id[:8]} ({branch}): {one_line(record.task, 60)}"
     identity = await _identity(repo)
     if strategy == "ff-only":
         if (await git(["merge-base", "--is-ancestor", head, tip], cwd=repo, check=False)).returncode != 0:

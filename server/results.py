@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from cc_executor.text import one_line
+
 from .schemas import Commit, ResultStatus, RunResult, RunSummary
 
 if TYPE_CHECKING:
@@ -21,11 +23,6 @@ def transcript_uri(run_id: str) -> str:
 
 def result_uri(run_id: str) -> str:
     return f"{URI_PREFIX}{run_id}/result"
-
-
-def shorten(text: str, width: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def trim_text(text: str, limit: int, run_id: str) -> tuple[str, bool]:
@@ -72,7 +69,7 @@ def run_result(
         error=result.error,
         permission_denials=_denied_tools(result.permission_denials),
         last_progress=last_progress,
-        task=shorten(result.task, _TASK_CHARS) if result.task else None,
+        task=one_line(result.task, _TASK_CHARS) if result.task else None,
         cwd=result.cwd or None,
         list_id=result.list_id,
         parent_run_id=result.parent_run_id,
@@ -165,7 +162,7 @@ def run_summary(record: RunRecord) -> RunSummary:
     return RunSummary(
         run_id=record.run_id,
         status=record.status.value,
-        task=shorten(record.task, _TASK_CHARS),
+        task=one_line(record.task, _TASK_CHARS),
         cwd=record.cwd,
         created_at=record.created_at,
         finished_at=record.finished_at,

@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Literal
 import anyio
 from mcp.server.mcpserver.exceptions import ToolError
 
+from cc_executor.text import one_line
+
 from . import run_tools as runs
 from .progress_notifications import ProgressSink, heartbeating, wait_reporting
-from .results import run_result, shorten
+from .results import run_result
 from .schemas import ListTotals, RunOptions, RunResult, TaskListOutput, TaskSpec
 
 if TYPE_CHECKING:
@@ -67,7 +69,7 @@ def unstarted_result(list_id: str, member: ListMemberState) -> RunResult:
         status=status,
         done=member.state == "skipped",
         message=message,
-        task=shorten(member.task, 200),
+        task=one_line(member.task, 200),
         cwd=member.cwd,
         list_id=list_id,
     )

@@ -168,6 +168,8 @@ async def test_list_runs_filters_by_status_cwd_list_and_time(
         failed = await backend.list_runs(RunFilter(status=RunStatus.FAILED))
         future = await backend.list_runs(RunFilter(since=datetime.now(UTC) + timedelta(hours=1)))
         one = await backend.list_runs(RunFilter(limit=1))
+        by_prefix = await backend.find_ids(a[:8])
+    assert by_prefix == [a]
     assert [r.run_id for r in in_here] == [a] and [r.run_id for r in in_list] == [b]
     assert {r.run_id for r in succeeded} == {a, b} and failed == [] and future == []
     assert [r.run_id for r in one] == [b]  # newest first

@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 
 from cc_executor.api import build_request
-from cc_executor.cli.common import resolve_run, since_timestamp
+from cc_executor.backends import LocalBackend
+from cc_executor.cli.common import resolve_run
 from cc_executor.cli.live_display import status_text
 from cc_executor.cli.main import build_parser
 from cc_executor.cli.run import footer_lines, result_body, split_tools
 from cc_executor.errors import InvalidRequestError, RunNotFoundError
 from cc_executor.models import ExecutionResult, ProgressUpdate, RunStatus
 from cc_executor.registry.store import MEMORY, RunStore
+from cc_executor.timeparse import parse_since
 
 pytestmark = pytest.mark.anyio
 
@@ -35,27 +37,27 @@ def test_split_tools_keeps_parenthesised_patterns_whole(values: list[str], tools
 
 
 def test_since_accepts_ages_and_iso_times() -> None:
-    two_hours_ago = datetime.fromisoformat(since_timestamp("2h"))
+    two_hours_ago = parse_since("2h", field="--since")
     assert abs(datetime.now(UTC) - timedelta(hours=2) - two_hours_ago) < timedelta(seconds=5)
-    assert since_timestamp("2026-01-01T00:00:00") == "2026-01-01T00:00:00"
-    with pytest.raises(InvalidRequestError, match="30m, 2h, 7d"):
-        since_timestamp("yesterday")
+    assert parse_since("2026-01-01T00:00:00", field="--since") == datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(InvalidRequestError, match=r"^--since: 'yesterday' is not an ISO-8601 time or an age"):
+        parse_since("yesterday", field="--since")
 
 
 async def test_run_ids_resolve_from_a_unique_prefix(tmp_path: Path) -> None:
     ids = ["aaaa1111-0000-4000-8000-000000000001", "aaaa2222-0000-4000-8000-000000000002"]
-    async with RunStore.open(MEMORY) as store:
+    async with RunStore.open(MEMORY) as store, LocalBackend(store) as backend:
         for run_id in ids:
             await store.create_run(build_request("t", cwd=tmp_path, run_id=run_id), argv=[], owner_pid=os.getpid())
 
-        assert (await resolve_run(store, "AAAA1")).run_id == ids[0]
-        assert (await resolve_run(store, ids[1])).run_id == ids[1]
+        assert (await resolve_run(backend, "AAAA1")).run_id == ids[0]
+        assert (await resolve_run(backend, ids[1])).run_id == ids[1]
         with pytest.raises(InvalidRequestError, match="ambiguous: it matches aaaa2222, aaaa1111"):
-            await resolve_run(store, "aaaa")
+            await resolve_run(backend, "aaaa")
         with pytest.raises(RunNotFoundError):
-            await resolve_run(store, "bbbb")
+            await resolve_run(backend, "bbbb")
         with pytest.raises(InvalidRequestError, match="invalid run id"):
-            await resolve_run(store, "../x")
+            await resolve_run(backend, "../x")
 
 
 def test_the_result_body_prefers_structured_output_and_the_footer_sums_up() -> None:

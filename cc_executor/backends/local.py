@@ -31,6 +31,7 @@ from cc_executor.backends.protocol import (
     TranscriptChunk,
     TranscriptQuery,
 )
+from cc_executor.engine import process
 from cc_executor.engine.cancel import cancel_run
 from cc_executor.engine.runner import Run, preflight, prepare_run
 from cc_executor.engine.slots import RunSlots
@@ -218,6 +219,10 @@ class LocalBackend:
             live.scope.cancel()
         try:
             return await self._group.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as errors:
+            if exc is not None and len(errors.exceptions) == 1 and errors.exceptions[0] is exc:
+                return None  # the body's own error (a refused submit...): let it propagate as itself, not in a group
+            raise
         finally:
             self._group = None
             await self.aclose()
@@ -385,10 +390,9 @@ class LocalBackend:
         return None
 
     async def _follow_row(self, run_id: str, after: int) -> AsyncIterator[RunEvent]:
-        store = await self._registry()
         seq, seen = after, None
         while True:
-            record = await store.get(run_id)
+            record = await self._row(run_id)
             if record.status.finished:
                 yield RunEvent(run_id=run_id, seq=seq + 1, kind="finished", status=record.status)
                 return
@@ -399,6 +403,20 @@ class LocalBackend:
                 yield RunEvent(run_id=run_id, seq=seq, kind="progress", progress=update)
             await anyio.sleep(_POLL_S)
 
+    async def _row(self, run_id: str) -> RunRecord:
+        """The row of a run this backend does not hold. If it is unfinished and its owner process has died, runs of
+        dead owners are reconciled first, so a follower sees ``lost`` (and its leftovers killed), never a row
+        that says ``running`` forever."""
+        store = await self._registry()
+        record = await store.get(run_id)
+        owner = record.owner_pid
+        if not record.status.finished and owner is not None and not process.pid_alive(owner):
+            from cc_executor.engine.recovery import reconcile
+
+            await reconcile(store)
+            record = await store.get(run_id)
+        return record
+
     async def status(self, run_id: str) -> RunRecord:
         record = await (await self._registry()).get(run_id)
         live = self._live.get(run_id)
@@ -408,7 +426,6 @@ class LocalBackend:
 
     async def wait(self, run_id: str, timeout_s: float) -> ExecutionResult | None:
         """The result once the run finishes, or None if it is still running after ``timeout_s``."""
-        store = await self._registry()
         with anyio.move_on_after(timeout_s):
             member = self._list_member(run_id)
             if member is not None:  # a task of a list, maybe not started yet
@@ -418,7 +435,7 @@ class LocalBackend:
                 await live.done.wait()
                 return live.result
             while True:  # owned by another process: follow its row
-                record = await store.get(run_id)
+                record = await self._row(run_id)
                 if record.status.finished:
                     return record.to_result()
                 await anyio.sleep(_POLL_S)
@@ -441,7 +458,7 @@ class LocalBackend:
     async def transcript(self, run_id: str, query: TranscriptQuery) -> TranscriptChunk:
         record = await self.status(run_id)
         if not record.transcript_path:
-            raise TranscriptNotFoundError(run_id)
+            raise TranscriptNotFoundError(f"run {run_id} kept no transcript (save_transcript was off)")
         path = Path(record.transcript_path)
         cursor = query.cursor if query.tail is None else _tail_offset(path, query.tail)
         page = transcripts.read_page(path, cursor=cursor, limit=query.limit, max_bytes=query.max_bytes)

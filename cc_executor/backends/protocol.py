@@ -178,6 +178,10 @@ class Backend(Protocol):
         """Recorded runs, newest first."""
         ...
 
+    async def find_ids(self, prefix: str, limit: int = 10) -> list[str]:
+        """Run ids that start with ``prefix`` (front ends accept a short id), newest first."""
+        ...
+
     async def transcript(self, run_id: str, query: TranscriptQuery) -> TranscriptChunk:
         """A page of the run's transcript (``TranscriptNotFoundError`` when none was kept)."""
         ...

@@ -9,25 +9,29 @@ from __future__ import annotations
 import json
 import re
 import sys
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from cc_executor.errors import InvalidRequestError, RunNotFoundError
-from cc_executor.models import RUN_ID_PATTERN, RunRecord
+from cc_executor.ids import RUN_ID_PATTERN
+from cc_executor.models import RunRecord
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
     from rich.console import Console
 
-    from cc_executor.registry.store import RunStore
+    from cc_executor.backends import LocalBackend
+
+Query = TypeVar("Query", bound="BaseModel")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 _PREFIX = re.compile(r"^[0-9a-f-]{1,36}$")
-_RELATIVE_TIME = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def is_tty(stream: TextIO) -> bool:
@@ -98,11 +102,6 @@ def format_time(value: str | None) -> str:
     return "-" if moment is None else moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def excerpt(text: str | None, width: int) -> str:
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
 def home_relative(path: str | None) -> str:
     if not path:
         return "-"
@@ -120,31 +119,57 @@ def run_duration(record: RunRecord) -> float | None:
     return (datetime.now(UTC) - started).total_seconds()
 
 
-def since_timestamp(value: str) -> str:
-    """``--since``: an ISO-8601 time, or an age such as 30m, 2h, 7d (from now)."""
-    match = _RELATIVE_TIME.match(value.strip().lower())
-    if match:
-        delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-        return (datetime.now(UTC) - delta).isoformat()
-    if parse_time(value) is None:
-        raise InvalidRequestError(f"--since {value!r}: expected an ISO-8601 time or an age like 30m, 2h, 7d")
-    return value
+@asynccontextmanager
+async def local_backend(*, kill_grace_s: float = 2.0) -> AsyncIterator[LocalBackend]:
+    """The backend every command reaches runs through: this process's runs over the registry in the state dir
+    (runs of other processes are followed and cancelled through their rows)."""
+    from cc_executor.backends import LocalBackend
+
+    async with LocalBackend(kill_grace_s=kill_grace_s) as backend:
+        yield backend
 
 
-async def resolve_run(store: RunStore, ref: str) -> RunRecord:
+@contextmanager
+def lone_errors() -> Iterator[None]:
+    """Around a task group whose helper tasks never fail: its one error is re-raised as itself, so ``main`` can
+    turn it into the command's exit code and sentence (an error group would be a traceback)."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+
+
+async def resolve_run(backend: LocalBackend, ref: str) -> RunRecord:
     """A run by its full id or a unique prefix of it (like git and docker)."""
     ref = ref.strip().lower()
     if RUN_ID_PATTERN.fullmatch(ref):
-        return await store.get(ref)
+        return await backend.status(ref)
     if not _PREFIX.match(ref):
         raise InvalidRequestError(f"invalid run id {ref!r}: expected a run id or a prefix of one (hex digits)")
-    matches = await store.find_ids(ref, limit=6)
+    matches = await backend.find_ids(ref, limit=6)
     if not matches:
         raise RunNotFoundError(ref)
     if len(matches) > 1:
         shown = ", ".join(short_id(m) for m in matches[:5]) + (", ..." if len(matches) > 5 else "")
         raise InvalidRequestError(f"run id prefix {ref!r} is ambiguous: it matches {shown}; give more characters")
-    return await store.get(matches[0])
+    return await backend.status(matches[0])
+
+
+def seam_query(model: type[Query], **fields: Any) -> Query:
+    """``model(**fields)`` for a seam query (``RunFilter``, ``TranscriptQuery``): a value the seam refuses (a
+    ``--limit`` out of its range...) is a usage error naming the flag, never a traceback."""
+    from pydantic import ValidationError
+
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            flag = "--" + ".".join(str(part) for part in error.get("loc", ())).replace("_", "-")
+            problems.append(f"{flag}: {str(error.get('msg', 'invalid')).removeprefix('Value error, ')}")
+        raise InvalidRequestError("; ".join(problems)) from None
 
 
 def record_json(record: RunRecord) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from cc_executor.cli.common import EXIT_FAILED, EXIT_OK, excerpt, format_cost, format_duration, is_tty, out
+from cc_executor.cli.common import EXIT_FAILED, EXIT_OK, format_cost, format_duration, is_tty, out
+from cc_executor.text import one_line
 
 if TYPE_CHECKING:
     from mcp.client import Client
@@ -62,7 +63,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from cc_executor.engine.command import find_claude
+    from cc_executor.doctor import find_claude
 
     claude = find_claude(os.path.abspath(os.path.expanduser(args.claude)) if args.claude else None)
     root = Path(tempfile.mkdtemp(prefix="cc-executor-demo-"))
@@ -237,11 +238,11 @@ def _show_files(show: Show, result: dict[str, Any], work: Path) -> None:
 
 
 async def _show_row(show: Show, db: Path, run_id: str) -> None:
-    from cc_executor.registry.store import RunStore
+    from cc_executor.backends import LocalBackend
 
     show.heading(f"4. the SQLite row ({db})")
-    async with RunStore.open(db) as store:
-        record = await store.get(run_id)
+    async with LocalBackend(store_path=db) as backend:
+        record = await backend.status(run_id)
     show.fields(_row_fields(record))
 
 
@@ -257,7 +258,7 @@ def _row_fields(record: RunRecord) -> list[tuple[str, str]]:
         ("files_created", json.dumps(record.files_created)),
         ("session_id", record.session_id or "-"),
         ("permission_mode", record.permission_mode or "-"),
-        ("argv", excerpt(" ".join(record.argv), 200)),
+        ("argv", one_line(" ".join(record.argv), 200)),
         ("transcript_path", record.transcript_path or "-"),
     ]
 
@@ -267,7 +268,7 @@ async def _show_transcript(show: Show, client: Client, run_id: str) -> None:
     page = await client.call_tool("get_transcript", {"run_id": run_id, "limit": _TRANSCRIPT_LINES, "format": "text"})
     content = page.structured_content if isinstance(page.structured_content, dict) else {}
     for line in content.get("lines", []):
-        show.line(excerpt(str(line), 150))
+        show.line(one_line(str(line), 150))
     if content.get("next_cursor"):
         show.note(f"... more with get_transcript(cursor={content['next_cursor']!r})")
 

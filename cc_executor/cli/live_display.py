@@ -6,8 +6,9 @@ import sys
 import time
 from typing import TYPE_CHECKING, Protocol
 
-from cc_executor.cli.common import err, excerpt, format_duration, short_id
+from cc_executor.cli.common import err, format_duration, short_id
 from cc_executor.models import ProgressUpdate
+from cc_executor.text import one_line
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -133,7 +134,7 @@ class LiveDisplay:
             self.console.print(f"  [dim]{escape(update.message)}[/]", markup=True, highlight=False)
         if update.last_tool and update.last_tool != self.last_tool:
             self.last_tool = update.last_tool
-            tool = escape(excerpt(update.last_tool, 160))
+            tool = escape(one_line(update.last_tool, 160))
             self.console.print(f"  [cyan]→[/] {tool}", markup=True, highlight=False)
         self.latest = update
 

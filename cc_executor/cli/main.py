@@ -1,8 +1,9 @@
 """``cc-executor``: the command line over the library (run, runs, show, cancel, serve, doctor, demo).
 
 Each command lives in its own module with an ``add_parser(subparsers)`` that registers its flags and sets
-``handler``, a function from the parsed arguments to an exit code. Heavy imports (rich, the store, mcp) happen
-inside the handlers so ``--help`` and ``--version`` stay fast.
+``handler``, a function from the parsed arguments to an exit code. Commands reach runs only through the backend
+seam (``cc_executor.backends``; tests/test_layering.py holds them to it). Heavy imports (rich, the backend, mcp)
+happen inside the handlers so ``--help`` and ``--version`` stay fast.
 
 Exit codes: 0 success; 1 the run (or a doctor check) failed; 2 bad usage, bad input or an unknown run id;
 130/143 interrupted by SIGINT/SIGTERM.

@@ -4,23 +4,34 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
 
-from cc_executor.cli.common import EXIT_FAILED, EXIT_OK, err, format_cost, format_duration, is_tty, out, write_json
+from cc_executor.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    err,
+    format_cost,
+    format_duration,
+    is_tty,
+    local_backend,
+    lone_errors,
+    out,
+    write_json,
+)
 from cc_executor.errors import InvalidRequestError
 from cc_executor.models import PERMISSION_MODES, CCExecutorConfig, ExecutionResult, RunRequest
 
 if TYPE_CHECKING:
+    from cc_executor.backends import LocalBackend
     from cc_executor.cli.live_display import ProgressDisplay
-    from cc_executor.engine.runner import Run
-    from cc_executor.registry.store import RunStore
 
 _EPILOG = """\
 examples:
@@ -221,81 +232,90 @@ def build_config(args: argparse.Namespace) -> CCExecutorConfig:
 
 @dataclass
 class _Interrupt:
-    """Set by the signal watcher: which signal arrived, and the run to tell why it was cancelled."""
+    """Set by the signal watcher: which signal arrived. Before the run has an id a signal stops its submission
+    (``submitting``); after, it cancels the run through the backend."""
 
     signum: int | None = None
-    run: Run | None = None
+    run_id: str | None = None
+    submitting: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+    @property
+    def reason(self) -> str:
+        signum = self.signum or signal.SIGINT
+        name = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name
+        return f"interrupted by {name}; process tree killed"
 
 
 async def _run(request: RunRequest, args: argparse.Namespace) -> int:
-    from cc_executor.api import open_store
     from cc_executor.cli.live_display import make_display
 
     display = make_display(quiet=args.quiet)
     interrupt = _Interrupt()
-    async with open_store() as store:
+    async with local_backend() as backend:
         try:
-            result = await _supervised(request, store, display, interrupt)
+            result = await _supervised(request, backend, display, interrupt)
         finally:
             display.stop()
-        if result is None:
-            return await _report_interrupted(request, store, interrupt, json_output=args.json)
+        if interrupt.signum is not None or result is None:
+            return await _report_interrupted(backend, interrupt, json_output=args.json)
     return report(result, json_output=args.json)
 
 
 async def _supervised(
-    request: RunRequest, store: RunStore, display: ProgressDisplay, interrupt: _Interrupt
+    request: RunRequest, backend: LocalBackend, display: ProgressDisplay, interrupt: _Interrupt
 ) -> ExecutionResult | None:
-    """Execute the run while SIGINT/SIGTERM cancel it; None when a signal did."""
-    from cc_executor.engine.runner import prepare_run
-
-    result: ExecutionResult | None = None
-    try:
+    """Submit the run and show its events until it ends, while SIGINT/SIGTERM cancel it through the backend;
+    None when a signal stopped it before it was submitted."""
+    with lone_errors():  # the watcher never fails: an error here is the submit's (e.g. ClaudeNotFoundError)
         async with anyio.create_task_group() as group:
-            run_scope = anyio.CancelScope()
-            await group.start(_watch_signals, run_scope, interrupt)
-            with run_scope:
-                run = await prepare_run(request, store)
-                interrupt.run = run
-                display.start(request.run_id, str(request.cwd))
-                result = await run.execute(on_progress=display.update)
-            group.cancel_scope.cancel()  # stop the watcher only after the cancelled run has been recorded
-    except BaseExceptionGroup as group_error:
-        # The watcher never fails, so this wraps exactly one error (e.g. ClaudeNotFoundError): raise it as itself.
-        if len(group_error.exceptions) == 1:
-            raise group_error.exceptions[0] from None
-        raise
+            await group.start(_watch_signals, backend, interrupt, group)
+            with interrupt.submitting:
+                interrupt.run_id = await backend.submit(request)
+            run_id = interrupt.run_id
+            if run_id is None:
+                group.cancel_scope.cancel()
+                return None
+            if interrupt.signum is not None:  # the signal came as the submission finished: cancel the run now
+                group.start_soon(backend.cancel, run_id, interrupt.reason)
+            display.start(run_id, str(request.cwd))
+            async for event in backend.events(run_id):
+                if event.progress is not None:
+                    await display.update(event.progress)
+            result = await backend.wait(run_id, math.inf)
+            group.cancel_scope.cancel()  # stop the watcher only after the run's end has been recorded
+    assert result is not None  # wait without a time limit returns the result
     return result
 
 
 async def _watch_signals(
-    run_scope: anyio.CancelScope, interrupt: _Interrupt, *, task_status: anyio.abc.TaskStatus[None]
+    backend: LocalBackend,
+    interrupt: _Interrupt,
+    group: anyio.abc.TaskGroup,
+    *,
+    task_status: anyio.abc.TaskStatus[None],
 ) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         task_status.started()
         async for signum in signals:
             if interrupt.signum is None:
                 interrupt.signum = signum
-                if interrupt.run is not None:
-                    name = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name
-                    interrupt.run.set_cancel_reason(f"interrupted by {name}; process tree killed")
-                run_scope.cancel()
+                if interrupt.run_id is None:
+                    interrupt.submitting.cancel()
+                else:
+                    group.start_soon(backend.cancel, interrupt.run_id, interrupt.reason)
             else:
                 err("cc-executor: still stopping the run's process tree...")
 
 
-async def _report_interrupted(request: RunRequest, store: RunStore, interrupt: _Interrupt, *, json_output: bool) -> int:
-    from cc_executor.errors import RunNotFoundError
-
+async def _report_interrupted(backend: LocalBackend, interrupt: _Interrupt, *, json_output: bool) -> int:
     code = 128 + (interrupt.signum or signal.SIGINT)
-    try:
-        record = await store.get(request.run_id)
-    except RunNotFoundError:
+    if interrupt.run_id is None:
         err("cc-executor: interrupted before the run started")
         return code
+    record = await backend.status(interrupt.run_id)
     if json_output:
         write_json(record.to_result().model_dump(mode="json"))
-    err(f"cc-executor: {record.status.value}: run {request.run_id} ({record.error or 'interrupted'})")
+    err(f"cc-executor: {record.status.value}: run {record.run_id} ({record.error or 'interrupted'})")
     return code
 
 

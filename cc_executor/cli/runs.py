@@ -15,25 +15,27 @@ from cc_executor.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     err,
-    excerpt,
     format_cost,
     format_duration,
     format_time,
     home_relative,
     is_tty,
+    local_backend,
     out,
     parse_time,
     record_json,
     resolve_run,
     run_duration,
+    seam_query,
     short_id,
-    since_timestamp,
     write_json,
 )
 from cc_executor.models import RunRecord, RunStatus
+from cc_executor.text import one_line
+from cc_executor.timeparse import GRAMMAR, parse_since
 
 if TYPE_CHECKING:
-    from cc_executor.engine.cancel import CancelOutcome
+    from cc_executor.backends import CancelReport
 
 _COLUMNS = ("ID", "STATUS", "STARTED", "DURATION", "COST", "TASK", "CWD")
 _TASK_WIDTH = 48
@@ -59,11 +61,11 @@ def _add_runs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     parser.add_argument("--status", choices=[s.value for s in RunStatus], help="only runs with this status")
     parser.add_argument("--cwd", metavar="DIR", help="only runs whose working directory is DIR")
-    parser.add_argument(
-        "--since", metavar="TIME", help="only runs created since TIME (ISO-8601, or an age: 30m, 2h, 7d)"
-    )
+    parser.add_argument("--since", metavar="TIME", help=f"only runs created since TIME ({GRAMMAR})")
     parser.add_argument("--list", dest="list_id", metavar="LIST_ID", help="only the runs of one task list")
-    parser.add_argument("-n", "--limit", type=int, default=20, metavar="N", help="show at most N runs (default 20)")
+    parser.add_argument(
+        "-n", "--limit", type=int, default=20, metavar="N", help="show at most N runs (default 20, at most 500)"
+    )
     parser.add_argument("--json", action="store_true", help="print the full run records as a JSON array")
     parser.set_defaults(handler=_runs)
 
@@ -87,12 +89,13 @@ def _filtered(args: argparse.Namespace) -> bool:
 
 
 async def _list_runs(args: argparse.Namespace, cwd: str | None) -> list[RunRecord]:
-    from cc_executor.api import open_store
+    from cc_executor.backends import RunFilter
 
-    since = since_timestamp(args.since) if args.since else None
+    since = parse_since(args.since, field="--since") if args.since else None
     status = RunStatus(args.status) if args.status else None
-    async with open_store() as store:
-        return await store.list_runs(status=status, cwd=cwd, since=since, list_id=args.list_id, limit=args.limit)
+    query = seam_query(RunFilter, status=status, cwd=cwd, since=since, list_id=args.list_id, limit=args.limit)
+    async with local_backend() as backend:
+        return await backend.list_runs(query)
 
 
 def table_row(record: RunRecord) -> tuple[str, ...]:
@@ -102,7 +105,7 @@ def table_row(record: RunRecord) -> tuple[str, ...]:
         format_time(record.started_at or record.created_at),
         format_duration(run_duration(record)),
         format_cost(record.cost_usd),
-        excerpt(record.task, _TASK_WIDTH),
+        one_line(record.task, _TASK_WIDTH),
         home_relative(record.cwd),
     )
 
@@ -170,18 +173,15 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 async def _cancel_run(args: argparse.Namespace) -> int:
-    from cc_executor.api import open_store
-    from cc_executor.engine.cancel import cancel_run
-
-    async with open_store() as store:
-        record = await resolve_run(store, args.run_id)
+    async with local_backend(kill_grace_s=max(args.grace, 0.1)) as backend:
+        record = await resolve_run(backend, args.run_id)
         reason = f"cancelled by `cc-executor cancel` (pid {os.getpid()}); process tree killed"
-        outcome = await cancel_run(store, record.run_id, reason=reason, grace_s=max(args.grace, 0.1))
+        outcome = await backend.cancel(record.run_id, reason)
     _cancel_report(outcome, json_output=args.json)
     return EXIT_OK if outcome.cancelled else EXIT_FAILED
 
 
-def _cancel_report(outcome: CancelOutcome, *, json_output: bool) -> None:
+def _cancel_report(outcome: CancelReport, *, json_output: bool) -> None:
     if json_output:
         payload = {"run_id": outcome.run_id, "status": outcome.status.value, "cancelled": outcome.cancelled}
         write_json({**payload, "signalled": outcome.signalled, "remaining_processes": outcome.remaining})

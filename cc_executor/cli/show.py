@@ -17,22 +17,25 @@ from cc_executor.cli.common import (
     format_duration,
     format_time,
     is_tty,
+    local_backend,
+    lone_errors,
     out,
     record_json,
     resolve_run,
     run_duration,
+    seam_query,
     short_id,
     write_json,
 )
 from cc_executor.errors import InvalidRequestError, TranscriptNotFoundError
-from cc_executor.models import RunRecord
+from cc_executor.models import RunRecord, RunStatus
 
 if TYPE_CHECKING:
-    from cc_executor.registry.store import RunStore
-    from cc_executor.registry.transcripts import TranscriptPage
+    from cc_executor.backends import LocalBackend, TranscriptChunk
 
 _FOLLOW_POLL_S = 0.5
 _WHOLE_PAGE_LINES = 1000
+_PAGE_BYTES = 256 * 1024
 
 _EPILOG = """\
 examples:
@@ -66,7 +69,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--cursor", type=int, default=0, metavar="BYTES", help="transcript page start (a next_cursor from before)"
     )
     parser.add_argument(
-        "-n", "--limit", type=int, metavar="LINES", help="transcript lines per page (default: the whole transcript)"
+        "-n",
+        "--limit",
+        type=int,
+        metavar="LINES",
+        help="transcript lines per page, at most 5000 (default: the whole transcript)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON (the record, or a transcript page)")
     parser.set_defaults(handler=_show)
@@ -81,17 +88,17 @@ def _show(args: argparse.Namespace) -> int:
 
 
 async def _show_async(args: argparse.Namespace) -> int:
-    from cc_executor.api import open_store
-
     if args.follow and args.json:
         raise InvalidRequestError("--follow prints lines as they come and cannot be combined with --json")
 
-    async with open_store() as store:
-        record = await resolve_run(store, args.run_id)
+    async with local_backend() as backend:
+        record = await resolve_run(backend, args.run_id)
         if args.follow:
-            return await follow(store, record, raw=args.raw)
-    if args.transcript or args.raw:
-        return print_transcript(record, raw=args.raw, cursor=args.cursor, limit=args.limit, json_output=args.json)
+            return await follow(backend, record, raw=args.raw)
+        if args.transcript or args.raw:
+            return await print_transcript(
+                backend, record.run_id, raw=args.raw, cursor=args.cursor, limit=args.limit, json_output=args.json
+            )
     if args.json:
         write_json(record_json(record))
     else:
@@ -190,12 +197,6 @@ def _rich_record(fields: list[tuple[str, str]], body: str) -> None:
 # --- the transcript ---------------------------------------------------------------------------------------------
 
 
-def transcript_path(record: RunRecord) -> Path:
-    if not record.transcript_path:
-        raise TranscriptNotFoundError(f"run {record.run_id} kept no transcript (save_transcript was off)")
-    return Path(record.transcript_path)
-
-
 def render(lines: list[str], *, raw: bool) -> list[str]:
     from cc_executor.transcript_text import render_line
 
@@ -204,29 +205,35 @@ def render(lines: list[str], *, raw: bool) -> list[str]:
     return [text for line in lines for text in render_line(line)]
 
 
-def print_transcript(record: RunRecord, *, raw: bool, cursor: int, limit: int | None, json_output: bool) -> int:
-    from cc_executor.registry.transcripts import read_page
+async def read_chunk(backend: LocalBackend, run_id: str, *, cursor: int, limit: int) -> TranscriptChunk:
+    from cc_executor.backends import TranscriptQuery
 
-    path = transcript_path(record)
+    query = seam_query(TranscriptQuery, cursor=cursor, limit=limit, max_bytes=_PAGE_BYTES)
+    return await backend.transcript(run_id, query)
+
+
+async def print_transcript(
+    backend: LocalBackend, run_id: str, *, raw: bool, cursor: int, limit: int | None, json_output: bool
+) -> int:
     if limit is None and not json_output:
-        _print_whole(path, raw=raw, cursor=cursor)
+        await _print_whole(backend, run_id, raw=raw, cursor=cursor)
         return EXIT_OK
-    page = read_page(path, cursor=cursor, limit=limit or _WHOLE_PAGE_LINES)
+    page = await read_chunk(backend, run_id, cursor=cursor, limit=limit or _WHOLE_PAGE_LINES)
     lines = render(page.lines, raw=raw)
     if json_output:
-        write_json(_page_json(record.run_id, page, lines))
+        write_json(_page_json(page, lines))
         return EXIT_OK
     for line in lines:
         out(line)
     if page.next_cursor is not None and page.next_cursor != page.cursor:
         flag = "--raw" if raw else "--transcript"
-        err(f"-- more: cc-executor show {short_id(record.run_id)} {flag} --cursor {page.next_cursor} --limit {limit}")
+        err(f"-- more: cc-executor show {short_id(run_id)} {flag} --cursor {page.next_cursor} --limit {limit}")
     return EXIT_OK
 
 
-def _page_json(run_id: str, page: TranscriptPage, lines: list[str]) -> dict[str, object]:
+def _page_json(page: TranscriptChunk, lines: list[str]) -> dict[str, object]:
     return {
-        "run_id": run_id,
+        "run_id": page.run_id,
         "cursor": page.cursor,
         "next_cursor": page.next_cursor,
         "total_bytes": page.total_bytes,
@@ -234,12 +241,10 @@ def _page_json(run_id: str, page: TranscriptPage, lines: list[str]) -> dict[str,
     }
 
 
-def _print_whole(path: Path, *, raw: bool, cursor: int) -> int:
+async def _print_whole(backend: LocalBackend, run_id: str, *, raw: bool, cursor: int) -> int:
     """Print every complete line from ``cursor``; returns the cursor after the last one printed."""
-    from cc_executor.registry.transcripts import read_page
-
     while True:
-        page = read_page(path, cursor=cursor, limit=_WHOLE_PAGE_LINES)
+        page = await read_chunk(backend, run_id, cursor=cursor, limit=_WHOLE_PAGE_LINES)
         for line in render(page.lines, raw=raw):
             out(line)
         if page.next_cursor is None:
@@ -252,40 +257,45 @@ def _print_whole(path: Path, *, raw: bool, cursor: int) -> int:
 # --- follow -----------------------------------------------------------------------------------------------------
 
 
-async def follow(store: RunStore, record: RunRecord, *, raw: bool) -> int:
-    """Print the transcript as it grows until the run finishes, then its status line."""
+async def follow(backend: LocalBackend, record: RunRecord, *, raw: bool) -> int:
+    """Print the transcript as it grows until the run's ``finished`` event, then its status line.
+
+    The run's events say when it ends (and, for a run that keeps no transcript, what it is doing); the transcript is
+    read on every event and at least every 0.5 s, and once more after the end, so no line written before it is
+    missed."""
     from cc_executor.cli.run import footer_lines
 
-    cursor = 0
-    last_progress: str | None = None
-    while True:
-        finished = record.status.finished  # read before the transcript, so no line written before the end is missed
-        if record.transcript_path:
-            cursor = _print_new(Path(record.transcript_path), cursor, raw=raw)
-        elif record.last_progress and record.last_progress != last_progress:
-            last_progress = record.last_progress
-            err(f"[cc-executor {short_id(record.run_id)}] {last_progress}")
-        if finished:
-            break
-        await anyio.sleep(_FOLLOW_POLL_S)
-        record = await _refresh(store, record)
+    ended = anyio.Event()
+    keeps_transcript = record.transcript_path is not None
+    with lone_errors():
+        async with anyio.create_task_group() as group:
+            group.start_soon(_watch_events, backend, record.run_id, keeps_transcript, ended)
+            cursor = 0
+            while True:
+                finished = ended.is_set()  # read before the transcript, so no line written before the end is missed
+                if keeps_transcript:
+                    cursor = await _print_new(backend, record.run_id, cursor, raw=raw)
+                if finished:
+                    break
+                with anyio.move_on_after(_FOLLOW_POLL_S):
+                    await ended.wait()
+    record = await backend.status(record.run_id)
     for line in footer_lines(record.to_result()):
         err(line)
-    return EXIT_OK if record.status.value == "success" else EXIT_FAILED
+    return EXIT_OK if record.status is RunStatus.SUCCESS else EXIT_FAILED
 
 
-async def _refresh(store: RunStore, record: RunRecord) -> RunRecord:
-    """The run's current row; if its owner died meanwhile, reconcile first so the row says lost, not running."""
-    from cc_executor.engine.process import pid_alive
-    from cc_executor.engine.recovery import reconcile
-
-    if record.owner_pid is not None and not pid_alive(record.owner_pid):
-        await reconcile(store)
-    return await store.get(record.run_id)
-
-
-def _print_new(path: Path, cursor: int, *, raw: bool) -> int:
+async def _watch_events(backend: LocalBackend, run_id: str, keeps_transcript: bool, ended: anyio.Event) -> None:
     try:
-        return _print_whole(path, raw=raw, cursor=cursor)
+        async for event in backend.events(run_id):
+            if event.progress is not None and not keeps_transcript:
+                err(f"[cc-executor {short_id(run_id)}] {event.progress.message}")
+    finally:
+        ended.set()
+
+
+async def _print_new(backend: LocalBackend, run_id: str, cursor: int, *, raw: bool) -> int:
+    try:
+        return await _print_whole(backend, run_id, raw=raw, cursor=cursor)
     except TranscriptNotFoundError:
         return cursor  # queued: claude has not started writing yet

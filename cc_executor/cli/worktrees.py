@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
-from cc_executor.cli.common import EXIT_FAILED, EXIT_OK, err, out, resolve_run, write_json
-
-if TYPE_CHECKING:
-    from cc_executor.registry.store import RunStore
+from cc_executor.cli.common import EXIT_FAILED, EXIT_OK, err, local_backend, out, resolve_run, write_json
 
 _STRATEGIES = ("merge", "squash", "ff-only")
 
@@ -59,7 +56,7 @@ def _merge(args: argparse.Namespace) -> int:
     from cc_executor.errors import MergeConflictError
     from cc_executor.worktrees import merge_run
 
-    async def go(store: RunStore, run_id: str) -> Any:
+    async def go(store: Any, run_id: str) -> Any:
         return await merge_run(run_id, args.strategy, into=args.into, store=store)
 
     try:
@@ -84,7 +81,7 @@ def _merge(args: argparse.Namespace) -> int:
 def _discard(args: argparse.Namespace) -> int:
     from cc_executor.worktrees import discard_run
 
-    async def go(store: RunStore, run_id: str) -> Any:
+    async def go(store: Any, run_id: str) -> Any:
         return await discard_run(run_id, store=store)
 
     outcome = anyio.run(_with_run, args.run_id, go)
@@ -105,7 +102,7 @@ def _discard(args: argparse.Namespace) -> int:
 def _diff(args: argparse.Namespace) -> int:
     from cc_executor.worktrees import run_diff
 
-    async def go(store: RunStore, run_id: str) -> Any:
+    async def go(store: Any, run_id: str) -> Any:
         return await run_diff(run_id, store=store, stat=args.stat)
 
     patch: str = anyio.run(_with_run, args.run_id, go)
@@ -117,8 +114,10 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 async def _with_run(ref: str, use: Any) -> Any:
+    """Resolve RUN (an id or a unique prefix) through the backend, then do the git step with the registry."""
     from cc_executor.api import open_store
 
+    async with local_backend() as backend:
+        run_id = (await resolve_run(backend, ref)).run_id
     async with open_store() as store:
-        record = await resolve_run(store, ref)
-        return await use(store, record.run_id)
+        return await use(store, run_id)

@@ -23,6 +23,7 @@ from cc_executor.engine.events import (
     ToolUse,
 )
 from cc_executor.models import ProgressKind, ProgressUpdate
+from cc_executor.text import shorten as shorten  # the one cutter, re-exported for the engine modules
 
 _ARG_KEYS = ("command", "file_path", "path", "pattern", "url", "query", "description", "prompt")
 _FILE_TOOLS = ("Write", "Edit", "MultiEdit", "NotebookEdit")
@@ -35,10 +36,6 @@ def summarize_tool_input(name: str, tool_input: Mapping[str, Any], width: int = 
         if isinstance(value, str) and value.strip():
             return shorten(" ".join(value.split()), width)
     return ""
-
-
-def shorten(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _tokens(usage: Mapping[str, Any]) -> int:

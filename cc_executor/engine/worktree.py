@@ -30,11 +30,11 @@ import anyio
 
 from cc_executor.engine import worktree_include
 from cc_executor.engine.git import IDENTITY, GitOutput, git
-from cc_executor.engine.progress_text import shorten
 from cc_executor.errors import InvalidRequestError, RunError, WorktreeError, WorktreeSetupError
 from cc_executor.models import ExecutionResult, RunRequest, WorktreeCommit
 from cc_executor.paths import ensure_private_dir, state_dir
 from cc_executor.registry.transcripts import TranscriptWriter
+from cc_executor.text import one_line
 
 __all__ = [
     "BRANCH_PREFIX",
@@ -262,7 +262,7 @@ class RunWorktree:
             },
         )
         if done.returncode != 0:
-            tail = shorten(" ".join((stderr or stdout).split()), 300)
+            tail = one_line(stderr or stdout, 300)
             return WorktreeSetupError(f"setup {argv} exited with status {done.returncode}: {tail}")
         return None
 
@@ -287,7 +287,7 @@ class RunWorktree:
         if not self.created:
             return WorktreeOutcome()
         await git(["add", "--all"], cwd=plan.path)
-        subject = f"cc-executor: {shorten(' '.join(self.task.split()), 60)}"
+        subject = f"cc-executor: {one_line(self.task, 60)}"
         body = f"Work of cc-executor run {plan.run_id}, committed when the run ended."
         commit = ["commit", "--quiet", "--no-verify", "-m", subject, "-m", body]
         committed = await git(commit, cwd=plan.path, prefix=IDENTITY, check=False)

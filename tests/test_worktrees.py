@@ -276,3 +276,15 @@ async def test_resuming_an_isolated_run_continues_in_a_new_worktree_from_its_hea
     assert second.isolation == "worktree" and second.base_sha == first.head_sha and second.branch != first.branch
     assert second.files_created == ["part2.txt"] and show(repo, second.branch or "", "part1.txt") == "1"
     assert status(repo) == "" and not (repo / "part2.txt").exists()  # never in the caller's checkout
+
+
+async def test_a_setup_that_outlives_the_timeout_is_killed_with_what_it_started(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, repo: Path, state_home: Path
+) -> None:
+    slow = config.model_copy(update={"timeout": 3.0})
+    setup = ["sh", "-c", "echo started > setup.log; sleep 60 & sleep 60"]
+    result = await cc_execute("never starts", config=slow, cwd=repo, isolation="worktree", setup=setup, check=False)
+    assert result.status is RunStatus.TIMEOUT and "setup" in (result.error or "") and result.num_turns is None
+    assert marked_processes(result.run_id) == [] and fake_api.requests == []  # nothing of ours survives
+    assert result.branch and show(repo, result.branch, "setup.log") == "started"  # its work is kept too
+    assert worktree_dirs(state_home) == []

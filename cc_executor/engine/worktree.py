@@ -28,9 +28,9 @@ from pathlib import Path
 
 import anyio
 
-from cc_executor.engine import worktree_include
+from cc_executor.engine import process, worktree_include
 from cc_executor.engine.git import IDENTITY, GitOutput, git
-from cc_executor.errors import InvalidRequestError, RunError, WorktreeError, WorktreeSetupError
+from cc_executor.errors import InvalidRequestError, RunError, RunTimeoutError, WorktreeError, WorktreeSetupError
 from cc_executor.models import ExecutionResult, RunRequest, WorktreeCommit
 from cc_executor.paths import ensure_private_dir, state_dir
 from cc_executor.registry.transcripts import TranscriptWriter
@@ -228,25 +228,32 @@ class RunWorktree:
     async def _create(self) -> None:
         plan = self.plan
         ensure_private_dir(plan.path.parent)
+        self.created = True  # even half made (cancelled mid-way), leave() must look at it
         await git(["worktree", "add", "--quiet", "-b", plan.branch, str(plan.path), plan.base_sha], cwd=plan.repo_root)
-        self.created = True
         await worktree_include.copy_included(plan.repo_root, plan.path)
         plan.cwd.mkdir(parents=True, exist_ok=True)  # a subdir that only held untracked files
 
     async def _setup(self, writer: TranscriptWriter | None, env: dict[str, str], deadline: float) -> RunError | None:
         argv = list(self.plan.setup or [])
         started = time.monotonic()
+        finished = False
         try:
             with anyio.fail_after(max(deadline - started, 0.001)):
                 done = await anyio.run_process(
                     argv, cwd=self.plan.cwd, env=env, check=False, stdin=subprocess.DEVNULL, start_new_session=True
                 )
+            finished = True
         except TimeoutError:
             _note(writer, {"subtype": "setup", "argv": argv, "error": "timed out"})
-            return WorktreeSetupError(f"setup {argv} did not finish before the run's timeout")
+            return RunTimeoutError(f"setup {argv} did not finish before the run's timeout; its processes were killed")
         except OSError as exc:
+            finished = True
             _note(writer, {"subtype": "setup", "argv": argv, "error": str(exc)})
             return WorktreeSetupError(f"setup {argv} could not start: {exc.strerror or exc}")
+        finally:
+            if not finished:  # timed out or cancelled: anyio killed the command, not what it started
+                with anyio.CancelScope(shield=True):
+                    await process.sweep_marked(self.plan.run_id)
         stdout = done.stdout[-_OUTPUT_TAIL:].decode("utf-8", "replace")
         stderr = done.stderr[-_OUTPUT_TAIL:].decode("utf-8", "replace")
         elapsed = round(time.monotonic() - started, 3)
@@ -284,7 +291,7 @@ class RunWorktree:
 
     async def _leave(self) -> WorktreeOutcome:
         plan = self.plan
-        if not self.created:
+        if not self.created or not _exists(plan.path):
             return WorktreeOutcome()
         await git(["add", "--all"], cwd=plan.path)
         subject = f"cc-executor: {one_line(self.task, 60)}"
@@ -371,6 +378,10 @@ async def measure(repo: Path, base_sha: str, head_sha: str) -> WorktreeOutcome:
         target = outcome.created if kind == "A" else outcome.deleted if kind == "D" else outcome.modified
         target.append(path)
     return outcome
+
+
+def _exists(path: Path) -> bool:
+    return path.exists()
 
 
 def _note(writer: TranscriptWriter | None, payload: dict[str, object]) -> None:

@@ -27,8 +27,12 @@ IDENTITY: tuple[str, ...] = (
     "user.email=cc-executor@localhost",
     "-c",
     "commit.gpgsign=false",
+    "-c",
+    "maintenance.auto=false",
 )
-"""Prepended to the commands that create commits for a run (not to merges the user asks for)."""
+"""Prepended to the commands that create commits for a run (not to merges the user asks for): our identity, no
+signing prompt, and no `git maintenance run --auto` child after each commit (the user's own commands still
+trigger it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,12 +20,14 @@ from cc_executor.engine.slots import RunSlots
 from cc_executor.errors import ERROR_CLASSES, InvalidRequestError, RunError
 from cc_executor.models import CCExecutorConfig, ExecutionResult, ProgressUpdate, RunRequest
 from cc_executor.registry.store import RunStore
+from cc_executor.retention import prune_runs
 
 __all__ = [
     "build_request",
     "build_resume_request",
     "cc_execute",
     "open_store",
+    "prune_runs",
     "raise_for_result",
     "resume",
     "run_stream",
@@ -58,12 +60,10 @@ def build_request(
 
 
 def describe_validation_error(exc: Any) -> str:
-    problems = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error.get("loc", ())) or "request"
-        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-        problems.append(f"{where}: {message}")
-    return "; ".join(problems)
+    """One sentence per problem, each naming the field (see cc_executor.validation)."""
+    from cc_executor.validation import describe_validation_error as describe
+
+    return describe(exc)
 
 
 @asynccontextmanager

@@ -296,6 +296,30 @@ async def check_worktrees(state_ok: bool) -> list[Check]:
     ]
 
 
+def check_state_size(state_ok: bool) -> Check:
+    """How much room run history takes, and whether anything prunes it."""
+    from cc_executor.errors import InvalidRequestError
+    from cc_executor.retention import RETENTION_ENV, format_bytes, retention_days, state_size
+
+    name = "state size"
+    if not state_ok:
+        return Check(name, "skip", "the state dir is not writable")
+    size = state_size()
+    detail = (
+        f"{format_bytes(size.total_bytes)} in {size.path}: runs.db {format_bytes(size.database_bytes)}, "
+        f"{size.transcript_files} transcript file(s) {format_bytes(size.transcript_bytes)}"
+    )
+    try:
+        days = retention_days()
+    except InvalidRequestError as exc:
+        return Check(name, "fail", f"{detail}; {exc}", f"set {RETENTION_ENV} to a number of days, or unset it")
+    if days is None:
+        return Check(
+            name, "ok", f"{detail}; nothing prunes it (cc-executor prune --older-than 30d, or {RETENTION_ENV})"
+        )
+    return Check(name, "ok", f"{detail}; the MCP server prunes finished runs older than {days:g} days at start")
+
+
 async def check_node(env: Mapping[str, str]) -> list[Check]:
     checks = []
     for tool in ("node", "npm"):

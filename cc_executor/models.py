@@ -95,6 +95,24 @@ class CCExecutorConfig(BaseModel):
 DEFAULT_TIMEOUT_S = 1800.0
 
 
+def task_limit_text() -> str:
+    """How the one prompt-size limit (library, CLI and MCP alike) is explained to whoever hit it."""
+    return f"{MAX_TASK_BYTES // (1024 * 1024)} MiB: put large inputs in files and name them in the task"
+
+
+def expand_user_path(path: Path, *, field: str | None = None) -> Path:
+    """``~`` and ``~user`` expanded; a NUL character or an unknown user is a ValueError naming the path (pathlib
+    raises RuntimeError and ValueError('embedded null byte') there, which would escape validation)."""
+    where = f"{field} entry " if field else ""
+    if "\x00" in str(path):
+        raise ValueError(f"{where}must not contain a NUL character")
+    try:
+        return path.expanduser()
+    except RuntimeError:
+        user = str(path).split("/", 1)[0]
+        raise ValueError(f"{where}{str(path)!r}: {user} is not the home directory of a known user") from None
+
+
 class RunRequest(BaseModel):
     """One run to execute: the task plus everything that shapes it. Validated before anything starts."""
 
@@ -136,21 +154,22 @@ class RunRequest(BaseModel):
     @classmethod
     def _task(cls, task: str) -> str:
         if not task.strip():
-            raise ValueError("task is empty")
-        if len(task.encode("utf-8", "surrogatepass")) > MAX_TASK_BYTES:
-            raise ValueError(f"task is larger than {MAX_TASK_BYTES // (1024 * 1024)} MiB")
+            raise ValueError("must not be empty")
+        size = len(task.encode("utf-8", "surrogatepass"))
+        if size > MAX_TASK_BYTES:
+            raise ValueError(f"is {size} bytes; the limit is {MAX_TASK_BYTES} bytes ({task_limit_text()})")
         if "\x00" in task:
-            raise ValueError("task contains a NUL byte")
+            raise ValueError("must not contain a NUL character")
         return task
 
     @field_validator("cwd")
     @classmethod
     def _cwd(cls, cwd: Path) -> Path:
-        resolved = cwd.expanduser().resolve()
+        resolved = expand_user_path(cwd).resolve()
         if not resolved.exists():
-            raise ValueError(f"cwd {str(cwd)!r} does not exist")
+            raise ValueError(f"{str(cwd)!r} does not exist")
         if not resolved.is_dir():
-            raise ValueError(f"cwd {str(cwd)!r} is not a directory")
+            raise ValueError(f"{str(cwd)!r} is not a directory")
         return resolved
 
     @field_validator("run_id")
@@ -173,7 +192,7 @@ class RunRequest(BaseModel):
     @model_validator(mode="after")
     def _dirs_exist(self) -> RunRequest:
         for directory in self.config.add_dirs:
-            if not directory.expanduser().is_dir():
+            if not expand_user_path(directory, field="add_dirs").is_dir():
                 raise ValueError(f"add_dirs entry {str(directory)!r} is not a directory")
         return self
 

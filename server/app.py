@@ -22,12 +22,14 @@ from . import run_tools as runs
 from . import task_list_tools as lists
 from . import transcript_tools as transcripts
 from . import worktree_tools as worktrees
+from .errors import ToolErrorServer
 from .progress_notifications import ProgressSink
 from .resources import register_resources
 from .schemas import (
     MAX_LIST_TASKS,
     MAX_PAGE_LINES,
     MAX_PARALLEL,
+    Cwd,
     RunId,
     RunList,
     RunOptions,
@@ -279,7 +281,7 @@ async def cancel_run(
 async def list_runs(
     ctx: Ctx,
     status: Annotated[RunStatusName | None, Field(description="Only runs with this status.")] = None,
-    cwd: Annotated[str | None, Field(description="Only runs that worked in this directory.")] = None,
+    cwd: Annotated[Cwd | None, Field(description="Only runs that worked in this directory (absolute path).")] = None,
     since: Annotated[
         str | None,
         Field(
@@ -362,7 +364,7 @@ TOOLS: list[tuple[Any, str, ToolAnnotations]] = [
 def create_server(settings: ServerSettings | None = None) -> MCPServer[AppState]:
     """A ready MCPServer; ``settings`` default to the environment (ServerSettings.from_env())."""
     settings = settings or ServerSettings.from_env()
-    server: MCPServer[AppState] = MCPServer(
+    server: MCPServer[AppState] = ToolErrorServer(
         SERVER_NAME,
         title="Claude Code executor",
         version=version("cc-executor"),  # one source: pyproject.toml

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -12,6 +13,8 @@ from cc_executor.ids import check_run_id
 
 from . import transcript_tools as transcripts
 from .state import AppState, Ctx
+
+log = logging.getLogger(__name__)
 
 TRANSCRIPT_TEMPLATE = "cc-executor://runs/{run_id}/transcript"
 RESULT_TEMPLATE = "cc-executor://runs/{run_id}/result"
@@ -42,6 +45,9 @@ def _resource_errors() -> Iterator[None]:
         raise ResourceError(f"unknown run_id {exc.run_id!r}") from None
     except (CCExecutorError, ToolError, ValueError) as exc:
         raise ResourceError(str(exc)) from None
+    except Exception as exc:  # never the SDK's bare "Error reading resource": a sentence, the traceback in the log
+        log.error("internal error reading a run resource", exc_info=exc)
+        raise ResourceError(f"internal error ({type(exc).__name__}); details in the server log") from None
 
 
 def register_resources(server: MCPServer[AppState]) -> None:

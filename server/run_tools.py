@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from mcp.server.mcpserver.exceptions import ToolError
 
+from .errors import note_run_id
 from .progress_notifications import ProgressSink, wait_reporting
 from .results import run_result, run_summary, running_result
 from .schemas import RunList, RunOptions, RunResult, RunStatusName
@@ -104,7 +105,10 @@ def _working_dir(state: AppState, cwd: str | None) -> Path:
         return Path(cwd).expanduser()
     if state.settings.default_cwd is not None:
         return state.settings.default_cwd
-    raise ToolError("cwd is required: pass the absolute path of the directory to work in (no CC_EXECUTOR_DEFAULT_CWD)")
+    raise ToolError(
+        "cwd: is required (the server has no CC_EXECUTOR_DEFAULT_CWD): pass the absolute path of the directory "
+        "to work in"
+    )
 
 
 def _check_resume(record: RunRecord, cwd: str | None) -> None:
@@ -125,11 +129,12 @@ async def submit(state: AppState, submission: Submission) -> str:
     from cc_executor.backends import ResumeRequest
 
     backend = await state.backend()
+    note_run_id(submission.run_id)  # so an internal error of this tool call can name the run
     if submission.resume_of is not None:
         run_id = await backend.resume(ResumeRequest(run_id=submission.resume_of, request=submission.request))
     else:
         run_id = await backend.submit(submission.request)
-    state.submitted.add(run_id)
+    state.remember_run(run_id)
     return run_id
 
 

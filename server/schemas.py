@@ -6,6 +6,7 @@ The few constants duplicated from the core are checked against it by the tests.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Annotated, Any, Literal
 
@@ -21,8 +22,9 @@ RunStatusName = Literal[
 ]
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
 
-# Server-side limits, tighter than the core's: a tool argument this large is a mistake, not a task.
-MAX_TASK_BYTES = 512 * 1024
+# The prompt-size limit is the core's (cc_executor.models.MAX_TASK_BYTES, one limit for library, CLI and MCP).
+MAX_TASK_BYTES = 4 * 1024 * 1024
+# Server-side limits, tighter than the core's: an argument this large is a mistake, not a task.
 MAX_LIST_TASKS = 100
 MAX_PARALLEL = 16
 MAX_TOOL_NAMES = 100
@@ -35,40 +37,51 @@ _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\[\]/@-]{0,127}$")
 
 def _check_task(task: str) -> str:
     if not task.strip():
-        raise ValueError("task is empty or whitespace only")
+        raise ValueError("must not be empty")
     size = len(task.encode("utf-8", "surrogatepass"))
     if size > MAX_TASK_BYTES:
-        raise ValueError(f"task is {size} bytes; the limit is {MAX_TASK_BYTES} bytes (put large inputs in files)")
+        raise ValueError(
+            f"is {size} bytes; the limit is {MAX_TASK_BYTES} bytes ({MAX_TASK_BYTES // 1024 // 1024} MiB: "
+            "put large inputs in files and name them in the task)"
+        )
     if "\x00" in task:
-        raise ValueError("task contains a NUL byte")
+        raise ValueError("must not contain a NUL character")
     return task
 
 
 def _check_cwd(cwd: str) -> str:
-    if not cwd.startswith(("/", "~")):
-        raise ValueError(f"cwd {cwd!r} must be an absolute path")
     if "\x00" in cwd:
-        raise ValueError("cwd contains a NUL byte")
+        raise ValueError("must not contain a NUL character")
+    if not cwd.startswith(("/", "~")):
+        raise ValueError(f"{_shown(cwd)} is not an absolute path")
+    if cwd.startswith("~") and os.path.expanduser(cwd).startswith("~"):
+        user = cwd.split("/", 1)[0]
+        raise ValueError(f"{_shown(cwd)}: {user} is not the home directory of a known user")
     return cwd
 
 
 def _check_model(model: str) -> str:
     if not _MODEL_NAME.fullmatch(model):
-        raise ValueError(f"model {model[:80]!r} is not a model name or alias (e.g. 'sonnet', 'claude-sonnet-4-5')")
+        raise ValueError(f"{_shown(model)} is not a model name or alias (e.g. 'sonnet', 'claude-sonnet-4-5')")
     return model
 
 
 def _check_tool_name(name: str) -> str:
     if not name.strip() or len(name) > 500 or any(c in name for c in "\n\r\x00"):
-        raise ValueError(f"invalid tool name {name[:80]!r}")
+        raise ValueError(f"{_shown(name)} is not a tool name (e.g. 'Bash', 'Bash(git diff:*)', 'WebFetch')")
     return name
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 80 else value[:80] + "…")
 
 
 Task = Annotated[
     str,
     AfterValidator(_check_task),
     Field(
-        description=f"What Claude Code should do, as a self-contained prompt (at most {MAX_TASK_BYTES // 1024} KiB)."
+        description="What Claude Code should do, as a self-contained prompt "
+        f"(at most {MAX_TASK_BYTES // 1024 // 1024} MiB; put large inputs in files and name them)."
     ),
 ]
 RunId = Annotated[

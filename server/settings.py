@@ -20,6 +20,8 @@ ENV_DEFAULT_CWD = "CC_EXECUTOR_DEFAULT_CWD"
 ENV_MAX_RESULT_CHARS = "CC_EXECUTOR_MAX_RESULT_CHARS"
 ENV_MODEL = "CC_EXECUTOR_MODEL"
 ENV_LOG_LEVEL = "CC_EXECUTOR_LOG_LEVEL"
+ENV_RETENTION_DAYS = "CC_EXECUTOR_RETENTION_DAYS"
+MAX_RETENTION_DAYS = 36500.0
 
 
 class SettingsError(ValueError):
@@ -39,6 +41,7 @@ class ServerSettings:
     model: str | None = None
     cli_env: dict[str, str] = field(default_factory=dict)
     kill_grace_s: float | None = None  # None: the core's default
+    retention_days: float | None = None  # prune finished runs older than this at start (None: keep everything)
     handle_signals: bool = False  # SIGTERM/SIGINT: cancel runs, record why, then exit (the stdio entry point only)
 
     def __post_init__(self) -> None:
@@ -48,6 +51,11 @@ class ServerSettings:
             raise SettingsError(f"max_concurrent must be within 1..1000, got {self.max_concurrent}")
         if not 1000 <= self.max_result_chars <= 10_000_000:
             raise SettingsError(f"max_result_chars must be within 1000..10000000, got {self.max_result_chars}")
+        if self.retention_days is not None and not 0 < self.retention_days <= MAX_RETENTION_DAYS:
+            raise SettingsError(
+                f"{ENV_RETENTION_DAYS} must be a number of days within 0..{MAX_RETENTION_DAYS:g}, "
+                f"got {self.retention_days:g}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -60,13 +68,19 @@ class ServerSettings:
             default_cwd=_path(env, ENV_DEFAULT_CWD),
             max_result_chars=_int(env, ENV_MAX_RESULT_CHARS, DEFAULT_MAX_RESULT_CHARS) or DEFAULT_MAX_RESULT_CHARS,
             model=env.get(ENV_MODEL) or None,
+            retention_days=_optional_float(env, ENV_RETENTION_DAYS),
         )
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _optional_float(env, name)
+    return default if value is None else value
+
+
+def _optional_float(env: Mapping[str, str], name: str) -> float | None:
     raw = env.get(name, "").strip()
     if not raw:
-        return default
+        return None
     try:
         return float(raw)
     except ValueError:

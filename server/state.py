@@ -18,6 +18,7 @@ import anyio
 import anyio.abc
 from mcp.server.mcpserver import Context
 
+from .retention import prune_at_start
 from .settings import ServerSettings
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_REASON = "cancelled: the MCP server shut down"
 _SHUTDOWN_BOUND_S = 30.0
+_FORGET_POLL_S = 3600.0  # a wait_run-style long poll; the local backend answers the moment the run ends
 
 
 class AppState:
@@ -82,6 +84,22 @@ class AppState:
             base["kill_grace_s"] = self.settings.kill_grace_s
         base.update({k: v for k, v in fields.items() if v is not None})
         return CCExecutorConfig(**base)
+
+    def remember_run(self, run_id: str) -> None:
+        """A run this server started: cancelled if the server shuts down first, forgotten once it finishes (so a
+        long-lived server's memory stays flat; its row stays in the store)."""
+        self.submitted.add(run_id)
+        self.group.start_soon(self._forget_when_done, run_id)
+
+    async def _forget_when_done(self, run_id: str) -> None:
+        try:
+            backend = await self.backend()
+            while await backend.wait(run_id, _FORGET_POLL_S) is None:
+                pass
+        except Exception:
+            log.warning("could not follow run %s to its end; it stays on the shutdown list", run_id, exc_info=True)
+            return
+        self.submitted.discard(run_id)
 
     async def shutdown(self, reason: str = SHUTDOWN_REASON) -> None:
         """Cancel live list jobs and runs (each tree killed, each row says why), then stop the backend.
@@ -139,6 +157,8 @@ def lifespan_for(settings: ServerSettings) -> Callable[[Any], AbstractAsyncConte
             state = AppState(settings, group)
             if settings.handle_signals:
                 group.start_soon(_watch_signals, state)
+            if settings.retention_days is not None:
+                group.start_soon(prune_at_start, settings)
             try:
                 yield state
             finally:

@@ -197,9 +197,15 @@ async def _requests(state: AppState, specs: list[TaskSpec], shared: RunOptions) 
         try:
             submission = await runs.make_request(state, spec.task, options, list_id=list_id)
         except (CCExecutorError, ToolError) as exc:
-            raise ToolError(f"tasks[{i}]: {exc}") from None
+            raise ToolError(f"tasks[{i}]{_joined(str(exc))}") from None
         requests.append(submission.request)
     return requests
+
+
+def _joined(message: str) -> str:
+    """``cwd: ...`` of task 1 reads ``tasks[1].cwd: ...``; a message naming no field reads ``tasks[1]: ...``."""
+    head = message.split(":", 1)[0]
+    return f".{message}" if head.replace("_", "").isalnum() and head.islower() else f": {message}"
 
 
 async def list_result(state: AppState, outcome: ListOutcome, max_chars: int) -> TaskListOutput:

@@ -31,10 +31,12 @@ PUBLIC_MODULES = frozenset(
         "cc_executor.ids",
         "cc_executor.models",
         "cc_executor.paths",
+        "cc_executor.retention",
         "cc_executor.task_lists",
         "cc_executor.text",
         "cc_executor.timeparse",
         "cc_executor.transcript_text",
+        "cc_executor.validation",
         "cc_executor.worktrees",  # merge_run / discard_run / run_diff / check_requests (issue 14)
     }
 )

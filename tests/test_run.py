@@ -320,7 +320,7 @@ async def test_transcript_pages_cover_every_line(
 
 async def test_bad_input_is_rejected_before_anything_starts(config: CCExecutorConfig, workdir: Path) -> None:
     cases: list[tuple[str, dict[str, Any], str]] = [
-        ("   ", {"cwd": workdir}, "task is empty"),
+        ("   ", {"cwd": workdir}, "task: must not be empty"),
         ("hi", {"cwd": workdir / "missing"}, "does not exist"),
         (
             "hi",

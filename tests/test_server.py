@@ -22,7 +22,7 @@ from mcp.types import CallToolResult, TextContent, TextResourceContents
 
 from cc_executor.api import build_request, open_store
 from cc_executor.engine.process import marked_processes
-from cc_executor.models import PERMISSION_MODES, RUN_ID_PATTERN, CCExecutorConfig, RunStatus
+from cc_executor.models import MAX_TASK_BYTES, PERMISSION_MODES, RUN_ID_PATTERN, CCExecutorConfig, RunStatus
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
 from cc_executor.transcript_text import render_line
@@ -118,6 +118,7 @@ def test_mirrored_constants_match_the_core() -> None:
     assert set(PERMISSION_MODES) == set(schemas.PermissionMode.__args__)
     assert {s.value for s in RunStatus} == set(schemas.RunStatusName.__args__)
     assert RUN_ID_PATTERN.pattern == schemas.RUN_ID_REGEX
+    assert MAX_TASK_BYTES == schemas.MAX_TASK_BYTES  # one prompt-size limit for library, CLI and MCP
 
 
 def test_settings_from_env(tmp_path: Path) -> None:
@@ -516,58 +517,7 @@ async def test_cancelling_one_task_of_a_list_lets_the_list_go_on(
 # --- bad input ----------------------------------------------------------------------------------------------------
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
-BAD_INPUT: list[tuple[str, dict[str, Any], str]] = [
-    ("execute_task", {"task": ""}, "task"),
-    ("execute_task", {"task": "   \n\t"}, "task is empty"),
-    ("execute_task", {"task": "x" * 1_000_000}, "bytes"),
-    ("execute_task", {"task": "x"}, "cwd is required"),
-    ("execute_task", {"task": "x", "cwd": "relative/dir"}, "absolute"),
-    ("execute_task", {"task": "x", "cwd": "/nonexistent/dir"}, "does not exist"),
-    ("execute_task", {"task": "x", "cwd": "/etc/hostname"}, "not a directory"),
-    ("execute_task", {"task": "x", "json_schema": {"type": "nope"}}, "json_schema"),
-    ("execute_task", {"task": "x", "timeout_s": -1}, "timeout_s"),
-    ("execute_task", {"task": "x", "timeout_s": 1e12}, "timeout_s"),
-    ("execute_task", {"task": "x", "idle_timeout_s": 0}, "idle_timeout_s"),
-    ("execute_task", {"task": "x", "return_after_s": -5}, "return_after_s"),
-    ("execute_task", {"task": "x", "permission_mode": "yolo"}, "permission_mode"),
-    ("execute_task", {"task": "x", "max_turns": 0}, "max_turns"),
-    ("execute_task", {"task": "x", "model": "rm -rf /"}, "model"),
-    ("execute_task", {"task": "x", "allowed_tools": [""]}, "tool name"),
-    ("execute_task", {"task": "x", "resume_run_id": UNKNOWN}, "unknown run_id"),
-    ("start_task", {"task": " "}, "task is empty"),
-    ("execute_task_list", {"tasks": [{"task": "x"}] * 1000}, "tasks"),
-    ("execute_task_list", {"tasks": []}, "tasks"),
-    ("execute_task_list", {"tasks": [{"task": "fine"}, {"task": "  "}]}, "task is empty"),
-    ("execute_task_list", {"tasks": [{"task": "fine"}, {"task": "x", "cwd": "/nonexistent"}]}, "tasks[1]"),
-    ("get_run", {"run_id": "../../etc/passwd"}, "not a run id"),
-    ("get_run", {"run_id": UNKNOWN}, "unknown run_id"),
-    ("wait_run", {"run_id": "ABCDEF00-0000-4000-8000-000000000000"}, "not a run id"),
-    ("wait_run", {"run_id": UNKNOWN, "timeout_s": 100_000}, "timeout_s"),
-    ("wait_run", {"run_id": UNKNOWN}, "unknown run_id"),
-    ("cancel_run", {"run_id": "x/../y"}, "not a run id"),
-    ("cancel_run", {"run_id": UNKNOWN}, "unknown run_id"),
-    ("get_transcript", {"run_id": "../" + UNKNOWN}, "not a run id"),
-    ("get_transcript", {"run_id": UNKNOWN}, "unknown run_id"),
-    ("list_runs", {"since": "last tuesday"}, "since"),
-    ("list_runs", {"status": "exploded"}, "status"),
-    ("list_runs", {"limit": 0}, "limit"),
-]
-
-
-async def test_bad_input_is_rejected_before_anything_starts(
-    settings: ServerSettings, fake_api: FakeAnthropic, workdir: Path, tmp_path: Path
-) -> None:
-    async with connect(settings) as client:
-        for tool, args, expected in BAD_INPUT:
-            if "cwd" not in args and tool in ("execute_task", "start_task") and expected != "cwd is required":
-                args = {**args, "cwd": str(workdir)}
-            if tool == "execute_task_list" and "cwd" not in args:
-                args = {**args, "cwd": str(workdir)}
-            result = await call(client, tool, args)
-            assert result.is_error, (tool, args)
-            assert expected in text_of(result), (tool, expected, text_of(result)[:300])
-        runs = ok(await call(client, "list_runs", {}))
-    assert runs["count"] == 0 and not fake_api.message_requests
+# The bad-input matrix (every tool, every CLI command) is tests/test_bad_input.py.
 
 
 async def test_bad_cursor_and_unknown_resources(

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cc_executor_mcp.app import create_server
 from cc_executor_mcp.docs import render
+from cc_executor_mcp.settings import ServerSettings
 from mcp import Client, StdioServerParameters
 
 pytestmark = pytest.mark.anyio
@@ -31,3 +34,26 @@ async def test_mcp_json_example_starts_a_working_server(state_home: Path) -> Non
         tools = (await client.list_tools()).tools
         runs = await client.call_tool("list_runs", {})
     assert len(tools) == 10 and not runs.is_error
+
+
+def undescribed(schema: dict[str, Any], path: str) -> list[str]:
+    """Every property under ``schema`` (nested objects and the $defs they use included) without a description."""
+    missing = []
+    for name, prop in schema.get("properties", {}).items():
+        if not str(prop.get("description", "")).strip():
+            missing.append(f"{path}.{name}")
+    for name, definition in schema.get("$defs", {}).items():
+        missing.extend(undescribed(definition, f"{path}.$defs.{name}"))
+    return missing
+
+
+async def test_every_tool_parameter_has_a_description(state_home: Path) -> None:
+    async with Client(create_server(ServerSettings())) as client:
+        tools = (await client.list_tools()).tools
+    missing = [m for tool in tools for m in undescribed(tool.input_schema, tool.name)]
+    assert len(tools) == 10 and not missing, missing
+
+
+def test_the_tool_reference_describes_every_parameter() -> None:
+    rows = [line for line in (REPO / "docs" / "mcp-tools.md").read_text().splitlines() if line.startswith("| `")]
+    assert rows and not [row for row in rows if row.rstrip().endswith("|  |")]

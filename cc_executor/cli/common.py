@@ -6,7 +6,9 @@ exactly one JSON document; rich is used only when the stream it writes to is a t
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import re
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -32,6 +34,28 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 _PREFIX = re.compile(r"^[0-9a-f-]{1,36}$")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (argparse prefixes the option's name)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """argparse type: a finite, positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
 
 
 def is_tty(stream: TextIO) -> bool:
@@ -162,13 +186,15 @@ def seam_query(model: type[Query], **fields: Any) -> Query:
     ``--limit`` out of its range...) is a usage error naming the flag, never a traceback."""
     from pydantic import ValidationError
 
+    from cc_executor.validation import problem_text
+
     try:
         return model(**fields)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
             flag = "--" + ".".join(str(part) for part in error.get("loc", ())).replace("_", "-")
-            problems.append(f"{flag}: {str(error.get('msg', 'invalid')).removeprefix('Value error, ')}")
+            problems.append(f"{flag}: {problem_text(error)}")
         raise InvalidRequestError("; ".join(problems)) from None
 
 

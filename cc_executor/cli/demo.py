@@ -4,7 +4,8 @@ It starts the bundled fake Messages API in this process, starts the MCP server (
 real stdio subprocess, and calls ``execute_task`` through an MCP client. The server runs the real ``claude`` CLI,
 which talks to the fake API and really runs Bash and writes a file in a temporary work dir. The demo shows the
 progress as it arrives, the structured result, the files the diff found, the SQLite row and a transcript excerpt,
-then removes its temporary directory.
+then removes its temporary work dir. The run itself is recorded in the user's own state dir (not a temporary one),
+so right after the demo `cc-executor runs` lists it and `cc-executor show <id> --transcript` replays it.
 """
 
 from __future__ import annotations
@@ -53,9 +54,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Run the whole pipeline offline, with no API key: a bundled fake Messages API, the real claude "
         "CLI, and the MCP server (python -m cc_executor_mcp, what `cc-executor serve` runs) as a real stdio "
         "subprocess driven by an MCP client calling execute_task. Shows the live progress, the structured result, "
-        "the files created, the SQLite row and a transcript excerpt, then deletes its temporary directory (your own "
-        "run history is not touched). Needs the claude CLI (npm ci in the checkout, or npm install -g "
-        "@anthropic-ai/claude-code).",
+        "the files created, the SQLite row and a transcript excerpt, then deletes its temporary work dir. The run is "
+        "recorded in your run history (the state dir), so `cc-executor runs` and `cc-executor show` find it. "
+        "Needs the claude CLI (npm ci in the checkout, or npm install -g @anthropic-ai/claude-code).",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory and print where it is")
     parser.add_argument("--claude", metavar="PATH", help="the claude executable (default: the usual lookup)")
@@ -72,10 +73,12 @@ def _demo(args: argparse.Namespace) -> int:
         code: int = anyio.run(run_demo, claude, root, show)
     finally:
         if args.keep:
-            show.note(f"kept {root} (work dir, state dir with runs.db and transcripts, server.log)")
+            show.note(f"kept {root} (the work dir and server.log)")
         else:
             shutil.rmtree(root, ignore_errors=True)
-            show.note(f"cleaned up {root}")
+            show.note(f"cleaned up {root} (the work dir; the run stays in your history)")
+        if show.run_id is not None:
+            _show_history(show, show.run_id)
     return code
 
 
@@ -83,6 +86,7 @@ class Show:
     """Demo output on stdout: rich on a terminal, plain text otherwise."""
 
     def __init__(self) -> None:
+        self.run_id: str | None = None  # the demo's run, once execute_task answered
         self.console: Console | None = None
         if is_tty(sys.stdout):
             from cc_executor.cli.common import console
@@ -129,11 +133,14 @@ async def run_demo(claude: str, root: Path, show: Show) -> int:
 
 def server_env(base_url: str, root: Path, claude: str) -> dict[str, str]:
     """What the MCP server subprocess gets (merged over the SDK's minimal default environment)."""
+    from cc_executor.paths import state_dir
     from cc_executor.testing.env import offline_env
 
     return {
         **offline_env(base_url, root / "home"),
-        "CC_EXECUTOR_HOME": str(root / "state"),
+        # The user's own state dir (resolved here: the server gets a temporary HOME for claude), so the demo run
+        # shows up in `cc-executor runs` afterwards.
+        "CC_EXECUTOR_HOME": str(state_dir()),
         "CC_EXECUTOR_CLAUDE": claude,
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
     }
@@ -149,7 +156,8 @@ async def _introduce(show: Show, base_url: str, claude: str, env: dict[str, str]
             ("fake API", f"{base_url} (scripted: look around, write fizzbuzz.py, run it, answer)"),
             ("claude", f"{version.stdout or 'version unknown'} at {claude}"),
             ("MCP server", f"{sys.executable} -m cc_executor_mcp (stdio subprocess)"),
-            ("temp dir", str(root)),
+            ("temp dir", f"{root} (work dir)"),
+            ("run history", f"{env['CC_EXECUTOR_HOME']} (yours: the demo run stays there)"),
         ]
     )
 
@@ -178,9 +186,10 @@ async def _conversation(show: Show, client: Client, root: Path, work: Path) -> i
     if result is None:
         _show_log_tail(show, root / "server.log")
         return EXIT_FAILED
+    show.run_id = str(result["run_id"])
     _show_result(show, result)
     _show_files(show, result, work)
-    await _show_row(show, root / "state" / "runs.db", str(result["run_id"]))
+    await _show_row(show, str(result["run_id"]))
     await _show_transcript(show, client, str(result["run_id"]))
     ok = result.get("status") == "success" and "fizzbuzz.py" in result.get("files_created", [])
     show.heading("done: the run succeeded" if ok else f"done: the run ended {result.get('status')}")
@@ -237,13 +246,20 @@ def _show_files(show: Show, result: dict[str, Any], work: Path) -> None:
                 show.line(line)
 
 
-async def _show_row(show: Show, db: Path, run_id: str) -> None:
+async def _show_row(show: Show, run_id: str) -> None:
     from cc_executor.backends import LocalBackend
+    from cc_executor.paths import db_path
 
-    show.heading(f"4. the SQLite row ({db})")
-    async with LocalBackend(store_path=db) as backend:
+    show.heading(f"4. the SQLite row ({db_path()})")
+    async with LocalBackend() as backend:
         record = await backend.status(run_id)
     show.fields(_row_fields(record))
+
+
+def _show_history(show: Show, run_id: str) -> None:
+    """The demo's last lines: where the run is now, and the two commands that show it."""
+    show.note(f"the run is in your history: `cc-executor runs` lists it ({run_id[:8]}),")
+    show.note(f"`cc-executor show {run_id[:8]} --transcript` replays it; `cc-executor prune` forgets old runs")
 
 
 def _row_fields(record: RunRecord) -> list[tuple[str, str]]:

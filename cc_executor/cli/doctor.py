@@ -9,7 +9,7 @@ import sys
 import anyio
 
 from cc_executor import doctor
-from cc_executor.cli.common import EXIT_FAILED, EXIT_OK, is_tty, out, write_json
+from cc_executor.cli.common import EXIT_FAILED, EXIT_OK, is_tty, out, seconds, write_json
 from cc_executor.doctor import Check
 from cc_executor.models import PERMISSION_MODES
 
@@ -34,7 +34,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--smoke", action="store_true", help="also run a one-turn task through claude (costs a little)")
     parser.add_argument("--model", help="model for the --smoke run")
     parser.add_argument(
-        "--smoke-timeout", type=float, default=120.0, metavar="SECONDS", help="limit for the --smoke run (default 120)"
+        "--smoke-timeout",
+        type=seconds,
+        default=120.0,
+        metavar="SECONDS",
+        help="limit for the --smoke run (default 120)",
     )
     parser.add_argument("--claude", metavar="PATH", help="check this claude executable instead of the lookup")
     parser.add_argument(
@@ -74,6 +78,7 @@ async def run_checks(args: argparse.Namespace, explicit: str | None) -> list[Che
         state,
         await doctor.check_sqlite(state.status == "ok"),
         *await doctor.check_worktrees(state.status == "ok"),
+        doctor.check_state_size(state.status == "ok"),
         *await doctor.check_node(env),
         doctor.check_mcp_server(),
     ]

@@ -17,9 +17,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from pydantic import ValidationError
+
 from cc_executor import __version__
 from cc_executor.cli.common import EXIT_FAILED, EXIT_USAGE, err
 from cc_executor.errors import CCExecutorError, InvalidRequestError, RunNotFoundError, TranscriptNotFoundError
+from cc_executor.validation import describe_validation_error
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -36,6 +39,7 @@ examples:
   cc-executor run --worktree "try another parser" --cwd ~/src/app   then: diff / merge / discard
   cc-executor runs --status running
   cc-executor show 3f2a --transcript
+  cc-executor prune --older-than 30d --dry-run  what a prune of runs over 30 days old would delete
   cc-executor serve                             MCP stdio server (for Claude Desktop / Code, Codex)
 
 Results go to stdout, progress to stderr; --json makes stdout one JSON document.
@@ -45,6 +49,7 @@ Exit codes: 0 ok, 1 run or check failed, 2 bad usage or unknown run, 130 interru
 def build_parser() -> argparse.ArgumentParser:
     from cc_executor.cli import demo as cli_demo
     from cc_executor.cli import doctor as cli_doctor
+    from cc_executor.cli import prune as cli_prune
     from cc_executor.cli import run as cli_run
     from cc_executor.cli import runs as cli_runs
     from cc_executor.cli import worktrees as cli_worktrees
@@ -63,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_worktrees.add_parsers(commands)
     _add_serve(commands)
     cli_doctor.add_parser(commands)
+    cli_prune.add_parser(commands)
     cli_demo.add_parser(commands)
     return parser
 
@@ -115,6 +121,23 @@ def run(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err("interrupted")
         return 130
+    except ValidationError as exc:  # a value a command passed on to a model without checking it first
+        err(f"cc-executor {args.command}: error: {describe_validation_error(exc)}")
+        return EXIT_USAGE
+    except Exception as exc:  # never a bare traceback: one sentence, the traceback only with -v
+        err(internal_error(args.command, exc, verbose=args.verbose > 0))
+        return EXIT_FAILED
+
+
+def internal_error(command: str, exc: Exception, *, verbose: bool) -> str:
+    """What a user sees when a command fails in a way nobody planned for (a bug to report)."""
+    import traceback
+
+    detail = " ".join(str(exc).split())[:300]
+    text = f"cc-executor {command}: internal error ({type(exc).__name__}): {detail}"
+    if not verbose:
+        return text + "\n(unexpected: run again with -v for the traceback, and please report it)"
+    return text + "\n" + "".join(traceback.format_exception(exc)).rstrip()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

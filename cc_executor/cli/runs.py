@@ -23,10 +23,12 @@ from cc_executor.cli.common import (
     local_backend,
     out,
     parse_time,
+    positive_int,
     record_json,
     resolve_run,
     run_duration,
     seam_query,
+    seconds,
     short_id,
     write_json,
 )
@@ -64,7 +66,12 @@ def _add_runs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     parser.add_argument("--since", metavar="TIME", help=f"only runs created since TIME ({GRAMMAR})")
     parser.add_argument("--list", dest="list_id", metavar="LIST_ID", help="only the runs of one task list")
     parser.add_argument(
-        "-n", "--limit", type=int, default=20, metavar="N", help="show at most N runs (default 20, at most 500)"
+        "-n",
+        "--limit",
+        type=positive_int,
+        default=20,
+        metavar="N",
+        help="show at most N runs (default 20, at most 500)",
     )
     parser.add_argument("--json", action="store_true", help="print the full run records as a JSON array")
     parser.set_defaults(handler=_runs)
@@ -163,7 +170,9 @@ def _add_cancel(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "Exits 1 if the run had already finished.",
     )
     parser.add_argument("run_id", metavar="RUN_ID", help="the run's id or a unique prefix of it")
-    parser.add_argument("--grace", type=float, default=2.0, metavar="SECONDS", help="wait between signals (default 2)")
+    parser.add_argument(
+        "--grace", type=seconds, default=2.0, metavar="SECONDS", help="wait between signals (default 2)"
+    )
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
     parser.set_defaults(handler=_cancel)
 

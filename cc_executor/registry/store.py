@@ -43,6 +43,7 @@ _JSON_COLUMNS: dict[str, Any] = {
 # Columns the record does not carry: they exist for SQL queries only.
 _SQL_ONLY_COLUMNS = ("input_tokens", "output_tokens")
 _UNFINISHED = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
+_DELETE_CHUNK = 400  # ids per DELETE: under SQLite's default limit of host parameters
 
 
 def utc_now() -> str:
@@ -287,6 +288,38 @@ class RunStore:
         async with self._lock:
             rows = await self._db.execute_fetchall(sql, params)
         return [(str(row[0]), str(row[1]), float(row[2])) for row in rows]
+
+    # --- retention ----------------------------------------------------------------------------------------------
+
+    async def prunable(self, *, before: str, statuses: Iterable[RunStatus] | None = None) -> list[RunRecord]:
+        """Finished runs that ended (or, never started, were created) before ``before``, oldest first.
+
+        Queued and running rows are never returned, whatever ``statuses`` says: their owner still writes them."""
+        wanted = [s.value for s in (statuses or RunStatus) if s.value not in _UNFINISHED]
+        if not wanted:
+            return []
+        sql = (
+            f"SELECT * FROM runs WHERE status IN ({', '.join('?' * len(wanted))}) "
+            "AND COALESCE(finished_at, created_at) < ? ORDER BY created_at, rowid"
+        )
+        return await self._records(sql, (*wanted, normalise_timestamp(before)))
+
+    async def delete_runs(self, run_ids: Iterable[str]) -> int:
+        """Delete these runs' rows and their attempts in one transaction; unfinished rows are kept. Returns how
+        many runs went. Their transcript files are the caller's (registry.transcripts.delete_transcripts)."""
+        ids = list(dict.fromkeys(run_ids))
+        deleted = 0
+        async with self._lock, self._transaction():
+            for start in range(0, len(ids), _DELETE_CHUNK):
+                chunk = ids[start : start + _DELETE_CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                finished = f"id IN ({marks}) AND status NOT IN ({', '.join('?' * len(_UNFINISHED))})"
+                await self._write(
+                    f"DELETE FROM attempts WHERE run_id IN (SELECT id FROM runs WHERE {finished})",
+                    (*chunk, *_UNFINISHED),
+                )
+                deleted += await self._write(f"DELETE FROM runs WHERE {finished}", (*chunk, *_UNFINISHED))
+        return deleted
 
     # --- internals ----------------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import codecs
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Self
@@ -216,3 +216,24 @@ def _open_private(path: Path) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def delete_transcripts(run_id: str, recorded: Iterable[str | None], directory: Path | None) -> int:
+    """Remove a pruned run's transcript and stderr log; returns the bytes freed. Only files named for the run
+    (``<run_id>.jsonl``, ``<run_id>.stderr.log``) are touched, wherever the row says they are, so a doctored row
+    can never make prune delete anything else. Missing files are fine (a run that never started has none)."""
+    names = {f"{run_id}.jsonl", f"{run_id}.stderr.log"}
+    candidates = {Path(p) for p in recorded if p}
+    if directory is not None:
+        candidates |= {directory / name for name in names}
+    freed = 0
+    for path in candidates:
+        if path.name not in names:
+            continue
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        freed += size
+    return freed

@@ -38,6 +38,7 @@ examples:
   cc-executor run "write tests for utils.py and make them pass" --cwd ~/src/app --allowed-tools Bash,Edit,Write
   git diff | cc-executor run - --permission-mode plan
   cc-executor run --file task.md --schema answer.schema.json --json > answer.json
+  cc-executor run -w "try a state machine parser" --branch try/fsm --setup "npm ci"   then: diff / merge / discard
 
 Progress goes to stderr (a live line on a terminal, plain lines otherwise); the result goes to stdout.
 Ctrl-C kills the run's whole process tree, records it as cancelled and exits 130.

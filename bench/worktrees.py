@@ -127,28 +127,28 @@ async def run(options: Options) -> Section:
     cpu_ratio = small_cost["cpu"] / median(trivial_cpu)
     section.rows += [
         Row(
-            f"worktree setup+teardown, this repository ({small_files} files)",
+            f"6a. worktree setup+teardown per run, this repository ({small_files} files)",
             f"{ms(small_cost['total'])} = {ratio * 100:.1f} % of a trivial run ({ms(baseline, 0)})",
             f"≤ {TARGET * 100:.0f} %",
             ratio <= TARGET,
             f"median of {n}: plan + worktree add + commit/measure/remove, one file written",
         ),
         Row(
-            "… the same in CPU time (load-independent)",
+            "6b. the same in CPU time (less sensitive to load)",
             f"{ms(small_cost['cpu'])} = {cpu_ratio * 100:.1f} % of a trivial run's {ms(median(trivial_cpu), 0)}",
             f"≤ {TARGET * 100:.0f} %",
             cpu_ratio <= TARGET,
             "user + system time of this process and every git/claude child, per run",
         ),
         Row(
-            f"worktree setup+teardown, {LARGE_FILES:,}-file repository",
+            f"6c. worktree setup+teardown per run, {LARGE_FILES:,}-file repository",
             f"{ms(large_cost['total'])} = {large_cost['total'] / baseline * 100:.0f} % of a trivial run",
             "report",
             None,
             f"median of {max(3, n // 2)}, same steps",
         ),
         Row(
-            "cc_execute with isolation=worktree vs none (this repository)",
+            "6d. cc_execute with isolation=worktree vs none (this repository)",
             f"{ms(e2e)} more per run",
             "info",
             None,

@@ -232,7 +232,10 @@ class RunResult(BaseModel):
     result_chars: int | None = Field(default=None, description="Length of the full result text.")
     structured_output: Any = Field(default=None, description="The parsed answer when json_schema was given.")
     summary: str | None = None
-    files_created: list[str] = Field(default_factory=list, description="From a diff of cwd, not from Claude's claims.")
+    files_created: list[str] = Field(
+        default_factory=list,
+        description="From a diff of cwd (isolation 'worktree': base..head, repository paths), not from Claude's claims.",
+    )
     files_modified: list[str] = Field(default_factory=list)
     files_deleted: list[str] = Field(default_factory=list)
     cost_usd: float | None = None

@@ -234,7 +234,7 @@ class RunResult(BaseModel):
     summary: str | None = None
     files_created: list[str] = Field(
         default_factory=list,
-        description="From a diff of cwd (isolation 'worktree': base..head, repository paths), not from Claude's claims.",
+        description="From a diff of cwd (isolation 'worktree': base..head, repository paths), not Claude's claims.",
     )
     files_modified: list[str] = Field(default_factory=list)
     files_deleted: list[str] = Field(default_factory=list)

@@ -200,7 +200,8 @@ class RunRequest(BaseModel):
     def _worktree_fields(self) -> RunRequest:
         given = [name for name in ("base_ref", "branch", "setup") if getattr(self, name) is not None]
         if self.isolation != "worktree" and given:
-            raise ValueError(f"{', '.join(given)} only apply with isolation='worktree' (isolation is 'none')")
+            verb = "applies" if len(given) == 1 else "apply"
+            raise ValueError(f"{', '.join(given)} {verb} only with isolation='worktree' (isolation is 'none')")
         for name in ("base_ref", "branch"):
             value = getattr(self, name)
             if value is not None and (not value.strip() or value.startswith("-") or any(c in value for c in "\0\n\r")):

@@ -79,7 +79,7 @@ async def test_bad_worktree_input_on_the_command_line(
 ) -> None:
     fake_api.scenario = write("x.txt", "x\n")
     cases = [
-        (["--cwd", str(repo), "--branch", "b"], "--branch only apply with --worktree"),
+        (["--cwd", str(repo), "--branch", "b"], "--branch applies only with --worktree"),
         (["--cwd", str(workdir), "--worktree"], "needs cwd inside a git work tree"),
         (["--cwd", str(repo), "--worktree", "--base", "v9.9"], "base_ref 'v9.9' is not a commit"),
         (["--cwd", str(repo), "--worktree", "--branch", "main"], "branch 'main' already exists"),

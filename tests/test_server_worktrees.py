@@ -115,6 +115,6 @@ async def test_execute_task_worktree_options_and_refusals(
     assert "branch 'agent/x' already exists" in messages["branch exists"]
     assert "needs cwd inside a git work tree" in messages["not a repository"]
     assert "base_ref 'nope' is not a commit" in messages["bad base"]
-    assert "only apply with isolation='worktree'" in messages["no isolation"]
+    assert "applies only with isolation='worktree'" in messages["no isolation"]
     assert "uncommitted changes (README.md)" in dirty and (repo / "README.md").read_text() == "dirty\n"
     assert "did not run in a worktree" in not_isolated

@@ -188,7 +188,7 @@ async def test_worktreeinclude_files_are_copied_and_setup_runs_first(
         ({"branch": "main"}, "branch 'main' already exists"),
         ({"branch": "bad..name"}, "not a valid git branch name"),
         ({"branch": "--force"}, "is not a git ref name"),
-        ({"isolation": "none", "branch": "x"}, "only apply with isolation='worktree'"),
+        ({"isolation": "none", "branch": "x"}, "applies only with isolation='worktree'"),
     ],
 )
 async def test_bad_worktree_input_is_refused_with_nothing_created(

@@ -151,7 +151,9 @@ def isolation_fields(args: argparse.Namespace) -> dict[str, Any]:
         f"--{name}" for name, value in (("base", args.base), ("branch", args.branch), ("setup", args.setup)) if value
     ]
     if given and not args.worktree:
-        raise InvalidRequestError(f"{', '.join(given)} only apply with --worktree")
+        raise InvalidRequestError(
+            f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only with --worktree"
+        )
     fields = {name: value for name, value in fields.items() if value is not None}
     return {"isolation": "worktree", **fields} if args.worktree else {}
 

@@ -81,7 +81,7 @@ class Probe:
         self.wrap(cc_executor.engine.attempt.AttemptDriver, "_await_reader", "stdout drain after exit", mark="exit")
         self.wrap(cc_executor.engine.changes, "take_snapshot", "cwd snapshots (git probe + lstat), x2")
         self.wrap(cc_executor.engine.process, "sweep_marked", "leftover sweep (/proc environ scan)")
-        self.wrap(cc_executor.api, "reconcile", "SQLite open + reconcile + close")
+        self.wrap(cc_executor.api, "connect_registry", "SQLite open + reconcile + close")
         for method in ("connect", "close"):
             self.wrap(RunStore, method, "SQLite open + reconcile + close")
         for method in ("create_run", "mark_started", "set_progress", "record_attempt", "finish_run", "get"):

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         run_stream,
     )
     from cc_executor.backends import Backend, LocalBackend
+    from cc_executor.engine.control import PermissionDecision, PermissionRequest
     from cc_executor.engine.runner import execute_run
     from cc_executor.errors import (
         ApiError,
@@ -50,7 +51,15 @@ if TYPE_CHECKING:
         WorktreeError,
         WorktreeSetupError,
     )
-    from cc_executor.models import CCExecutorConfig, ExecutionResult, ProgressUpdate, RunRecord, RunRequest, RunStatus
+    from cc_executor.models import (
+        Approval,
+        CCExecutorConfig,
+        ExecutionResult,
+        ProgressUpdate,
+        RunRecord,
+        RunRequest,
+        RunStatus,
+    )
     from cc_executor.task_lists import ListTask, TaskListResult, cc_execute_list
     from cc_executor.worktrees import discard_run, merge_run, run_diff
 
@@ -59,6 +68,7 @@ if TYPE_CHECKING:
 # server's schemas do this before the initialize answer) does not pull in the engine.
 _LOCATIONS: dict[str, str] = {
     "ApiError": "cc_executor.errors",
+    "Approval": "cc_executor.models",
     "ApiServerError": "cc_executor.errors",
     "AuthenticationError": "cc_executor.errors",
     "Backend": "cc_executor.backends",
@@ -75,6 +85,8 @@ _LOCATIONS: dict[str, str] = {
     "LocalBackend": "cc_executor.backends",
     "MaxTurnsError": "cc_executor.errors",
     "OverloadedError": "cc_executor.errors",
+    "PermissionDecision": "cc_executor.engine.control",
+    "PermissionRequest": "cc_executor.engine.control",
     "ProgressUpdate": "cc_executor.models",
     "RateLimitError": "cc_executor.errors",
     "RunCancelledError": "cc_executor.errors",
@@ -135,6 +147,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "ApiError",
     "ApiServerError",
+    "Approval",
     "AuthenticationError",
     "Backend",
     "BadRequestError",
@@ -151,6 +164,8 @@ __all__ = [
     "MaxTurnsError",
     "MergeConflictError",
     "OverloadedError",
+    "PermissionDecision",
+    "PermissionRequest",
     "ProgressUpdate",
     "RateLimitError",
     "RunCancelledError",

@@ -12,6 +12,7 @@ from typing import Any, Literal, overload
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from cc_executor.engine.approvals import CanUseTool
 from cc_executor.engine.emit import EventCallback, ProgressCallback
 from cc_executor.engine.events import Event
 from cc_executor.engine.recovery import connect_registry
@@ -116,6 +117,7 @@ async def cc_execute(
     agent_predict_timeout: bool | None = ...,
     store: RunStore | None = ...,
     slots: RunSlots | None = ...,
+    can_use_tool: CanUseTool | None = ...,
     **fields: Any,
 ) -> dict[str, Any]: ...
 
@@ -135,6 +137,7 @@ async def cc_execute(
     agent_predict_timeout: bool | None = ...,
     store: RunStore | None = ...,
     slots: RunSlots | None = ...,
+    can_use_tool: CanUseTool | None = ...,
     **fields: Any,
 ) -> ExecutionResult: ...
 
@@ -153,6 +156,7 @@ async def cc_execute(
     agent_predict_timeout: bool | None = None,
     store: RunStore | None = None,
     slots: RunSlots | None = None,
+    can_use_tool: CanUseTool | None = None,
     **fields: Any,
 ) -> ExecutionResult | dict[str, Any]:
     """Run one task through the Claude Code CLI and return its verified, recorded result.
@@ -164,7 +168,13 @@ async def cc_execute(
     partial output; with ``check=False`` the result is returned whatever its status. With no
     ``config.timeout``, the timeout is predicted from similar past runs; ``agent_predict_timeout=True``
     also asks a cheap model (both estimates are recorded in ``timeout_basis``).
+
+    ``can_use_tool``: answer the run's permission prompts yourself (it turns on ``permission_prompts="ask"``):
+    ``async def can_use_tool(request: PermissionRequest) -> PermissionDecision | bool | None``; None leaves the
+    question to others (``cc-executor approve``), and ``config.approval_timeout_s`` later it is denied.
     """
+    if can_use_tool is not None:
+        config = (config or CCExecutorConfig()).model_copy(update={"permission_prompts": "ask"})
     if agent_predict_timeout is not None:  # the seed's keyword; the same as the config field
         config = (config or CCExecutorConfig()).model_copy(update={"agent_predict_timeout": agent_predict_timeout})
     request = build_request(task, config=config, cwd=cwd, json_schema=json_schema, return_json=return_json, **fields)
@@ -172,9 +182,13 @@ async def cc_execute(
         on_progress = _stderr_printer(on_progress)
     if store is None:
         async with open_store() as own_store:
-            result = await execute_run(request, own_store, on_progress=on_progress, on_event=on_event, slots=slots)
+            result = await execute_run(
+                request, own_store, on_progress=on_progress, on_event=on_event, slots=slots, can_use_tool=can_use_tool
+            )
     else:
-        result = await execute_run(request, store, on_progress=on_progress, on_event=on_event, slots=slots)
+        result = await execute_run(
+            request, store, on_progress=on_progress, on_event=on_event, slots=slots, can_use_tool=can_use_tool
+        )
     if check:
         raise_for_result(result)
     return result.seed_dict() if return_json else result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from enum import StrEnum
 from pathlib import Path
@@ -14,6 +15,13 @@ from cc_executor.ids import RUN_ID_PATTERN as RUN_ID_PATTERN
 
 PermissionMode = Literal["acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"]
 PERMISSION_MODES: tuple[str, ...] = ("acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan")
+
+SettingSource = Literal["user", "project", "local"]
+# The isolated nested profile: the project's settings and CLAUDE.md apply; the user's own hooks and MCP servers
+# (user settings, ~/.claude.json) stay out of nested runs (docs/host-interaction.md has what each switch loads).
+DEFAULT_SETTING_SOURCES: tuple[SettingSource, ...] = ("project", "local")
+PermissionPrompts = Literal["deny", "ask"]
+_MCP_SERVER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
 MAX_TASK_BYTES = 4 * 1024 * 1024
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
@@ -31,10 +39,11 @@ class RunStatus(StrEnum):
     CANCELLED = "cancelled"
     LOST = "lost"
     SKIPPED = "skipped"
+    WAITING_FOR_APPROVAL = "waiting_for_approval"  # running, with a permission prompt nobody has answered yet
 
     @property
     def finished(self) -> bool:
-        return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
+        return self not in (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING_FOR_APPROVAL)
 
 
 class CCExecutorConfig(BaseModel):
@@ -83,6 +92,24 @@ class CCExecutorConfig(BaseModel):
         default=None, description="Where isolated runs' git worktrees are made; default <state dir>/worktrees."
     )
 
+    setting_sources: list[SettingSource] | None = Field(
+        default_factory=lambda: list(DEFAULT_SETTING_SOURCES),
+        description="Which settings the nested CLI loads (user, project, local); default project+local keeps the "
+        "user's own hooks and MCP servers out; None = the CLI's default (all).",
+    )
+    mcp_config: dict[str, Any] | None = Field(
+        default=None, description='MCP servers for the run, as {"mcpServers": {name: {...}}} (passed via a file).'
+    )
+    strict_mcp_config: bool = Field(default=False, description="Use only the servers in mcp_config.")
+    permission_prompts: PermissionPrompts = Field(
+        default="deny",
+        description="deny: what would prompt a person is denied (listed in permission_denials); ask: the policy, "
+        "then the caller's can_use_tool / the host's person / approve_run decide, within approval_timeout_s.",
+    )
+    approval_timeout_s: float = Field(
+        default=300.0, gt=0, le=24 * 3600, description="A prompt nobody answers is denied after this long."
+    )
+
     @field_validator("allowed_tools", "disallowed_tools")
     @classmethod
     def _tool_names(cls, tools: list[str]) -> list[str]:
@@ -90,6 +117,36 @@ class CCExecutorConfig(BaseModel):
             if not name.strip() or "\n" in name:
                 raise ValueError(f"invalid tool name {name!r}")
         return tools
+
+    @field_validator("setting_sources")
+    @classmethod
+    def _sources(cls, sources: list[SettingSource] | None) -> list[SettingSource] | None:
+        return None if sources is None else sorted(set(sources), key=("user", "project", "local").index)
+
+    @field_validator("mcp_config")
+    @classmethod
+    def _mcp_config(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        servers = value.get("mcpServers")
+        if set(value) != {"mcpServers"} or not isinstance(servers, dict):
+            raise ValueError('mcp_config must be {"mcpServers": {"<name>": {...}, ...}} and nothing else')
+        for name, server in servers.items():
+            if not _MCP_SERVER_NAME.fullmatch(name):
+                raise ValueError(f"mcp_config: server name {name[:80]!r} is not a plain name (letters, digits, _.-)")
+            if not isinstance(server, dict) or not (isinstance(server.get("command"), str) or "url" in server):
+                raise ValueError(f'mcp_config: server {name!r} needs a "command" (stdio) or a "url"')
+        return value
+
+    def profile(self) -> dict[str, Any]:
+        """What the run record keeps of the nested profile (server names only: a config may hold secrets)."""
+        servers = sorted((self.mcp_config or {}).get("mcpServers", {}))
+        return {
+            "setting_sources": self.setting_sources,
+            "mcp_servers": servers,
+            "strict_mcp_config": self.strict_mcp_config,
+            "permission_prompts": self.permission_prompts,
+        }
 
 
 DEFAULT_TIMEOUT_S = 1800.0
@@ -314,6 +371,36 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+ApprovalDecision = Literal["allow", "allow_for_run", "deny"]
+
+
+class Approval(BaseModel):
+    """A question the nested CLI asked (a permission prompt, or an MCP server's elicitation) and its answer.
+    ``decision`` None: still pending. ``decided_by``: policy, person, caller, deadline or withdrawn (the CLI no
+    longer needed it)."""
+
+    run_id: str
+    request_id: str
+    kind: Literal["permission", "elicitation"] = "permission"
+    tool: str | None = None
+    summary: str = Field(default="", description="A short, safe rendering of the tool input (command, path).")
+    reason: str | None = None
+    can_allow_for_run: bool = Field(default=False, description="The CLI offered a rule for allow_for_run.")
+    requested_schema: dict[str, Any] | None = Field(
+        default=None, description="An elicitation's form (JSON Schema); its answer travels as JSON in message."
+    )
+    created_at: str
+    deadline_at: str
+    decision: str | None = None
+    decided_by: str | None = None
+    message: str | None = None
+    decided_at: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.decision is None
+
+
 class RunRecord(ExecutionResult):
     """A run's row in the store: the result plus bookkeeping (argv, pids, timestamps, latest progress)."""
 
@@ -328,6 +415,12 @@ class RunRecord(ExecutionResult):
     created_at: str | None = None
     last_progress: str | None = None
     base_branch: str | None = Field(default=None, description="Isolated runs: the branch checked out at the start.")
+    profile: dict[str, Any] | None = Field(default=None, description="setting_sources, mcp_servers, strict_mcp_config")
+    approvals: list[Approval] = Field(default_factory=list, description="Prompts asked in ask mode, and answers.")
+
+    @property
+    def pending_approvals(self) -> list[Approval]:
+        return [a for a in self.approvals if a.pending]
 
     def to_result(self) -> ExecutionResult:
         return ExecutionResult.model_validate(self.model_dump(include=set(ExecutionResult.model_fields)))

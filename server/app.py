@@ -14,17 +14,20 @@ from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from typing import Annotated, Any, Literal, TypeVar
 
-from mcp.server.mcpserver import MCPServer
-from mcp.types import ToolAnnotations
+from mcp.server.mcpserver import MCPServer, Resolve
+from mcp.types import InputRequiredResult, ListRootsResult, ToolAnnotations
 from pydantic import Field
 
+from . import approval_tools
 from . import run_tools as runs
 from . import task_list_tools as lists
 from . import transcript_tools as transcripts
 from . import worktree_tools as worktrees
+from .approval_tools import HostPerson
 from .errors import ToolErrorServer
 from .progress_notifications import ProgressSink
 from .resources import register_resources
+from .roots import ask_host_roots, root_paths
 from .schemas import (
     MAX_LIST_TASKS,
     MAX_PAGE_LINES,
@@ -61,7 +64,10 @@ How to use it:
 - Permissions: by default Claude Code may edit files in cwd (permission_mode "acceptEdits") but other tools such
   as Bash need allowed_tools, e.g. ["Bash"] or ["Bash(npm test:*)"]. If a result lists permission_denials, run
   again with those tools in allowed_tools. permission_mode "plan" is read-only; "bypassPermissions" allows
-  everything and belongs only in a trusted or sandboxed directory.
+  everything and belongs only in a trusted or sandboxed directory. With permission_prompts "ask", such a tool is
+  asked about instead: the user may get a form; otherwise the call returns status "waiting_for_approval" with
+  pending_approvals, and you answer with approve_run(run_id, request_id, decision) (ask the user if unsure).
+- Without cwd, the run works in your root (your working directory); a cwd outside your roots is refused.
 - Results are trimmed to about {max_chars} characters. When result_truncated is true, read the rest with
   get_transcript(run_id, format="text", tail=1) or the resource cc-executor://runs/{{run_id}}/result.
 - json_schema makes the final answer structured (returned as structured_output). resume_run_id continues the
@@ -102,6 +108,8 @@ def _sink(ctx: Ctx, total: float | None = None) -> ProgressSink:
     return ProgressSink(ctx.report_progress, total=total)
 
 
+# Filled by the SDK before the tool body runs (never by the caller): the host's roots, both eras (server/roots.py).
+HostRoots = Annotated[ListRootsResult | None, Resolve(ask_host_roots)]
 NO_OPTIONS = RunOptions()  # placeholder default: with_run_options always passes the call's options
 ToolFn = TypeVar("ToolFn", bound=Callable[..., Awaitable[Any]])
 
@@ -152,6 +160,7 @@ def with_run_options(*, exclude: tuple[str, ...] = ()) -> Callable[[ToolFn], Too
 async def execute_task(
     task: Task,
     ctx: Ctx,
+    roots: HostRoots,
     options: RunOptions,
     resume_run_id: ResumeRunId = None,
     return_after_s: ReturnAfter = None,
@@ -165,14 +174,15 @@ async def execute_task(
     state = _state(ctx)
     wait_s = state.settings.return_after_s if return_after_s is None else return_after_s
     with runs.tool_errors():
-        submission = await runs.make_request(state, task, options, resume_run_id=resume_run_id)
-        return await runs.execute(state, submission, _sink(ctx), wait_s)
+        submission = await runs.make_request(state, task, options, resume_run_id=resume_run_id, roots=root_paths(roots))
+        return await runs.execute(state, submission, _sink(ctx), wait_s, HostPerson(ctx))
 
 
 @with_run_options()
 async def start_task(
     task: Task,
     ctx: Ctx,
+    roots: HostRoots,
     options: RunOptions,
     resume_run_id: ResumeRunId = None,
 ) -> RunResult:
@@ -181,7 +191,7 @@ async def start_task(
     expect to take long, or to run several tasks side by side. Same options as execute_task."""
     state = _state(ctx)
     with runs.tool_errors():
-        submission = await runs.make_request(state, task, options, resume_run_id=resume_run_id)
+        submission = await runs.make_request(state, task, options, resume_run_id=resume_run_id, roots=root_paths(roots))
         run_id = await runs.submit(state, submission)
         return await runs.describe(state, run_id)
 
@@ -198,6 +208,7 @@ async def execute_task_list(
         ),
     ],
     ctx: Ctx,
+    roots: HostRoots,
     mode: Annotated[
         Literal["sequential", "parallel"],
         Field(
@@ -230,6 +241,7 @@ async def execute_task_list(
             stop_on_error=stop_on_error,
             sink=_sink(ctx, len(tasks)),
             wait_s=wait_s,
+            roots=root_paths(roots),
         )
 
 
@@ -250,17 +262,27 @@ async def wait_run(
         float | None,
         Field(ge=0, le=MAX_WAIT_S, description="Wait at most this long (default: the server's return_after_s, 50 s)."),
     ] = None,
-) -> RunResult:
+) -> RunResult | InputRequiredResult:
     """Wait for a run to finish and return its result; after timeout_s it returns the current state instead
-    (status "running": call wait_run again). Sends progress notifications while it waits."""
+    (status "running": call wait_run again). Sends progress notifications while it waits. If the run waits for
+    approval (status waiting_for_approval), the user is asked where the host can show a form; otherwise answer
+    with approve_run."""
     state = _state(ctx)
     wait_s = state.settings.return_after_s if timeout_s is None else timeout_s
     sink = _sink(ctx)
+    person = HostPerson(ctx)
     with runs.tool_errors():
         list_id = lists.find_list(state, run_id)
         if list_id is not None:
             return await lists.wait_entry(state, list_id, run_id, sink=sink, timeout_s=wait_s)
-        return await runs.wait(state, run_id, wait_s, sink)
+        if person.via_input_required:
+            backend = await state.backend()
+            if await approval_tools.take_input_responses(backend, run_id, ctx, state.handed_over):
+                return await runs.describe(state, run_id)  # nobody at the host: the caller decides (approve_run)
+        out = await runs.wait(state, run_id, wait_s, sink, person)
+        if person.via_input_required and out.status == "waiting_for_approval":
+            return approval_tools.input_required(run_id, out, state.handed_over) or out
+        return out
 
 
 async def cancel_run(
@@ -276,6 +298,26 @@ async def cancel_run(
         if list_id is not None:
             return await lists.cancel_entry(state, list_id, run_id, reason)
         return await runs.cancel(state, run_id, reason)
+
+
+async def approve_run(
+    run_id: RunId,
+    request_id: Annotated[str, Field(min_length=1, max_length=200, description="From pending_approvals.")],
+    decision: Annotated[
+        Literal["allow", "allow_for_run", "deny"],
+        Field(description="allow: once; allow_for_run: also the same again for the rest of this run; deny."),
+    ],
+    ctx: Ctx,
+    message: Annotated[
+        str | None, Field(max_length=2000, description="Recorded; with deny, also shown to the nested Claude.")
+    ] = None,
+) -> RunResult:
+    """Answer a question a run waits on (status waiting_for_approval, see pending_approvals): a tool call the
+    nested Claude Code needs permission for. Ask the user when you are not sure. The first answer wins (the
+    person at the host may have answered already); unanswered questions are denied at their deadline."""
+    state = _state(ctx)
+    with runs.tool_errors():
+        return await runs.approve(state, run_id, request_id, decision, message)
 
 
 async def list_runs(
@@ -354,6 +396,7 @@ TOOLS: list[tuple[Any, str, ToolAnnotations]] = [
     (get_run, "Get a run's status and result", _READING),
     (wait_run, "Wait for a run to finish", _WAITING),
     (cancel_run, "Cancel a run", _CANCELLING),
+    (approve_run, "Answer a run's permission prompt", _CANCELLING),
     (list_runs, "List recorded runs", _READING),
     (get_transcript, "Read a run's transcript", _READING),
     (merge_run, "Merge an isolated run's branch", _CANCELLING),

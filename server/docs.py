@@ -30,7 +30,13 @@ text; problems come back as `isError` results whose text names the problem.
 | `CC_EXECUTOR_MAX_CONCURRENT` | CPU count | runs at once, shared by all tools; the rest queue (position in progress) |
 | `CC_EXECUTOR_HOME` | `~/.local/state/cc-executor` | state dir: `runs.db` and `transcripts/` |
 | `CC_EXECUTOR_CLAUDE` | `claude` on PATH | the Claude Code CLI to run |
-| `CC_EXECUTOR_DEFAULT_CWD` | none (cwd required) | working directory when a call gives no `cwd` |
+| `CC_EXECUTOR_DEFAULT_CWD` | none (cwd required) | cwd when a call gives none and the host has no roots |
+| `CC_EXECUTOR_ALLOW_OUTSIDE_ROOTS` | 0 | 1: a `cwd`/`add_dirs` outside the host's roots is allowed |
+| `CC_EXECUTOR_SETTING_SOURCES` | `project,local` | settings nested runs load; `all`: the CLI's default |
+| `CC_EXECUTOR_MCP_CONFIG` | none | JSON file `{"mcpServers": {...}}`: MCP servers for every nested run |
+| `CC_EXECUTOR_STRICT_MCP_CONFIG` | 0 | 1: nested runs use only the `mcp_config` servers |
+| `CC_EXECUTOR_PERMISSION_PROMPTS` | `deny` | `ask`: prompts go to the host's person or `approve_run` |
+| `CC_EXECUTOR_APPROVAL_TIMEOUT_S` | 300 | an unanswered permission prompt is denied after this long |
 | `CC_EXECUTOR_MAX_RESULT_CHARS` | 20000 | results longer than this are trimmed (with a pointer to the full text) |
 | `CC_EXECUTOR_MODEL` | the CLI's default | model when a call gives none |
 | `CC_EXECUTOR_LOG_LEVEL` | WARNING | server log level (logs go to stderr, never stdout) |
@@ -43,7 +49,9 @@ The CLI inherits the server's environment (minus variables of a host Claude Code
   not read your shell's PATH, so give `command` as an absolute path (`which cc-executor-mcp`). Desktop ends a
   tool call after about 4 minutes; the 50 s hand-off keeps every call well inside that.
 - **Claude Code**: `claude mcp add cc-executor -s user -e CC_EXECUTOR_RETURN_AFTER_S=50 -- cc-executor-mcp`.
-  In `claude -p`, allow the tools explicitly, e.g. `--allowedTools mcp__cc-executor__execute_task`.
+  In `claude -p`, allow the tools explicitly, e.g. `--allowedTools mcp__cc-executor__execute_task` (and
+  `mcp__cc-executor__approve_run` for runs in ask mode: nobody is at the host, the calling agent approves).
+  Without `cwd` a run works in Claude Code's own directory (its root); see docs/host-interaction.md.
   `MCP_TOOL_TIMEOUT` (ms) is a hard wall clock for a call; keep it above `CC_EXECUTOR_RETURN_AFTER_S`.
 - **Codex** (`~/.codex/config.toml`):
 

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from cc_executor.text import one_line
 
-from .schemas import Commit, ResultStatus, RunResult, RunSummary
+from .schemas import Commit, PendingApproval, ResultStatus, RunResult, RunSummary
 
 if TYPE_CHECKING:
-    from cc_executor.models import ExecutionResult, RunRecord
+    from cc_executor.models import Approval, ExecutionResult, RunRecord
 
 URI_PREFIX = "cc-executor://runs/"
 _TASK_CHARS = 200
@@ -91,7 +91,13 @@ def run_result(
 
 
 def running_result(record: RunRecord, *, waited_s: float | None, max_chars: int) -> RunResult:
-    """A run still queued or running: point the caller at wait_run."""
+    """A run still queued or running: point the caller at wait_run (or at approve_run when it waits on one)."""
+    if record.pending_approvals:
+        out = run_result(record, max_chars=max_chars, message="", last_progress=record.last_progress)
+        out.status = "waiting_for_approval"
+        out.pending_approvals = [pending_approval(a) for a in record.pending_approvals]
+        out.message = approval_message(record.run_id, out.pending_approvals)
+        return out
     waited = f"after {waited_s:.0f}s " if waited_s is not None else ""
     message = (
         f"Still {record.status.value} {waited}and it keeps going on the server. Call "
@@ -99,6 +105,33 @@ def running_result(record: RunRecord, *, waited_s: float | None, max_chars: int)
         "get_run shows progress without waiting, cancel_run stops it."
     )
     return run_result(record, max_chars=max_chars, message=message, last_progress=record.last_progress)
+
+
+def pending_approval(approval: Approval) -> PendingApproval:
+    return PendingApproval(
+        request_id=approval.request_id,
+        kind=approval.kind,
+        tool=approval.tool,
+        summary=approval.summary,
+        reason=approval.reason,
+        can_allow_for_run=approval.can_allow_for_run,
+        deadline_at=approval.deadline_at,
+        requested_schema=approval.requested_schema,
+    )
+
+
+def approval_message(run_id: str, pending: list[PendingApproval]) -> str:
+    first = pending[0]
+    what = f"{first.tool}: {first.summary}" if first.kind == "permission" else f"{first.tool} asks: {first.summary}"
+    choices = "'allow', 'allow_for_run' or 'deny'" if first.can_allow_for_run else "'allow' or 'deny'"
+    more = f" ({len(pending)} questions pending)" if len(pending) > 1 else ""
+    return (
+        f"The run is waiting for approval{more}: {what}"
+        + (f" — {first.reason}" if first.reason else "")
+        + f". Ask the user if you are not sure, then call approve_run(run_id='{run_id}', "
+        f"request_id='{first.request_id}', decision={choices}) and wait_run(run_id='{run_id}') for the result. "
+        f"Nobody answering by {first.deadline_at} means deny."
+    )
 
 
 def outcome_message(out: RunResult, structured_note: str = "") -> str:

@@ -16,14 +16,18 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from mcp.server.mcpserver.exceptions import ToolError
 
+from . import approval_tools
+from .approval_tools import HostPerson
 from .errors import note_run_id
 from .progress_notifications import ProgressSink, wait_reporting
 from .results import run_result, run_summary, running_result
+from .roots import check_inside_roots, choose_cwd
 from .schemas import RunList, RunOptions, RunResult, RunStatusName
 from .state import cancel_quietly
 
 if TYPE_CHECKING:
-    from cc_executor.models import ExecutionResult, RunRecord, RunRequest
+    from cc_executor.backends import Backend
+    from cc_executor.models import ApprovalDecision, ExecutionResult, RunRecord, RunRequest
 
     from .state import AppState
 
@@ -65,9 +69,11 @@ async def make_request(
     *,
     resume_run_id: str | None = None,
     list_id: str | None = None,
+    roots: list[Path] | None = None,
 ) -> Submission:
     """A validated request (InvalidRequestError names the field), checked by the backend's preflight (the CLI is
-    found, the environment and the operator's policy allow it) before anything is written or started."""
+    found, the environment and the operator's policy allow it) before anything is written or started.
+    ``roots``: the host's (server/roots.py): where a run without cwd works, and the fence around cwd/add_dirs."""
     from cc_executor.api import build_request
 
     config = state.config(
@@ -79,6 +85,10 @@ async def make_request(
         disallowed_tools=options.disallowed_tools,
         max_turns=options.max_turns,
         max_budget_usd=options.max_budget_usd,
+        setting_sources=options.setting_sources,
+        mcp_config=options.mcp_config,
+        strict_mcp_config=options.strict_mcp_config,
+        permission_prompts=options.permission_prompts,
     )
     backend = await state.backend()
     if resume_run_id is not None:
@@ -86,10 +96,14 @@ async def make_request(
         _check_resume(parent, options.cwd)
         cwd = Path(parent.cwd)
     else:
-        cwd = _working_dir(state, options.cwd)
+        cwd = choose_cwd(options.cwd, roots or [], state.settings.default_cwd)
     request = build_request(
         task, config=config, cwd=cwd, json_schema=options.json_schema, list_id=list_id, **isolation_fields(options)
     )
+    allow = state.settings.allow_outside_roots
+    check_inside_roots(request.cwd, roots or [], allow_outside=allow)
+    for directory in request.config.add_dirs:
+        check_inside_roots(directory, roots or [], allow_outside=allow, what="add_dirs entry")
     await backend.preflight(request)
     return Submission(request, resume_run_id)
 
@@ -98,17 +112,6 @@ def isolation_fields(options: RunOptions) -> dict[str, Any]:
     """isolation and its options as request fields (the request refuses base_ref/branch/setup without a worktree)."""
     names = ("isolation", "base_ref", "branch", "setup")
     return {name: getattr(options, name) for name in names if getattr(options, name) is not None}
-
-
-def _working_dir(state: AppState, cwd: str | None) -> Path:
-    if cwd is not None:
-        return Path(cwd).expanduser()
-    if state.settings.default_cwd is not None:
-        return state.settings.default_cwd
-    raise ToolError(
-        "cwd: is required (the server has no CC_EXECUTOR_DEFAULT_CWD): pass the absolute path of the directory "
-        "to work in"
-    )
 
 
 def _check_resume(record: RunRecord, cwd: str | None) -> None:
@@ -150,22 +153,79 @@ async def submitted(state: AppState, submission: Submission, cancel_reason: str)
         raise
 
 
-async def execute(state: AppState, submission: Submission, sink: ProgressSink, return_after_s: float) -> RunResult:
+async def execute(
+    state: AppState, submission: Submission, sink: ProgressSink, return_after_s: float, person: HostPerson | None = None
+) -> RunResult:
     """Start the run and wait up to ``return_after_s``; a cancelled call kills the run before re-raising."""
     async with submitted(state, submission, CLIENT_CANCEL_REASON) as run_id:
-        return await follow(state, run_id, sink, return_after_s)
+        return await follow(state, run_id, sink, return_after_s, person)
 
 
-async def follow(state: AppState, run_id: str, sink: ProgressSink, timeout_s: float) -> RunResult:
-    """The finished run's result, or a 'still running' answer pointing at wait_run once ``timeout_s`` passes."""
+async def follow(
+    state: AppState, run_id: str, sink: ProgressSink, timeout_s: float, person: HostPerson | None = None
+) -> RunResult:
+    """The finished run's result, or a 'still running' answer pointing at wait_run once ``timeout_s`` passes.
+    In ask mode, a question nobody here can answer ends the wait early with the question (approve_run)."""
     backend = await state.backend()
-    result = await wait_reporting(backend, run_id, sink, timeout_s)
+    if await _asks(backend, run_id):
+        result = await _wait_or_question(backend, run_id, sink, timeout_s, person, state.handed_over)
+    else:
+        result = await wait_reporting(backend, run_id, sink, timeout_s)
     if result is not None:
         return finished(state, result)
     record = await backend.status(run_id)
     if record.status.finished:  # finished between the timeout and this read
         return finished(state, record.to_result())
     return running_result(record, waited_s=sink.elapsed(), max_chars=state.settings.max_result_chars)
+
+
+async def _asks(backend: Backend, run_id: str) -> bool:
+    profile = (await backend.status(run_id)).profile or {}
+    return profile.get("permission_prompts") == "ask"
+
+
+async def _wait_or_question(
+    backend: Backend,
+    run_id: str,
+    sink: ProgressSink,
+    timeout_s: float,
+    person: HostPerson | None,
+    handed_over: set[str],
+) -> ExecutionResult | None:
+    result: ExecutionResult | None = None
+    async with anyio.create_task_group() as group:
+
+        async def wait_for_result() -> None:
+            nonlocal result
+            result = await wait_reporting(backend, run_id, sink, timeout_s)
+            group.cancel_scope.cancel()
+
+        async def watch_questions() -> None:
+            await approval_tools.watch(backend, run_id, person, handed_over)
+            group.cancel_scope.cancel()
+
+        group.start_soon(wait_for_result)
+        group.start_soon(watch_questions)
+    return result
+
+
+async def approve(
+    state: AppState, run_id: str, request_id: str, decision: ApprovalDecision, message: str | None
+) -> RunResult:
+    """approve_run: answer a question the run waits on (as the calling agent: recorded as the caller's)."""
+    approval = await (await state.backend()).approve(
+        run_id,
+        request_id,
+        decision,
+        decided_by="caller",
+        message=message,
+    )
+    out = await describe(state, run_id)
+    note = f"Recorded: {approval.decision} for {approval.tool} ({approval.summary}). "
+    if not out.done:
+        note += f"The run goes on: call wait_run(run_id='{run_id}') for the result. "
+    out.message = note + out.message
+    return out
 
 
 def finished(state: AppState, result: ExecutionResult) -> RunResult:
@@ -180,10 +240,12 @@ async def describe(state: AppState, run_id: str, *, waited_s: float | None = Non
     return running_result(record, waited_s=waited_s, max_chars=state.settings.max_result_chars)
 
 
-async def wait(state: AppState, run_id: str, timeout_s: float, sink: ProgressSink) -> RunResult:
+async def wait(
+    state: AppState, run_id: str, timeout_s: float, sink: ProgressSink, person: HostPerson | None = None
+) -> RunResult:
     """Long-poll: the result as soon as the run finishes, else its state after ``timeout_s``."""
     await (await state.backend()).status(run_id)  # RunNotFoundError before waiting on a typo
-    return await follow(state, run_id, sink, timeout_s)
+    return await follow(state, run_id, sink, timeout_s, person)
 
 
 def cancel_reason(reason: str | None) -> str:

@@ -18,7 +18,16 @@ from cc_executor.ids import RUN_ID_REGEX, check_run_id
 # (tests/test_server.py::test_mirrored_constants_match_the_core asserts they match).
 PermissionMode = Literal["acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"]
 RunStatusName = Literal[
-    "queued", "running", "success", "failed", "timeout", "idle_timeout", "cancelled", "lost", "skipped"
+    "queued",
+    "running",
+    "success",
+    "failed",
+    "timeout",
+    "idle_timeout",
+    "cancelled",
+    "lost",
+    "skipped",
+    "waiting_for_approval",
 ]
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
 
@@ -140,6 +149,32 @@ MaxTurnsParam = Annotated[int | None, Field(ge=1, le=MAX_TURNS, description="Sto
 BudgetParam = Annotated[
     float | None, Field(gt=0, le=MAX_BUDGET_USD, description="Stop once the run has cost this many US dollars.")
 ]
+SettingSource = Literal["user", "project", "local"]
+SettingSourcesParam = Annotated[
+    list[SettingSource] | None,
+    Field(
+        max_length=3,
+        description="Which settings the nested Claude Code loads: 'user' (the user's own hooks and MCP servers), "
+        "'project', 'local'. Default (server setting): project and local; CLAUDE.md applies either way.",
+    ),
+]
+McpConfigParam = Annotated[
+    dict[str, Any] | None,
+    Field(
+        description='MCP servers for the nested run: {"mcpServers": {"<name>": {"command": "...", "args": [...]}}}. '
+        "The user's own servers are not loaded by default."
+    ),
+]
+StrictMcpConfigParam = Annotated[
+    bool | None, Field(description="Use only the servers in mcp_config (also ignores the project's .mcp.json).")
+]
+PermissionPromptsParam = Annotated[
+    Literal["deny", "ask"] | None,
+    Field(
+        description="What happens when the nested run wants a tool that needs permission: 'deny' (listed in "
+        "permission_denials) or 'ask' (the person at the host is asked, else the run waits for approve_run)."
+    ),
+]
 JsonSchemaParam = Annotated[
     dict[str, Any] | None,
     Field(description="JSON Schema the final answer must match; the parsed answer comes back as structured_output."),
@@ -189,6 +224,10 @@ class RunOptions(BaseModel):
     max_turns: MaxTurnsParam = None
     max_budget_usd: BudgetParam = None
     json_schema: JsonSchemaParam = None
+    setting_sources: SettingSourcesParam = None
+    mcp_config: McpConfigParam = None
+    strict_mcp_config: StrictMcpConfigParam = None
+    permission_prompts: PermissionPromptsParam = None
     isolation: IsolationParam = None
     base_ref: BaseRefParam = None
     branch: BranchParam = None
@@ -209,7 +248,17 @@ class TaskSpec(RunOptions):
 # --- outputs -------------------------------------------------------------------------------------------------------
 
 ResultStatus = Literal[
-    "queued", "running", "success", "failed", "timeout", "idle_timeout", "cancelled", "lost", "pending", "skipped"
+    "queued",
+    "running",
+    "success",
+    "failed",
+    "timeout",
+    "idle_timeout",
+    "cancelled",
+    "lost",
+    "pending",
+    "skipped",
+    "waiting_for_approval",
 ]
 
 
@@ -218,12 +267,32 @@ class Commit(BaseModel):
     subject: str
 
 
+class PendingApproval(BaseModel):
+    """A question the nested Claude Code is waiting on: answer it with approve_run(run_id, request_id, ...)."""
+
+    request_id: str
+    kind: Literal["permission", "elicitation"] = Field(
+        description="permission: a tool call needs approval; elicitation: one of the run's MCP servers asks."
+    )
+    tool: str | None = Field(default=None, description="The tool (or, for an elicitation, the MCP server).")
+    summary: str = Field(description="What it would do: the command, the file path, the question.")
+    reason: str | None = Field(default=None, description="Why Claude Code asks.")
+    can_allow_for_run: bool = Field(description="allow_for_run is offered (a rule for the rest of the run).")
+    deadline_at: str = Field(description="Denied automatically at this time if nobody answers.")
+    requested_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="For an elicitation: the form (JSON Schema). Answer with decision 'allow' and the filled form "
+        "as a JSON object in message; 'deny' declines.",
+    )
+
+
 class RunResult(BaseModel):
     """A run's state or outcome. ``status`` 'running' means: call wait_run(run_id) for the result."""
 
     run_id: str
     status: ResultStatus = Field(
-        description="success | failed | timeout | idle_timeout | cancelled | lost | running | queued …"
+        description="success | failed | timeout | idle_timeout | cancelled | lost | running | queued | "
+        "waiting_for_approval (see pending_approvals) …"
     )
     done: bool = Field(description="True once the run has finished (whatever its status).")
     message: str = Field(description="What happened and what to do next.")
@@ -246,6 +315,9 @@ class RunResult(BaseModel):
     error: str | None = None
     permission_denials: list[str] = Field(default_factory=list, description="Tools that were denied during the run.")
     last_progress: str | None = Field(default=None, description="The latest progress message of a live run.")
+    pending_approvals: list[PendingApproval] = Field(
+        default_factory=list, description="Questions the run waits on; answer with approve_run."
+    )
     task: str | None = Field(default=None, description="The task (shortened).")
     cwd: str | None = None
     list_id: str | None = None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_RETURN_AFTER_S = 50.0  # well under Claude Desktop's ~4 min wall clock and the 60 s of many hosts
 DEFAULT_MAX_RESULT_CHARS = 20_000  # ~5k tokens: fits the 25k-token tool-result caps hosts enforce
@@ -20,6 +22,13 @@ ENV_DEFAULT_CWD = "CC_EXECUTOR_DEFAULT_CWD"
 ENV_MAX_RESULT_CHARS = "CC_EXECUTOR_MAX_RESULT_CHARS"
 ENV_MODEL = "CC_EXECUTOR_MODEL"
 ENV_LOG_LEVEL = "CC_EXECUTOR_LOG_LEVEL"
+ENV_SETTING_SOURCES = "CC_EXECUTOR_SETTING_SOURCES"
+ENV_ALLOW_OUTSIDE_ROOTS = "CC_EXECUTOR_ALLOW_OUTSIDE_ROOTS"
+ENV_PERMISSION_PROMPTS = "CC_EXECUTOR_PERMISSION_PROMPTS"
+ENV_APPROVAL_TIMEOUT = "CC_EXECUTOR_APPROVAL_TIMEOUT_S"
+ENV_MCP_CONFIG = "CC_EXECUTOR_MCP_CONFIG"
+ENV_STRICT_MCP_CONFIG = "CC_EXECUTOR_STRICT_MCP_CONFIG"
+_SOURCES = ("user", "project", "local")
 ENV_RETENTION_DAYS = "CC_EXECUTOR_RETENTION_DAYS"
 MAX_RETENTION_DAYS = 36500.0
 
@@ -43,6 +52,14 @@ class ServerSettings:
     kill_grace_s: float | None = None  # None: the core's default
     retention_days: float | None = None  # prune finished runs older than this at start (None: keep everything)
     handle_signals: bool = False  # SIGTERM/SIGINT: cancel runs, record why, then exit (the stdio entry point only)
+    # The nested profile's defaults; None: the core's (project+local settings, no MCP servers of the run's own).
+    setting_sources: list[str] | None = None
+    use_all_setting_sources: bool = False  # CC_EXECUTOR_SETTING_SOURCES=all: the CLI's own default
+    mcp_config: dict[str, Any] | None = None
+    strict_mcp_config: bool | None = None
+    allow_outside_roots: bool = False  # a cwd outside the host's roots is refused unless the operator lifts it
+    permission_prompts: str | None = None  # deny | ask; None: the core's (deny)
+    approval_timeout_s: float | None = None  # None: the core's (300 s)
 
     def __post_init__(self) -> None:
         if not 0 <= self.return_after_s <= MAX_RETURN_AFTER_S:
@@ -68,8 +85,76 @@ class ServerSettings:
             default_cwd=_path(env, ENV_DEFAULT_CWD),
             max_result_chars=_int(env, ENV_MAX_RESULT_CHARS, DEFAULT_MAX_RESULT_CHARS) or DEFAULT_MAX_RESULT_CHARS,
             model=env.get(ENV_MODEL) or None,
+            setting_sources=_sources(env),
+            use_all_setting_sources=env.get(ENV_SETTING_SOURCES, "").strip() == "all",
+            mcp_config=_json_file(env, ENV_MCP_CONFIG),
+            strict_mcp_config=_bool(env, ENV_STRICT_MCP_CONFIG),
+            allow_outside_roots=bool(_bool(env, ENV_ALLOW_OUTSIDE_ROOTS)),
+            permission_prompts=_choice(env, ENV_PERMISSION_PROMPTS, ("deny", "ask")),
+            approval_timeout_s=_optional_float(env, ENV_APPROVAL_TIMEOUT),
             retention_days=_optional_float(env, ENV_RETENTION_DAYS),
         )
+
+    def profile_defaults(self) -> dict[str, Any]:
+        """Config fields the server sets under every run's own options (only those the operator chose)."""
+        fields: dict[str, Any] = {}
+        if self.use_all_setting_sources:
+            fields["setting_sources"] = None
+        elif self.setting_sources is not None:
+            fields["setting_sources"] = self.setting_sources
+        if self.mcp_config is not None:
+            fields["mcp_config"] = self.mcp_config
+        if self.strict_mcp_config is not None:
+            fields["strict_mcp_config"] = self.strict_mcp_config
+        if self.permission_prompts is not None:
+            fields["permission_prompts"] = self.permission_prompts
+        if self.approval_timeout_s is not None:
+            fields["approval_timeout_s"] = self.approval_timeout_s
+        return fields
+
+
+def _sources(env: Mapping[str, str]) -> list[str] | None:
+    raw = env.get(ENV_SETTING_SOURCES)
+    if raw is None or raw.strip() == "all":
+        return None
+    sources = [part.strip() for part in raw.split(",") if part.strip()]
+    for source in sources:
+        if source not in _SOURCES:
+            raise SettingsError(f"{ENV_SETTING_SOURCES}: {source!r} is not one of user, project, local (or 'all')")
+    return sources
+
+
+def _json_file(env: Mapping[str, str], name: str) -> dict[str, Any] | None:
+    path = _path(env, name)
+    if path is None:
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"{name}={str(path)!r} is not a readable JSON file: {exc}") from None
+    if not isinstance(value, dict):
+        raise SettingsError(f"{name}={str(path)!r} must hold a JSON object")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if raw not in choices:
+        raise SettingsError(f"{name}={raw!r} is not one of {', '.join(choices)}")
+    return raw
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool | None:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return None
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean (1/0, true/false)")
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

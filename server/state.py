@@ -41,6 +41,7 @@ class AppState:
         self.lists: set[str] = set()  # task lists this server started (cancelled when it shuts down)
         self.submitted: set[str] = set()  # runs this server started (likewise)
         self.list_members: dict[str, str] = {}  # run id -> list id, for the lists above
+        self.handed_over: set[str] = set()  # approval request ids already shown to a caller (approve_run's to answer)
         self._backend: Backend | None = None
         self._backend_lock = anyio.Lock()
         self._stop = anyio.Event()
@@ -73,6 +74,10 @@ class AppState:
 
     def config(self, **fields: Any) -> CCExecutorConfig:
         """A run config with the server-wide defaults (CLI path, env, model, kill grace) under the call's fields."""
+        from pydantic import ValidationError
+
+        from cc_executor.api import describe_validation_error
+        from cc_executor.errors import InvalidRequestError
         from cc_executor.models import CCExecutorConfig
 
         base: dict[str, Any] = {"env": dict(self.settings.cli_env)}
@@ -82,8 +87,12 @@ class AppState:
             base["model"] = self.settings.model
         if self.settings.kill_grace_s is not None:
             base["kill_grace_s"] = self.settings.kill_grace_s
+        base.update(self.settings.profile_defaults())
         base.update({k: v for k, v in fields.items() if v is not None})
-        return CCExecutorConfig(**base)
+        try:
+            return CCExecutorConfig(**base)
+        except ValidationError as exc:  # e.g. a bad mcp_config: a sentence naming the field, not a crash
+            raise InvalidRequestError(describe_validation_error(exc)) from None
 
     def remember_run(self, run_id: str) -> None:
         """A run this server started: cancelled if the server shuts down first, forgotten once it finishes (so a

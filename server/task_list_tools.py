@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import anyio
@@ -116,19 +117,21 @@ async def execute_list(
     stop_on_error: bool,
     sink: ProgressSink,
     wait_s: float,
+    roots: list[Path] | None = None,
 ) -> TaskListOutput:
     """Validate every task, start the list on the backend, and follow it for up to ``wait_s``."""
     from cc_executor.backends import ListRequest
     from cc_executor.task_lists import list_isolation
 
-    isolation, note = await list_isolation(
-        shared.isolation, sequential=mode == "sequential", cwd=shared.cwd or state.settings.default_cwd
-    )
-    shared = shared.model_copy(update={"isolation": isolation})
-    requests = await _requests(state, specs, shared)
+    requests = await _requests(state, specs, shared, roots or [])
+    isolation, note = await list_isolation(shared.isolation, sequential=mode == "sequential", cwd=requests[0].cwd)
     if isolation == "worktree":
         from cc_executor.worktrees import check_requests
 
+        if shared.isolation is None:  # chosen for the caller: parallel tasks in a git repository
+            requests = [
+                r if r.isolation == "worktree" else r.model_copy(update={"isolation": "worktree"}) for r in requests
+            ]
         await check_requests(requests)
     backend = await state.backend()
     list_id = requests[0].list_id or ""
@@ -187,7 +190,7 @@ def _remember(state: AppState, list_id: str, requests: list[RunRequest]) -> None
         state.lists.discard(old)
 
 
-async def _requests(state: AppState, specs: list[TaskSpec], shared: RunOptions) -> list[RunRequest]:
+async def _requests(state: AppState, specs: list[TaskSpec], shared: RunOptions, roots: list[Path]) -> list[RunRequest]:
     from cc_executor.errors import CCExecutorError
 
     list_id = str(uuid.uuid4())
@@ -195,7 +198,7 @@ async def _requests(state: AppState, specs: list[TaskSpec], shared: RunOptions) 
     for i, spec in enumerate(specs):
         options = RunOptions(**spec.model_dump(exclude={"task"}, exclude_none=True)).merged_over(shared)
         try:
-            submission = await runs.make_request(state, spec.task, options, list_id=list_id)
+            submission = await runs.make_request(state, spec.task, options, list_id=list_id, roots=roots)
         except (CCExecutorError, ToolError) as exc:
             raise ToolError(f"tasks[{i}]{_joined(str(exc))}") from None
         requests.append(submission.request)

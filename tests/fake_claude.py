@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A tiny stand-in for the `claude` CLI in stream-json print mode, for faults the real CLI can't be made to show.
 
-It ignores unknown argv flags, reads stdin to EOF first (the prompt), then behaves according to FAKE_CLAUDE_MODE
+It ignores unknown argv flags, reads the prompt first (stdin to EOF; with `--input-format stream-json`, NDJSON
+until the first user message, answering `initialize` like the real CLI), then behaves according to FAKE_CLAUDE_MODE
 (default "ok"). `--version` prints the pinned version and exits 0. `--session-id <id>` sets the session id, otherwise
 a fresh uuid4 is used. Standard library only.
 
@@ -26,12 +27,16 @@ Modes (FAKE_CLAUDE_MODE):
   error_result  init, result with is_error true, api_error_status int(FAKE_CLAUDE_STATUS or 529),
                 terminal_reason "api_error"; exit 1.
   stdin_echo    init, assistant and result whose text is exactly what was read from stdin; exit 0.
+  background    init, system task_started, result, sleep FAKE_CLAUDE_SLEEP s (default 1), then exit 7 if stdin
+                was already closed, else system task_notification (completed) and wait for stdin EOF; exit 0.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -230,6 +235,20 @@ class Fake:
         emit(self.result_event(self.stdin_text))
         return 0
 
+    def mode_background(self) -> int:
+        """A background task outlives the result: stdin must stay open until its task_notification (exit 7 if it
+        was closed before: the real CLI would have lost its channel)."""
+        self.init()
+        emit({"type": "system", "subtype": "task_started", "task_id": "bg-1", "session_id": self.session_id})
+        emit(self.result_event("result while a background task runs"))
+        time.sleep(_env_float("FAKE_CLAUDE_SLEEP", 1.0))
+        if select.select([sys.stdin], [], [], 0)[0] and not os.read(sys.stdin.fileno(), 1):
+            sys.stderr.write("fake_claude: stdin was closed while a background task was running\n")
+            return 7
+        done = {"type": "system", "subtype": "task_notification", "task_id": "bg-1", "status": "completed"}
+        emit({**done, "session_id": self.session_id})
+        return 0
+
 
 def _ignore_term() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -297,6 +316,7 @@ MODES: dict[str, Callable[[Fake], int]] = {
     "slow_lines": Fake.mode_slow_lines,
     "error_result": Fake.mode_error_result,
     "stdin_echo": Fake.mode_stdin_echo,
+    "background": Fake.mode_background,
 }
 
 
@@ -310,8 +330,32 @@ def main(argv: list[str]) -> int:
     if handler is None:
         sys.stderr.write(f"fake_claude: unknown FAKE_CLAUDE_MODE {mode!r}; known: {', '.join(MODES)}\n")
         return 2
-    stdin_text = sys.stdin.buffer.read().decode("utf-8", errors="replace")  # like the real CLI: prompt to EOF first
-    return handler(Fake(_session_id_from_argv(argv), stdin_text))
+    streaming = _streaming_input(argv)
+    stdin_text = _read_stream_prompt() if streaming else sys.stdin.buffer.read().decode("utf-8", errors="replace")
+    code = handler(Fake(_session_id_from_argv(argv), stdin_text))
+    if streaming and code == 0:
+        sys.stdin.buffer.read()  # like the real CLI in stream-json input mode: exit only on stdin EOF
+    return code
+
+
+def _streaming_input(argv: list[str]) -> bool:
+    return any(a == "--input-format" and b == "stream-json" for a, b in itertools.pairwise(argv))
+
+
+def _read_stream_prompt() -> str:
+    """NDJSON until the first user message (its content is the prompt); `initialize` requests are answered."""
+    for raw in sys.stdin.buffer:
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            continue
+        if message.get("type") == "control_request":
+            response = {"subtype": "success", "request_id": message.get("request_id"), "response": {"commands": []}}
+            emit({"type": "control_response", "response": response})
+        elif message.get("type") == "user":
+            content = message.get("message", {}).get("content", "")
+            return content if isinstance(content, str) else json.dumps(content)
+    return ""
 
 
 if __name__ == "__main__":

@@ -146,6 +146,20 @@ MCP_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("cancel_run", {"run_id": "x/../y"}, bad_id("run_id", "x/../y")),
     ("cancel_run", {"run_id": UNKNOWN}, NO_SUCH_RUN),
     ("cancel_run", {"run_id": UNKNOWN, "reason": "r" * 501}, "reason: must be at most 500 characters"),
+    # approve_run
+    ("approve_run", {"run_id": UNKNOWN, "request_id": "r1", "decision": "allow"}, NO_SUCH_RUN),
+    ("approve_run", {"run_id": "x/../y", "request_id": "r1", "decision": "allow"}, bad_id("run_id", "x/../y")),
+    ("approve_run", {"run_id": UNKNOWN, "request_id": "r1", "decision": "maybe"}, "decision: must be one of"),
+    ("approve_run", {"run_id": UNKNOWN, "request_id": "", "decision": "allow"}, "request_id: must not be empty"),
+    # the nested profile and ask mode
+    ("execute_task", with_cwd({"task": "x", "mcp_config": {"servers": {}}}), 'mcp_config: must be {"mcpServers"'),
+    (
+        "execute_task",
+        with_cwd({"task": "x", "mcp_config": {"mcpServers": {"-x": {"command": "y"}}}}),
+        "mcp_config: server name '-x' is not a plain name",
+    ),
+    ("start_task", with_cwd({"task": "x", "setting_sources": ["everything"]}), "setting_sources"),
+    ("start_task", with_cwd({"task": "x", "permission_prompts": "sometimes"}), "permission_prompts: must be one of"),
     # get_transcript
     ("get_transcript", {"run_id": "../" + UNKNOWN}, bad_id("run_id", f"../{UNKNOWN}")),
     ("get_transcript", {"run_id": UNKNOWN}, NO_SUCH_RUN),
@@ -274,6 +288,9 @@ CLI_CASES: dict[str, list[CliCase]] = {
         CliCase(("hi", "--branch", "x"), "--branch applies only with --worktree"),
         CliCase(("hi", "--worktree"), "isolation='worktree' needs cwd inside a git work tree"),
         CliCase(("hi", "-w", "--setup", "'npm ci"), '--setup "\'npm ci": No closing quotation'),
+        CliCase(("hi", "--setting-sources", "user,everything"), "setting_sources"),
+        CliCase(("hi", "--mcp-config", "/nonexistent.json"), "cannot read --mcp-config '/nonexistent.json'"),
+        CliCase(("hi", "--permission-prompts", "maybe"), "argument --permission-prompts: invalid choice: 'maybe'"),
     ],
     "runs": [
         CliCase(("--since", "99999999999d"), "--since: '99999999999d' is too far back (at most 100 years)"),
@@ -323,6 +340,11 @@ CLI_CASES: dict[str, list[CliCase]] = {
     ],
     "serve": [
         CliCase(("--port", "80"), "unrecognized arguments: --port 80"),
+    ],
+    "approve": [
+        CliCase(("zz-top",), "invalid run id 'zz-top': expected a run id or a prefix of one"),
+        CliCase((UNKNOWN,), f"no run with id '{UNKNOWN}'"),
+        CliCase((UNKNOWN, "--deny", "--for-run"), "argument --for-run: not allowed with argument --deny"),
     ],
     "demo": [
         CliCase(("--claude", "/nonexistent/claude"), "the Claude Code CLI `claude` was not found", code=1),
@@ -382,6 +404,7 @@ def test_the_bad_input_matrix_is_large_enough() -> None:
         "get_run",
         "wait_run",
         "cancel_run",
+        "approve_run",
         "list_runs",
         "get_transcript",
     }

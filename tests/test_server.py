@@ -96,13 +96,14 @@ async def test_tools_resources_and_instructions(settings: ServerSettings, mode: 
         "get_run",
         "wait_run",
         "cancel_run",
+        "approve_run",
         "list_runs",
         "get_transcript",
         "merge_run",
         "discard_run",
     }
     assert templates == {"cc-executor://runs/{run_id}/transcript", "cc-executor://runs/{run_id}/result"}
-    for phrase in ("wait_run", "start_task", "allowed_tools", "get_transcript", "permission_mode"):
+    for phrase in ("wait_run", "start_task", "allowed_tools", "get_transcript", "permission_mode", "approve_run"):
         assert phrase in instructions
     execute = tools["execute_task"]
     assert execute.annotations is not None and execute.annotations.destructive_hint is True

@@ -24,10 +24,15 @@ RUNS_COLUMNS = {
     "output_tokens", "usage", "num_turns", "duration_s", "error_class", "error", "result", "structured_output",
     "summary", "files_created", "files_modified", "files_deleted", "files_truncated", "permission_denials",
     "transcript_path", "stderr_path", "timeout_s", "idle_timeout_s", "timeout_basis", "attempts", "last_progress",
-    "context",
-    # m003_worktree
+    "context", "profile",
+    # m005_worktree
     "isolation", "branch", "base_branch", "base_sha", "head_sha", "commits", "diffstat", "worktree_path",
     "uncommitted_changes_not_carried",
+}  # fmt: skip
+APPROVALS_COLUMNS = {
+    "run_id", "request_id", "kind", "tool", "summary", "reason", "can_allow_for_run", "requested_schema",
+    "created_at", "deadline_at",
+    "decision", "decided_by", "message", "decided_at",
 }  # fmt: skip
 ATTEMPTS_COLUMNS = {
     "run_id", "n", "started_at", "finished_at", "status", "exit_code", "error_class", "error", "session_id", "cost_usd",
@@ -86,6 +91,7 @@ async def test_migrate_creates_schema_and_is_idempotent(tmp_path: Path) -> None:
         await migrate(db)
         assert await _columns(db, "runs") == RUNS_COLUMNS
         assert await _columns(db, "attempts") == ATTEMPTS_COLUMNS
+        assert await _columns(db, "approvals") == APPROVALS_COLUMNS
         indexes = {str(row[1]) for row in await db.execute_fetchall("PRAGMA index_list(runs)")}
         assert {"idx_runs_status", "idx_runs_created_at", "idx_runs_list_id", "idx_runs_cwd"} <= indexes
         applied = await applied_migrations(db)

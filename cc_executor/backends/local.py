@@ -32,12 +32,21 @@ from cc_executor.backends.protocol import (
     TranscriptQuery,
 )
 from cc_executor.engine import process
+from cc_executor.engine.approvals import decide
 from cc_executor.engine.cancel import cancel_run
 from cc_executor.engine.runner import Run, preflight, prepare_run
 from cc_executor.engine.slots import RunSlots
 from cc_executor.engine.task_list_runner import ListMember, TaskList
 from cc_executor.errors import InvalidRequestError, RunNotFoundError, TranscriptNotFoundError
-from cc_executor.models import ExecutionResult, ProgressUpdate, RunRecord, RunRequest, RunStatus
+from cc_executor.models import (
+    Approval,
+    ApprovalDecision,
+    ExecutionResult,
+    ProgressUpdate,
+    RunRecord,
+    RunRequest,
+    RunStatus,
+)
 from cc_executor.registry import transcripts
 from cc_executor.registry.store import RunStore
 
@@ -402,6 +411,18 @@ class LocalBackend:
                 update = ProgressUpdate(run_id=run_id, kind="heartbeat", message=record.last_progress)
                 yield RunEvent(run_id=run_id, seq=seq, kind="progress", progress=update)
             await anyio.sleep(_POLL_S)
+
+    async def approve(
+        self,
+        run_id: str,
+        request_id: str,
+        decision: ApprovalDecision,
+        *,
+        decided_by: str = "caller",
+        message: str | None = None,
+    ) -> Approval:
+        """Answer a pending question of a run (this process's or another's: the store is where answers meet)."""
+        return await decide(await self._registry(), run_id, request_id, decision, decided_by, message)
 
     async def _row(self, run_id: str) -> RunRecord:
         """The row of a run this backend does not hold. If it is unfinished and its owner process has died, runs of

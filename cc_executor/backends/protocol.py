@@ -21,7 +21,15 @@ from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cc_executor.models import ExecutionResult, ProgressUpdate, RunRecord, RunRequest, RunStatus
+from cc_executor.models import (
+    Approval,
+    ApprovalDecision,
+    ExecutionResult,
+    ProgressUpdate,
+    RunRecord,
+    RunRequest,
+    RunStatus,
+)
 
 
 class RunEvent(BaseModel):
@@ -199,6 +207,20 @@ class Backend(Protocol):
     async def list_outcome(self, list_id: str, timeout_s: float = 0.0) -> ListOutcome:
         """The list's members and totals, after waiting up to ``timeout_s`` for it to end. Raises
         ``RunNotFoundError`` (with the list id) for a list this backend does not know."""
+        ...
+
+    async def approve(
+        self,
+        run_id: str,
+        request_id: str,
+        decision: ApprovalDecision,
+        *,
+        decided_by: str = "caller",
+        message: str | None = None,
+    ) -> Approval:
+        """Answer a question the run waits on (ask mode: ``RunRecord.pending_approvals``); the first answer wins,
+        from any process. Returns the recorded answer; ``InvalidRequestError`` names an unknown request or one
+        already answered (and by whom)."""
         ...
 
     async def aclose(self) -> None:

@@ -142,3 +142,12 @@ class LiveDisplay:
         if self.live is not None:
             self.live.stop()
             self.live = None
+
+    def suspend(self) -> None:
+        """Hide the spinner while the person answers a prompt on the terminal."""
+        if self.live is not None:
+            self.live.stop()
+
+    def resume(self) -> None:
+        if self.live is not None:
+            self.live.start()

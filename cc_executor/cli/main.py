@@ -39,6 +39,7 @@ examples:
   cc-executor run --worktree "try another parser" --cwd ~/src/app   then: diff / merge / discard
   cc-executor runs --status running
   cc-executor show 3f2a --transcript
+  cc-executor approve 3f2a [--deny]             answer the permission prompt a run waits on
   cc-executor prune --older-than 30d --dry-run  what a prune of runs over 30 days old would delete
   cc-executor serve                             MCP stdio server (for Claude Desktop / Code, Codex)
 
@@ -47,6 +48,7 @@ Exit codes: 0 ok, 1 run or check failed, 2 bad usage or unknown run, 130 interru
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cc_executor.cli import approve as cli_approve
     from cc_executor.cli import demo as cli_demo
     from cc_executor.cli import doctor as cli_doctor
     from cc_executor.cli import prune as cli_prune
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_run.add_parser(commands)
     cli_runs.add_parsers(commands)
     cli_worktrees.add_parsers(commands)
+    cli_approve.add_parser(commands)
     _add_serve(commands)
     cli_doctor.add_parser(commands)
     cli_prune.add_parser(commands)

@@ -27,7 +27,14 @@ from cc_executor.cli.common import (
     write_json,
 )
 from cc_executor.errors import InvalidRequestError
-from cc_executor.models import PERMISSION_MODES, CCExecutorConfig, ExecutionResult, RunRequest
+from cc_executor.models import (
+    PERMISSION_MODES,
+    Approval,
+    ApprovalDecision,
+    CCExecutorConfig,
+    ExecutionResult,
+    RunRequest,
+)
 
 if TYPE_CHECKING:
     from cc_executor.backends import LocalBackend
@@ -98,6 +105,26 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--add-dir", action="append", default=[], metavar="DIR", help="another directory claude may access"
     )
     claude.add_argument("--append-system-prompt", metavar="TEXT", help="text appended to claude's system prompt")
+    profile = parser.add_argument_group("nested profile")
+    profile.add_argument(
+        "--setting-sources",
+        metavar="LIST",
+        help="settings claude loads, comma separated from user,project,local, or 'all' "
+        "(default project,local: the user's own hooks and MCP servers stay out)",
+    )
+    profile.add_argument(
+        "--mcp-config", metavar="FILE", help='JSON file {"mcpServers": {...}}: MCP servers for this run'
+    )
+    profile.add_argument("--strict-mcp-config", action="store_true", help="use only the servers from --mcp-config")
+    profile.add_argument(
+        "--permission-prompts",
+        choices=("deny", "ask"),
+        help="what claude would ask a person: deny it (default), or ask: on a terminal you answer y/n/always; "
+        "elsewhere `cc-executor approve RUN` answers",
+    )
+    profile.add_argument(
+        "--approval-timeout", type=float, metavar="SECONDS", help="deny an unanswered prompt after this (default 300)"
+    )
     claude.add_argument(
         "--claude", metavar="PATH", help="the claude executable (default: $CC_EXECUTOR_CLAUDE, PATH, ...)"
     )
@@ -224,10 +251,32 @@ def build_config(args: argparse.Namespace) -> CCExecutorConfig:
     fields["allowed_tools"] = split_tools(args.allowed_tools)
     fields["disallowed_tools"] = split_tools(args.disallowed_tools)
     fields["add_dirs"] = [Path(d) for d in args.add_dir]
+    fields.update(profile_fields(args))
     try:
         return CCExecutorConfig(**fields)
     except ValidationError as exc:
         raise InvalidRequestError(describe_validation_error(exc)) from None
+
+
+def profile_fields(args: argparse.Namespace) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if args.setting_sources is not None:
+        raw = args.setting_sources.strip()
+        fields["setting_sources"] = None if raw == "all" else [s.strip() for s in raw.split(",") if s.strip()]
+    if args.mcp_config is not None:
+        try:
+            fields["mcp_config"] = json.loads(Path(args.mcp_config).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InvalidRequestError(f"cannot read --mcp-config {args.mcp_config!r}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise InvalidRequestError(f"--mcp-config {args.mcp_config!r} is not valid JSON: {exc}") from None
+    if args.strict_mcp_config:
+        fields["strict_mcp_config"] = True
+    if args.permission_prompts is not None:
+        fields["permission_prompts"] = args.permission_prompts
+    if args.approval_timeout is not None:
+        fields["approval_timeout_s"] = args.approval_timeout
+    return fields
 
 
 # --- running ----------------------------------------------------------------------------------------------------
@@ -281,6 +330,8 @@ async def _supervised(
             if interrupt.signum is not None:  # the signal came as the submission finished: cancel the run now
                 group.start_soon(backend.cancel, run_id, interrupt.reason)
             display.start(run_id, str(request.cwd))
+            if request.config.permission_prompts == "ask" and sys.stdin.isatty() and sys.stderr.isatty():
+                group.start_soon(answer_on_terminal, backend, run_id, display)
             async for event in backend.events(run_id):
                 if event.progress is not None:
                     await display.update(event.progress)
@@ -288,6 +339,48 @@ async def _supervised(
             group.cancel_scope.cancel()  # stop the watcher only after the run's end has been recorded
     assert result is not None  # wait without a time limit returns the result
     return result
+
+
+async def answer_on_terminal(backend: LocalBackend, run_id: str, display: ProgressDisplay) -> None:
+    """Ask mode on a terminal: the person running the command answers each question the run waits on, y / n /
+    always (for this run), through the backend like any other answerer (the first answer wins)."""
+    from cc_executor.errors import InvalidRequestError
+
+    asked: set[str] = set()
+    while True:
+        record = await backend.status(run_id)
+        if record.status.finished:
+            return
+        for approval in record.pending_approvals:
+            if approval.request_id in asked or approval.kind != "permission":
+                continue
+            asked.add(approval.request_id)
+            decision = await _prompt(approval, display)
+            try:
+                await backend.approve(run_id, approval.request_id, decision, decided_by="person")
+            except InvalidRequestError:  # answered elsewhere, or denied at its deadline, meanwhile
+                err("cc-executor: that question was already answered")
+        await anyio.sleep(0.2)
+
+
+async def _prompt(approval: Approval, display: ProgressDisplay) -> ApprovalDecision:
+    suspend, resume = getattr(display, "suspend", None), getattr(display, "resume", None)
+    if suspend is not None:
+        suspend()
+    try:
+        always = " / [a]lways for this run" if approval.can_allow_for_run else ""
+        reason = f"\n  reason: {approval.reason}" if approval.reason else ""
+        err(f"claude asks to use {approval.tool}: {approval.summary}{reason}")
+        sys.stderr.write(f"Allow? [y]es / [n]o{always}: ")
+        sys.stderr.flush()
+        await anyio.wait_readable(sys.stdin.fileno())  # cancellable: the run may end (or be answered) meanwhile
+        answer = sys.stdin.readline().strip().lower()
+    finally:
+        if resume is not None:
+            resume()
+    if answer in ("a", "always") and approval.can_allow_for_run:
+        return "allow_for_run"
+    return "allow" if answer in ("y", "yes", "a", "always") else "deny"
 
 
 async def _watch_signals(

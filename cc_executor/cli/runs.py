@@ -133,7 +133,13 @@ def compact_time(value: str | None) -> str:
     return local.strftime("%H:%M:%S" if local.date() == datetime.now().astimezone().date() else "%m-%d %H:%M")
 
 
-_STATUS_STYLE = {"success": "green", "running": "cyan", "queued": "cyan", "cancelled": "yellow"}
+_STATUS_STYLE = {
+    "success": "green",
+    "running": "cyan",
+    "queued": "cyan",
+    "cancelled": "yellow",
+    "waiting_for_approval": "magenta",
+}
 
 
 def _rich_table(records: list[RunRecord]) -> None:

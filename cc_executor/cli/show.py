@@ -28,7 +28,7 @@ from cc_executor.cli.common import (
     write_json,
 )
 from cc_executor.errors import InvalidRequestError, TranscriptNotFoundError
-from cc_executor.models import RunRecord, RunStatus
+from cc_executor.models import Approval, RunRecord, RunStatus
 
 if TYPE_CHECKING:
     from cc_executor.backends import LocalBackend, TranscriptChunk
@@ -139,6 +139,10 @@ def record_fields(record: RunRecord) -> list[tuple[str, str]]:
         fields.append(("progress", record.last_progress))
     if record.error:
         fields.append(("error", record.error))
+    if record.profile:
+        fields.append(("profile", profile_line(record.profile)))
+    for approval in record.approvals:
+        fields.append(("approval", approval_line(approval)))
     fields.append(("transcript", record.transcript_path or "(not kept)"))
     return fields
 
@@ -158,6 +162,31 @@ def worktree_fields(record: RunRecord) -> list[tuple[str, str]]:
         state = "in use" if not record.status.finished else "left behind (see `cc-executor doctor`)"
         fields.append(("worktree", f"{record.worktree_path} ({state})"))
     return fields
+
+
+def profile_line(profile: dict[str, object]) -> str:
+    sources = profile.get("setting_sources")
+    servers = profile.get("mcp_servers") or []
+    parts = [
+        "settings " + (",".join(str(s) for s in sources) if isinstance(sources, list) else "all"),
+        "mcp " + (",".join(str(s) for s in servers) if isinstance(servers, list) and servers else "none"),
+    ]
+    if profile.get("strict_mcp_config"):
+        parts.append("strict")
+    parts.append(f"prompts {profile.get('permission_prompts', 'deny')}")
+    return " · ".join(parts)
+
+
+def approval_line(approval: Approval) -> str:
+    """Who answered what, when: `allow by person at 12:03:04 · Bash: /usr/bin/touch x (request 1a2b…)`."""
+    what = f"{approval.tool}: {approval.summary}" if approval.summary else str(approval.tool)
+    if approval.pending:
+        answer = f"PENDING (denied at {format_time(approval.deadline_at)})"
+    else:
+        answer = f"{approval.decision} by {approval.decided_by} at {format_time(approval.decided_at)}"
+        if approval.message:
+            answer += f" ({approval.message})"
+    return f"{answer} · {what} (request {approval.request_id})"
 
 
 def print_record(record: RunRecord) -> None:

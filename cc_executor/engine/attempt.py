@@ -1,7 +1,8 @@
 """One attempt of a run: drive ONE claude CLI process from spawn to reaped, and record what it produced.
 
-``AttemptDriver.run`` spawns the CLI (``process.spawn``), writes the prompt to its stdin, drains stderr into a
-bounded tail, frames stdout into the transcript and typed events (progress and the caller's callbacks), enforces
+``AttemptDriver.run`` spawns the CLI (``process.spawn``), speaks the control protocol on its stdin (``control``:
+the prompt as a user message, answers to permission prompts, stdin closed once the result is in), drains stderr
+into a bounded tail, frames stdout into the transcript and typed events (progress and the caller's callbacks), enforces
 the wall-clock and idle timeouts and the heartbeat, and always ends with the tree dead (shielded). Everything it
 learns lands in an ``Attempt``; deciding what that means (retry, status, result) is the runner's job.
 """
@@ -15,6 +16,14 @@ from dataclasses import dataclass, field
 import anyio
 
 from cc_executor.engine import process
+from cc_executor.engine.control import (
+    ControlChannel,
+    ElicitationHandler,
+    PermissionHandler,
+    cancel_elicitation,
+    control_message,
+    deny_all,
+)
 from cc_executor.engine.emit import Emitter
 from cc_executor.engine.events import (
     AssistantText,
@@ -24,6 +33,7 @@ from cc_executor.engine.events import (
     OversizedLine,
     PermissionDenied,
     ResultEvent,
+    UnknownEvent,
     parse_line,
 )
 from cc_executor.engine.outcome import classify
@@ -84,6 +94,9 @@ class AttemptDriver:
     tracker: ProgressTracker
     writer: TranscriptWriter | None
     deadline: float  # the run's wall-clock deadline (time.monotonic), shared by its attempts
+    on_permission: PermissionHandler = deny_all
+    on_elicitation: ElicitationHandler = cancel_elicitation
+    channel: ControlChannel | None = None
 
     @property
     def config(self) -> CCExecutorConfig:
@@ -96,7 +109,11 @@ class AttemptDriver:
             await self.store.mark_started(self.request.run_id, pid=child.pid, pgid=child.pgid)
             await self.emitter.progress(self.tracker.update("started", f"claude started (pid {child.pid})"))
             async with anyio.create_task_group() as group:
-                group.start_soon(self._feed_stdin, child)
+                assert child.process.stdin is not None
+                self.channel = ControlChannel(
+                    child.process.stdin, group, on_permission=self.on_permission, on_elicitation=self.on_elicitation
+                )
+                group.start_soon(self.channel.open, self.request.prompt)
                 group.start_soon(self._drain_stderr, child, attempt)
                 group.start_soon(self._watch, child, attempt)
                 reader_done = anyio.Event()
@@ -106,21 +123,13 @@ class AttemptDriver:
                 group.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
+                if self.channel is not None:
+                    await self.channel.close()
                 if child.returncode is None:
                     await process.terminate_tree(child, grace_s=self.config.kill_grace_s)
                 await process.sweep_marked(child.marker)
                 process.forget(child)
                 attempt.exit_code = child.returncode
-
-    async def _feed_stdin(self, child: process.ChildProcess) -> None:
-        stdin = child.process.stdin
-        assert stdin is not None
-        try:
-            await stdin.send(self.request.prompt.encode("utf-8", "surrogatepass"))
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            log.debug("claude closed stdin before reading the whole prompt")
-        finally:
-            await stdin.aclose()
 
     async def _drain_stderr(self, child: process.ChildProcess, attempt: Attempt) -> None:
         stream = child.process.stderr
@@ -166,6 +175,12 @@ class AttemptDriver:
                 oversized = OversizedLine(size=item.total, head=item.head.decode("utf-8", "replace"))
                 await self._handle_event(oversized, attempt)
             return
+        message = control_message(item.data)
+        if message is not None and self.channel is not None:
+            if self.writer is not None and message.get("type") != "control_response":
+                self.writer.write_line(item.data)  # the CLI's questions are kept; answers to our requests are noise
+            self.channel.handle(message)
+            return
         if self.writer is not None:
             self.writer.write_line(item.data)
         for event in parse_line(item.data):
@@ -187,6 +202,11 @@ class AttemptDriver:
         await self.emitter.event(event)
         if self.tracker.feed(event):
             await self.emitter.progress(self.tracker.update("event"))
+        if self.channel is not None:
+            if isinstance(event, ResultEvent | UnknownEvent):
+                await self.channel.observe(event.raw)  # a result (and no background task) closes stdin
+            elif isinstance(event, OversizedLine) and '"type":"result"' in event.head[:40].replace(" ", ""):
+                await self.channel.observe({"type": "result"})  # a result too long to parse still ends the run
 
     async def _watch(self, child: process.ChildProcess, attempt: Attempt) -> None:
         """Wall-clock and idle timeouts, and the heartbeat that keeps hosts' progress alive."""
@@ -194,6 +214,8 @@ class AttemptDriver:
         while True:
             await anyio.sleep(0.25)
             now = time.monotonic()
+            if self.channel is not None and self.channel.pending:
+                attempt.last_line_at = now  # silence while someone decides a prompt is not idleness
             if now >= self.deadline:
                 attempt.stopped = RunTimeoutError(f"timed out after {self.request.timeout_s:g}s; process tree killed")
             elif idle is not None and now - attempt.last_line_at >= idle:

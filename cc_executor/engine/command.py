@@ -1,7 +1,7 @@
 """Pure functions that turn a RunRequest into the CLI's argv and environment.
 
-The prompt never goes into argv (Linux caps one argument at 128 KiB, and argv is visible in `ps`); it is
-written to stdin, which is then closed so the CLI never waits for more input.
+The prompt never goes into argv (Linux caps one argument at 128 KiB, and argv is visible in `ps`); it goes to
+stdin as a stream-json user message (engine/control.py), where the CLI's permission prompts are answered too.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -54,9 +55,12 @@ def find_claude(explicit: str | None = None, environ: Mapping[str, str] | None =
     raise ClaudeNotFoundError(places)
 
 
-def build_argv(request: RunRequest, claude: str) -> list[str]:
+def build_argv(request: RunRequest, claude: str, *, mcp_config_file: Path | None = None) -> list[str]:
+    """The CLI's argv. ``mcp_config_file``: where ``write_mcp_config`` put the run's MCP servers (a file we wrote,
+    never a caller's string: nothing a caller sends becomes a flag)."""
     config = request.config
-    argv = [claude, "-p", "--output-format", "stream-json", "--verbose", "--permission-mode", config.permission_mode]
+    argv = [claude, "-p", "--output-format", "stream-json", "--verbose", "--input-format", "stream-json"]
+    argv += ["--permission-prompt-tool", "stdio", "--permission-mode", config.permission_mode]
     if config.model:
         argv += ["--model", config.model]
     if config.allowed_tools:
@@ -69,6 +73,12 @@ def build_argv(request: RunRequest, claude: str) -> list[str]:
         argv += ["--max-turns", str(config.max_turns)]
     if config.max_budget_usd is not None:
         argv += ["--max-budget-usd", f"{config.max_budget_usd:g}"]
+    if config.setting_sources is not None:
+        argv += ["--setting-sources", ",".join(config.setting_sources)]
+    if mcp_config_file is not None:
+        argv += ["--mcp-config", str(mcp_config_file)]
+    if config.strict_mcp_config:
+        argv.append("--strict-mcp-config")
     if config.append_system_prompt:
         argv += ["--append-system-prompt", config.append_system_prompt]
     schema = effective_schema(request)
@@ -79,6 +89,17 @@ def build_argv(request: RunRequest, claude: str) -> list[str]:
         if request.fork_session:
             argv.append("--fork-session")
     return argv
+
+
+def write_mcp_config(request: RunRequest) -> Path | None:
+    """The run's ``mcp_config`` in a private temp file (0600: server env may hold secrets, and argv is public in
+    `ps` and recorded); the caller removes it when the run ends. None when the run has no MCP servers of its own."""
+    if request.config.mcp_config is None:
+        return None
+    fd, name = tempfile.mkstemp(prefix=f"cc-executor-{request.run_id[:8]}-", suffix=".mcp.json")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(request.config.mcp_config, handle)
+    return Path(name)
 
 
 def effective_schema(request: RunRequest) -> dict[str, object] | None:

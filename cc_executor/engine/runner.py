@@ -14,12 +14,14 @@ import os
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 
 from cc_executor.engine import changes
+from cc_executor.engine.approvals import ApprovalBroker, CanUseTool
 from cc_executor.engine.attempt import Attempt, AttemptDriver
-from cc_executor.engine.command import build_argv, build_env, find_claude, redact_argv
+from cc_executor.engine.command import build_argv, build_env, find_claude, redact_argv, write_mcp_config
 from cc_executor.engine.emit import Emitter, EventCallback, ProgressCallback
 from cc_executor.engine.prediction import resolve_timeout
 from cc_executor.engine.progress_text import ProgressTracker, shorten
@@ -34,7 +36,7 @@ from cc_executor.errors import (
     StructuredOutputError,
     UsageLimitError,
 )
-from cc_executor.models import ExecutionResult, RunRequest, RunStatus
+from cc_executor.models import Approval, ExecutionResult, RunRequest, RunStatus
 from cc_executor.paths import transcript_paths
 from cc_executor.registry.store import RunStore, utc_now
 from cc_executor.registry.transcripts import TranscriptWriter
@@ -52,13 +54,14 @@ async def execute_run(
     on_event: EventCallback | None = None,
     slots: RunSlots | None = None,
     transcript_dir: Path | None = None,
+    can_use_tool: CanUseTool | None = None,
 ) -> ExecutionResult:
     """Run ``request`` to completion and return its result (failures are a status, not an exception).
 
     Cancelling the caller kills the process tree, records ``cancelled`` and re-raises.
     """
     run = await prepare_run(request, store, transcript_dir=transcript_dir)
-    return await run.execute(on_progress=on_progress, on_event=on_event, slots=slots)
+    return await run.execute(on_progress=on_progress, on_event=on_event, slots=slots, can_use_tool=can_use_tool)
 
 
 def preflight(request: RunRequest) -> tuple[str, dict[str, str]]:
@@ -74,21 +77,33 @@ async def prepare_run(request: RunRequest, store: RunStore, *, transcript_dir: P
     claude, env = preflight(request)
     request = await resolve_timeout(request, store, execute=execute_run)
     config = request.config
-    argv = build_argv(request, claude)
-    worktree = None
-    if request.isolation == "worktree":  # validated before the row exists: bad input creates nothing
-        worktree = RunWorktree(await plan_worktree(request, worktree_root(config.worktree_dir)), request.task)
     stdout_path, stderr_path = transcript_paths(request.run_id, transcript_dir or config.transcript_dir)
-    await store.create_run(
-        request,
-        argv=redact_argv(argv),
-        owner_pid=os.getpid(),
-        transcript_path=str(stdout_path) if config.save_transcript else None,
-        stderr_path=str(stderr_path) if config.save_transcript else None,
-    )
-    if worktree is not None:
-        await store.set_worktree(request.run_id, worktree.plan)
-    return Run(request, argv, env, store, stdout_path, stderr_path, worktree)
+    worktree = None
+    if request.isolation == "worktree":  # validated before anything is written: bad input creates nothing
+        worktree = RunWorktree(await plan_worktree(request, worktree_root(config.worktree_dir)), request.task)
+    mcp_config_file = write_mcp_config(request)
+    argv = build_argv(request, claude, mcp_config_file=mcp_config_file)
+    try:
+        await store.create_run(
+            request,
+            argv=redact_argv(argv),
+            owner_pid=os.getpid(),
+            transcript_path=str(stdout_path) if config.save_transcript else None,
+            stderr_path=str(stderr_path) if config.save_transcript else None,
+        )
+        if worktree is not None:
+            await store.set_worktree(request.run_id, worktree.plan)
+    except BaseException:
+        _remove(mcp_config_file)
+        raise
+    run = Run(request, argv, env, store, stdout_path, stderr_path, worktree)
+    run.mcp_config_file = mcp_config_file
+    return run
+
+
+def _remove(path: Path | None) -> None:
+    if path is not None:
+        path.unlink(missing_ok=True)
 
 
 class Run:
@@ -122,6 +137,8 @@ class Run:
         self.before: changes.Snapshot | None = None
         self.writer: TranscriptWriter | None = None
         self.cancel_reason: str | None = None
+        self.mcp_config_file: Path | None = None  # removed when the run ends
+        self.can_use_tool: CanUseTool | None = None
 
     def set_cancel_reason(self, reason: str) -> None:
         """What the row will say if this run ends cancelled. The first reason wins: a later cancel (a shutdown
@@ -148,9 +165,12 @@ class Run:
         on_progress: ProgressCallback | None = None,
         on_event: EventCallback | None = None,
         slots: RunSlots | None = None,
+        can_use_tool: CanUseTool | None = None,
     ) -> ExecutionResult:
+        """``can_use_tool``: the library caller's answerer for permission prompts (ask mode only)."""
         self.emitter.on_progress = on_progress
         self.emitter.on_event = on_event
+        self.can_use_tool = can_use_tool
         try:
             async with (slots or default_slots()).acquire(self.queued):
                 return await self._execute()
@@ -158,6 +178,8 @@ class Run:
             with anyio.CancelScope(shield=True):
                 await self.record_cancelled()
             raise
+        finally:
+            _remove(self.mcp_config_file)
 
     async def _execute(self) -> ExecutionResult:
         self.started = time.monotonic()
@@ -249,6 +271,7 @@ class Run:
             if attempt.stopped is not None:
                 return
         driver = AttemptDriver(
+            **self._answerers(),
             request=self.request,
             argv=self.argv,
             env=self.env,
@@ -259,6 +282,24 @@ class Run:
             deadline=self.deadline,
         )
         await driver.run(attempt)
+
+    def _answerers(self) -> dict[str, Any]:
+        """Who answers the CLI's questions: nobody in deny mode (deny / cancel), the broker in ask mode."""
+        if self.config.permission_prompts != "ask":
+            return {}
+        broker = ApprovalBroker(
+            self.store,
+            self.request.run_id,
+            timeout_s=self.config.approval_timeout_s,
+            can_use_tool=self.can_use_tool,
+            on_pending=self._announce_pending,
+        )
+        return {"on_permission": broker.permission, "on_elicitation": broker.elicitation}
+
+    async def _announce_pending(self, approval: Approval) -> None:
+        what = f"{approval.tool}: {approval.summary}" if approval.summary else str(approval.tool)
+        message = f"waiting for approval: {what} (request {approval.request_id})"
+        await self.emitter.progress(self.tracker.update("event", message))
 
     async def _result(self, error: RunError | None) -> ExecutionResult:
         last = self.attempts[-1]

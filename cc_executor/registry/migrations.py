@@ -130,7 +130,39 @@ async def m002_runs_context(db: aiosqlite.Connection) -> None:
 
 
 @migration
-async def m003_worktree(db: aiosqlite.Connection) -> None:
+async def m003_profile(db: aiosqlite.Connection) -> None:
+    """The nested profile a run used (setting sources, MCP server names, strict), as JSON."""
+    await db.execute("ALTER TABLE runs ADD COLUMN profile TEXT")
+
+
+@migration
+async def m004_approvals(db: aiosqlite.Connection) -> None:
+    """Questions the nested CLI asked in ask mode (permission prompts, relayed elicitations) and who answered."""
+    await db.execute(
+        """
+        CREATE TABLE approvals (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            request_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            tool TEXT,
+            summary TEXT NOT NULL DEFAULT '',
+            reason TEXT,
+            can_allow_for_run INTEGER NOT NULL DEFAULT 0,
+            requested_schema TEXT,
+            created_at TEXT NOT NULL,
+            deadline_at TEXT NOT NULL,
+            decision TEXT,
+            decided_by TEXT,
+            message TEXT,
+            decided_at TEXT,
+            PRIMARY KEY (run_id, request_id)
+        )
+        """
+    )
+
+
+@migration
+async def m005_worktree(db: aiosqlite.Connection) -> None:
     """Worktree isolation: where an isolated run's work is (branch, base..head, commits) and its worktree dir."""
     for column in (
         "isolation TEXT NOT NULL DEFAULT 'none'",

@@ -20,7 +20,7 @@ import aiosqlite
 import anyio
 
 from cc_executor.errors import InvalidRequestError, RunNotFoundError
-from cc_executor.models import ExecutionResult, RunRecord, RunRequest, RunStatus, compact_json
+from cc_executor.models import Approval, ExecutionResult, RunRecord, RunRequest, RunStatus, compact_json
 from cc_executor.paths import ensure_private_dir
 from cc_executor.registry.migrations import migrate
 
@@ -32,6 +32,7 @@ MEMORY = ":memory:"
 # Columns holding JSON text, with the value RunRecord expects when the column is NULL (None = leave it NULL).
 _JSON_COLUMNS: dict[str, Any] = {
     "argv": [],
+    "profile": None,
     "usage": {},
     "structured_output": None,
     "files_created": [],
@@ -42,7 +43,7 @@ _JSON_COLUMNS: dict[str, Any] = {
 }
 # Columns the record does not carry: they exist for SQL queries only.
 _SQL_ONLY_COLUMNS = ("input_tokens", "output_tokens")
-_UNFINISHED = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
+_UNFINISHED = (RunStatus.QUEUED.value, RunStatus.RUNNING.value, RunStatus.WAITING_FOR_APPROVAL.value)
 _DELETE_CHUNK = 400  # ids per DELETE: under SQLite's default limit of host parameters
 
 
@@ -133,6 +134,7 @@ class RunStore:
             "idle_timeout_s": request.config.idle_timeout,
             "timeout_basis": request.timeout_basis,
             "context": request.context,
+            "profile": compact_json(request.config.profile()),
         }
         sql = f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
         async with self._lock:
@@ -271,7 +273,7 @@ class RunStore:
 
     async def unfinished_runs(self) -> list[RunRecord]:
         """Queued or running rows, oldest first: the ones a restart must adopt or mark lost."""
-        sql = "SELECT * FROM runs WHERE status IN (?, ?) ORDER BY created_at, rowid"
+        sql = f"SELECT * FROM runs WHERE status IN ({', '.join('?' * len(_UNFINISHED))}) ORDER BY created_at, rowid"
         return await self._records(sql, _UNFINISHED)
 
     async def list_attempts(self, run_id: str) -> list[dict[str, Any]]:
@@ -305,7 +307,7 @@ class RunStore:
         return await self._records(sql, (*wanted, normalise_timestamp(before)))
 
     async def delete_runs(self, run_ids: Iterable[str]) -> int:
-        """Delete these runs' rows and their attempts in one transaction; unfinished rows are kept. Returns how
+        """Delete these runs' rows, attempts and approvals in one transaction; unfinished rows are kept. Returns how
         many runs went. Their transcript files are the caller's (registry.transcripts.delete_transcripts)."""
         ids = list(dict.fromkeys(run_ids))
         deleted = 0
@@ -314,10 +316,11 @@ class RunStore:
                 chunk = ids[start : start + _DELETE_CHUNK]
                 marks = ", ".join("?" * len(chunk))
                 finished = f"id IN ({marks}) AND status NOT IN ({', '.join('?' * len(_UNFINISHED))})"
-                await self._write(
-                    f"DELETE FROM attempts WHERE run_id IN (SELECT id FROM runs WHERE {finished})",
-                    (*chunk, *_UNFINISHED),
-                )
+                for table in ("attempts", "approvals"):  # both reference runs(id)
+                    await self._write(
+                        f"DELETE FROM {table} WHERE run_id IN (SELECT id FROM runs WHERE {finished})",
+                        (*chunk, *_UNFINISHED),
+                    )
                 deleted += await self._write(f"DELETE FROM runs WHERE {finished}", (*chunk, *_UNFINISHED))
         return deleted
 
@@ -327,7 +330,53 @@ class RunStore:
         rows = list(await self._db.execute_fetchall("SELECT * FROM runs WHERE id = ?", (run_id,)))
         if not rows:
             raise RunNotFoundError(run_id)
-        return _record(rows[0])
+        record = _record(rows[0])
+        record.approvals = await self._approvals(run_id)
+        return record
+
+    # --- approvals (ask mode) ------------------------------------------------------------------------------------
+
+    async def add_approval(self, approval: Approval) -> None:
+        """Record a pending question; the run shows waiting_for_approval while any is pending."""
+        row = approval.model_dump(exclude={"decision", "decided_by", "message", "decided_at"})
+        row["can_allow_for_run"] = int(approval.can_allow_for_run)
+        row["requested_schema"] = None if approval.requested_schema is None else compact_json(approval.requested_schema)
+        sql = f"INSERT INTO approvals ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
+        async with self._lock:
+            await self._write(sql, tuple(row.values()))
+            await self._write(
+                "UPDATE runs SET status = ? WHERE id = ? AND status = ?",
+                (RunStatus.WAITING_FOR_APPROVAL.value, approval.run_id, RunStatus.RUNNING.value),
+            )
+
+    async def decide_approval(
+        self, run_id: str, request_id: str, *, decision: str, decided_by: str, message: str | None = None
+    ) -> bool:
+        """Answer a pending question; False if it was already answered (the first answer wins, from any process).
+        The run goes back to running once nothing is pending."""
+        async with self._lock:
+            touched = await self._write(
+                "UPDATE approvals SET decision = ?, decided_by = ?, message = ?, decided_at = ? "
+                "WHERE run_id = ? AND request_id = ? AND decision IS NULL",
+                (decision, decided_by, message, utc_now(), run_id, request_id),
+            )
+            await self._write(
+                "UPDATE runs SET status = ? WHERE id = ? AND status = ? AND NOT EXISTS "
+                "(SELECT 1 FROM approvals WHERE run_id = ? AND decision IS NULL)",
+                (RunStatus.RUNNING.value, run_id, RunStatus.WAITING_FOR_APPROVAL.value, run_id),
+            )
+        return bool(touched)
+
+    async def approval(self, run_id: str, request_id: str) -> Approval | None:
+        async with self._lock:
+            found = [a for a in await self._approvals(run_id) if a.request_id == request_id]
+        return found[0] if found else None
+
+    async def _approvals(self, run_id: str) -> list[Approval]:
+        rows = await self._db.execute_fetchall(
+            "SELECT * FROM approvals WHERE run_id = ? ORDER BY created_at, rowid", (run_id,)
+        )
+        return [_approval(row) for row in rows]
 
     async def _records(self, sql: str, params: Iterable[Any]) -> list[RunRecord]:
         async with self._lock:
@@ -398,6 +447,14 @@ def _record(row: sqlite3.Row) -> RunRecord:
     data["files_truncated"] = bool(data["files_truncated"])
     data["uncommitted_changes_not_carried"] = bool(data["uncommitted_changes_not_carried"])
     return RunRecord.model_validate(data)
+
+
+def _approval(row: sqlite3.Row) -> Approval:
+    data = dict(row)
+    data["can_allow_for_run"] = bool(data["can_allow_for_run"])
+    schema = data.get("requested_schema")
+    data["requested_schema"] = json.loads(schema) if schema else None
+    return Approval.model_validate(data)
 
 
 def _result_values(result: ExecutionResult) -> dict[str, dict[str, Any]]:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, Options, Row, Section, claude_version, cpu_model
 
 DOC = REPO / "docs" / "benchmarks.md"
-BENCHMARKS = ("overhead", "stream", "memory", "mcp", "scaling", "temporal")
+BENCHMARKS = ("overhead", "stream", "memory", "mcp", "scaling", "temporal", "worktrees")
 
 Bench = Callable[[Options], Awaitable[Section]]
 
@@ -58,6 +58,10 @@ def load(name: str) -> Bench:
         import temporal_scale
 
         return temporal_scale.run
+    if name == "worktrees":
+        import worktrees
+
+        return worktrees.run
     raise ValueError(name)
 
 

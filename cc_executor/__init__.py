@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         IdleTimeoutError,
         InvalidRequestError,
         MaxTurnsError,
+        MergeConflictError,
         OverloadedError,
         PolicyError,
         RateLimitError,
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
         TranscriptNotFoundError,
         UnsafeDirectoryError,
         UsageLimitError,
+        WorktreeError,
+        WorktreeSetupError,
     )
     from cc_executor.models import (
         Approval,
@@ -61,6 +64,7 @@ if TYPE_CHECKING:
         RunStatus,
     )
     from cc_executor.task_lists import ListTask, TaskListResult, cc_execute_list
+    from cc_executor.worktrees import discard_run, merge_run, run_diff
 
 
 # Where each public name lives. Imported on first access (PEP 562), so `import cc_executor.models` (the MCP
@@ -113,6 +117,12 @@ _LOCATIONS: dict[str, str] = {
     "raise_for_result": "cc_executor.api",
     "resume": "cc_executor.api",
     "run_stream": "cc_executor.api",
+    "MergeConflictError": "cc_executor.errors",
+    "WorktreeError": "cc_executor.errors",
+    "WorktreeSetupError": "cc_executor.errors",
+    "discard_run": "cc_executor.worktrees",
+    "merge_run": "cc_executor.worktrees",
+    "run_diff": "cc_executor.worktrees",
 }
 
 
@@ -159,6 +169,7 @@ __all__ = [
     "ListTask",
     "LocalBackend",
     "MaxTurnsError",
+    "MergeConflictError",
     "OverloadedError",
     "PermissionDecision",
     "PermissionRequest",
@@ -179,14 +190,19 @@ __all__ = [
     "TranscriptNotFoundError",
     "UnsafeDirectoryError",
     "UsageLimitError",
+    "WorktreeError",
+    "WorktreeSetupError",
     "__version__",
     "build_request",
     "build_resume_request",
     "cc_execute",
     "cc_execute_list",
+    "discard_run",
     "execute_run",
+    "merge_run",
     "open_store",
     "raise_for_result",
     "resume",
+    "run_diff",
     "run_stream",
 ]

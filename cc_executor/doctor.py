@@ -289,6 +289,31 @@ async def check_sqlite(state_ok: bool) -> Check:
     return Check(name, "ok", detail)
 
 
+async def check_worktrees(state_ok: bool) -> list[Check]:
+    """Worktrees a crashed isolated run left behind: one warning each, with what it holds and how to recover."""
+    from cc_executor.worktrees import leftover_worktrees
+
+    name = "worktrees"
+    if not state_ok:
+        return [Check(name, "skip", "the state dir is not writable")]
+    try:
+        with anyio.fail_after(STORE_TIMEOUT_S):
+            leftovers = await leftover_worktrees()
+    except (OSError, TimeoutError) as exc:
+        return [Check(name, "warn", f"could not look for leftover worktrees: {exc}")]
+    if not leftovers:
+        return [Check(name, "ok", "no leftover worktrees of isolated runs")]
+    return [
+        Check(
+            f"{name}: {leftover.run_id[:8] if leftover.run_id else leftover.path.name}",
+            "warn",
+            f"leftover worktree {leftover.path} (run {leftover.run_id or 'unknown'}): {leftover.describe()}",
+            leftover.recovery(),
+        )
+        for leftover in leftovers
+    ]
+
+
 def check_state_size(state_ok: bool) -> Check:
     """How much room run history takes, and whether anything prunes it."""
     from cc_executor.errors import InvalidRequestError

@@ -7,6 +7,8 @@
     ├── UnsafeDirectoryError        a state/transcript dir other users can write (also a PermissionError)
     ├── RunNotFoundError            unknown run id
     ├── TranscriptNotFoundError     the run exists but its transcript file does not
+    ├── WorktreeError               a git step of worktree isolation failed, or a merge/discard was refused
+    │   └── MergeConflictError      merge_run found conflicts (``files``); the checkout was not touched
     └── RunError                    a run ended without success; ``.result`` holds what was collected
         ├── ApiError                the CLI reported an API failure (``status`` = HTTP status)
         │   ├── AuthenticationError         401/403: bad key or expired login
@@ -23,6 +25,7 @@
         ├── RunLostError            its owner process died mid-run (found and marked on the next start)
         ├── StructuredOutputError   json_schema given but the reply is missing or does not match it
         ├── CLICrashError           the CLI exited without a result line (crash, signal, refusal)
+        ├── WorktreeSetupError      the run's worktree could not be made ready (git failed, `setup` exited non-zero)
         ├── StreamCorruptionError   the stream could not be read (oversized final line, broken pipe)
         └── ExecutorError           cc-executor itself failed mid-run (cwd removed, disk, database): not claude
 
@@ -185,6 +188,20 @@ class ExecutorError(RunError):
     could not be written, the database stayed locked). The run is recorded ``failed`` and its tree stopped."""
 
 
+class WorktreeSetupError(RunError):
+    pass
+
+
+class WorktreeError(CCExecutorError):
+    pass
+
+
+class MergeConflictError(WorktreeError):
+    def __init__(self, message: str, files: list[str]) -> None:
+        super().__init__(message)
+        self.files = files
+
+
 ERROR_CLASSES: dict[str, type[RunError]] = {
     cls.__name__: cls
     for cls in (
@@ -206,5 +223,6 @@ ERROR_CLASSES: dict[str, type[RunError]] = {
         CLICrashError,
         StreamCorruptionError,
         ExecutorError,
+        WorktreeSetupError,
     )
 }

@@ -43,6 +43,10 @@ def tool_rule_problem(rule: str) -> str:
     )
 
 
+Isolation = Literal["none", "worktree"]
+ISOLATIONS: tuple[str, ...] = ("none", "worktree")
+
+
 class RunStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -102,6 +106,9 @@ class CCExecutorConfig(BaseModel):
         description="With no timeout given, also ask a cheap model for an estimate (recorded beside history).",
     )
     prediction_model: str | None = Field(default=None, description="Model for agent_predict_timeout; default: `model`.")
+    worktree_dir: Path | None = Field(
+        default=None, description="Where isolated runs' git worktrees are made; default <state dir>/worktrees."
+    )
 
     setting_sources: list[SettingSource] | None = Field(
         default_factory=lambda: list(DEFAULT_SETTING_SOURCES),
@@ -207,6 +214,18 @@ class RunRequest(BaseModel):
     context: str | None = Field(
         default=None, description="Sent before the task, e.g. a task list's summary of the earlier tasks."
     )
+    isolation: Isolation = Field(
+        default="none", description="'worktree': run in a new git worktree on its own branch (see worktrees.py)."
+    )
+    base_ref: str | None = Field(
+        default=None, description="Isolated runs start from this commit-ish; default the commit checked out in cwd."
+    )
+    branch: str | None = Field(
+        default=None, description="Isolated runs' branch, exactly; refused if it exists. Default cc-executor/<id8>."
+    )
+    setup: list[str] | None = Field(
+        default=None, description="Isolated runs: a command (argv, no shell) run in the worktree before the task."
+    )
 
     @property
     def prompt(self) -> str:
@@ -266,9 +285,28 @@ class RunRequest(BaseModel):
                 raise ValueError(f"add_dirs entry {str(directory)!r} is not a directory")
         return self
 
+    @model_validator(mode="after")
+    def _worktree_fields(self) -> RunRequest:
+        given = [name for name in ("base_ref", "branch", "setup") if getattr(self, name) is not None]
+        if self.isolation != "worktree" and given:
+            verb = "applies" if len(given) == 1 else "apply"
+            raise ValueError(f"{', '.join(given)} {verb} only with isolation='worktree' (isolation is 'none')")
+        for name in ("base_ref", "branch"):
+            value = getattr(self, name)
+            if value is not None and (not value.strip() or value.startswith("-") or any(c in value for c in "\0\n\r")):
+                raise ValueError(f"{name} {value[:80]!r} is not a git ref name")
+        if self.setup is not None and (not self.setup or any(not a or "\0" in a for a in self.setup)):
+            raise ValueError("setup must be a non-empty argv list of non-empty strings, e.g. ['npm', 'ci']")
+        return self
+
     @property
     def timeout_s(self) -> float:
         return self.config.timeout or DEFAULT_TIMEOUT_S
+
+
+class WorktreeCommit(BaseModel):
+    sha: str
+    subject: str
 
 
 class ExecutionResult(BaseModel):
@@ -304,6 +342,18 @@ class ExecutionResult(BaseModel):
     started_at: str | None = None
     finished_at: str | None = None
     worker: str | None = Field(default=None, description="The worker that ran it (remote backends only).")
+    isolation: Isolation = "none"
+    branch: str | None = Field(default=None, description="Isolated runs: the branch holding the run's work.")
+    base_sha: str | None = Field(default=None, description="Isolated runs: the commit the worktree started from.")
+    head_sha: str | None = Field(default=None, description="Isolated runs: the branch's commit when the run ended.")
+    commits: list[WorktreeCommit] = Field(default_factory=list, description="Isolated runs: base..head, oldest first.")
+    diffstat: str | None = Field(default=None, description="Isolated runs: `git diff --stat` base..head.")
+    uncommitted_changes_not_carried: bool = Field(
+        default=False, description="The caller's checkout had uncommitted changes; the worktree did not get them."
+    )
+    worktree_path: str | None = Field(
+        default=None, description="Isolated runs: the worktree directory while it exists (removed when the run ends)."
+    )
     _exception: Exception | None = PrivateAttr(default=None)  # the typed RunError, when this run produced it
 
     def __str__(self) -> str:
@@ -400,6 +450,7 @@ class RunRecord(ExecutionResult):
     created_at: str | None = None
     last_progress: str | None = None
     backend: str | None = Field(default=None, description="A remote owner (``temporal``); None: this machine.")
+    base_branch: str | None = Field(default=None, description="Isolated runs: the branch checked out at the start.")
     profile: dict[str, Any] | None = Field(default=None, description="setting_sources, mcp_servers, strict_mcp_config")
     approvals: list[Approval] = Field(default_factory=list, description="Prompts asked in ask mode, and answers.")
 

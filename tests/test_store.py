@@ -25,6 +25,9 @@ RUNS_COLUMNS = {
     "summary", "files_created", "files_modified", "files_deleted", "files_truncated", "permission_denials",
     "transcript_path", "stderr_path", "timeout_s", "idle_timeout_s", "timeout_basis", "attempts", "last_progress",
     "context", "profile", "owner_start", "owner_boot", "backend", "worker",
+    # m007_worktree
+    "isolation", "branch", "base_branch", "base_sha", "head_sha", "commits", "diffstat", "worktree_path",
+    "uncommitted_changes_not_carried",
 }  # fmt: skip
 APPROVALS_COLUMNS = {
     "run_id", "request_id", "kind", "tool", "summary", "reason", "can_allow_for_run", "requested_schema",

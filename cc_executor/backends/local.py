@@ -286,12 +286,16 @@ class LocalBackend:
             raise InvalidRequestError(
                 f"run {request.run_id} has no Claude session to resume (status {parent.status.value})"
             )
+        from cc_executor.worktrees import resume_isolation
+
+        isolation = resume_isolation(parent, {"isolation": request.request.isolation})  # isolated runs stay so
         return request.request.model_copy(
             update={
                 "cwd": Path(parent.cwd),
                 "resume_session_id": parent.session_id,
                 "fork_session": request.fork,
                 "parent_run_id": request.run_id,
+                **isolation,
             }
         )
 

@@ -36,6 +36,7 @@ examples:
   cc-executor demo                              offline end-to-end demo (no API key needed)
   cc-executor doctor                            check the CLI, login and state dir
   cc-executor run "add a --verbose flag to cli.py" --cwd ~/src/app
+  cc-executor run --worktree "try another parser" --cwd ~/src/app   then: diff / merge / discard
   cc-executor runs --status running
   cc-executor show 3f2a --transcript
   cc-executor approve 3f2a [--deny]             answer the permission prompt a run waits on
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     from cc_executor.cli import run as cli_run
     from cc_executor.cli import runs as cli_runs
     from cc_executor.cli import worker as cli_worker
+    from cc_executor.cli import worktrees as cli_worktrees
 
     parser = argparse.ArgumentParser(
         prog="cc-executor",
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command", required=True)
     cli_run.add_parser(commands)
     cli_runs.add_parsers(commands)
+    cli_worktrees.add_parsers(commands)
     cli_approve.add_parser(commands)
     _add_serve(commands)
     cli_doctor.add_parser(commands)

@@ -37,6 +37,7 @@ from cc_executor.engine.prediction import resolve_timeout
 from cc_executor.engine.progress_text import ProgressTracker, shorten
 from cc_executor.engine.slots import RunSlots, default_slots
 from cc_executor.engine.structured_output import reply_error
+from cc_executor.engine.worktree import RunWorktree, plan_worktree, worktree_root
 from cc_executor.errors import (
     ExecutorError,
     IdleTimeoutError,
@@ -106,6 +107,9 @@ async def prepare_run(request: RunRequest, store: RunStore, *, transcript_dir: P
     config = request.config
     stdout_path, stderr_path = transcript_paths(request.run_id, transcript_dir or config.transcript_dir)
     owner = process.own_identity()
+    worktree = None
+    if request.isolation == "worktree":  # validated before anything is written: bad input creates nothing
+        worktree = RunWorktree(await plan_worktree(request, worktree_root(config.worktree_dir)), request.task)
     mcp_config_file = write_mcp_config(request)
     try:
         argv = build_argv(request, claude, mcp_config_file=mcp_config_file)
@@ -118,6 +122,8 @@ async def prepare_run(request: RunRequest, store: RunStore, *, transcript_dir: P
             transcript_path=str(stdout_path) if config.save_transcript else None,
             stderr_path=str(stderr_path) if config.save_transcript else None,
         )
+        if worktree is not None:
+            await store.set_worktree(request.run_id, worktree.plan)
     except anyio.get_cancelled_exc_class():
         # Cancelled while the INSERT was under way: it may land anyway, and nobody would ever run that row (its owner,
         # this live process, keeps reconcile away). Queued behind the INSERT, this makes such a row say cancelled.
@@ -128,7 +134,7 @@ async def prepare_run(request: RunRequest, store: RunStore, *, transcript_dir: P
     except BaseException:
         _remove(mcp_config_file)
         raise
-    run = Run(request, argv, env, store, stdout_path, stderr_path)
+    run = Run(request, argv, env, store, stdout_path, stderr_path, worktree)
     run.mcp_config_file = mcp_config_file
     return run
 
@@ -159,8 +165,11 @@ class Run:
         store: RunStore,
         stdout_path: Path,
         stderr_path: Path,
+        worktree: RunWorktree | None = None,
     ) -> None:
         self.request = request
+        self.caller_cwd = request.cwd
+        self.worktree = worktree  # isolation="worktree": entered before attempt 1, left in _execute's finally
         self.config = request.config
         self.argv = argv
         self.env = env
@@ -236,7 +245,7 @@ class Run:
         self.deadline = self.started + self.request.timeout_s
         self.started_at = utc_now()
         self.tracker.started = self.started
-        if self.config.track_files:
+        if self.config.track_files and self.worktree is None:  # a worktree's changes come from git
             self.before = await changes.take_snapshot(self.request.cwd, exclude=self._own_files())
         self.writer = self._open_writer()
         try:
@@ -244,6 +253,8 @@ class Run:
         finally:
             if self.writer is not None:
                 self.writer.close()
+            if self.worktree is not None:
+                await self.worktree.leave()  # shielded: a failed, cancelled or timed-out run's work is committed too
         # A cancel request from any process that came first wins: finish_run is a compare-and-set that keeps it.
         return await self._finish(await self._result(error))
 
@@ -375,6 +386,12 @@ class Run:
         if requested is not None:
             attempt.stopped = RunCancelledError(f"{requested} (before the CLI started)")
             return
+        if attempt.n == 1 and self.worktree is not None:
+            self.request, attempt.stopped = await self.worktree.enter(
+                self.request, self.writer, self.env, self.deadline
+            )
+            if attempt.stopped is not None:
+                return
         driver = AttemptDriver(
             **self._answerers(),
             request=self.request,
@@ -449,6 +466,8 @@ class Run:
             started_at=self.started_at,
             finished_at=utc_now(),
         )
+        if self.worktree is not None:
+            result = self.worktree.apply(result, self.caller_cwd)
         if error is not None:
             error.result = result
             result._exception = error

@@ -176,3 +176,20 @@ async def m006_runs_backend(db: aiosqlite.Connection) -> None:
     server, so recovery never marks it lost because a front end's pid died."""
     await db.execute("ALTER TABLE runs ADD COLUMN backend TEXT")
     await db.execute("ALTER TABLE runs ADD COLUMN worker TEXT")
+
+
+@migration
+async def m007_worktree(db: aiosqlite.Connection) -> None:
+    """Worktree isolation: where an isolated run's work is (branch, base..head, commits) and its worktree dir."""
+    for column in (
+        "isolation TEXT NOT NULL DEFAULT 'none'",
+        "branch TEXT",
+        "base_branch TEXT",
+        "base_sha TEXT",
+        "head_sha TEXT",
+        "commits TEXT",
+        "diffstat TEXT",
+        "worktree_path TEXT",
+        "uncommitted_changes_not_carried INTEGER NOT NULL DEFAULT 0",
+    ):
+        await db.execute(f"ALTER TABLE runs ADD COLUMN {column}")

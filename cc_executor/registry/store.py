@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 import anyio
@@ -23,6 +23,9 @@ from cc_executor.errors import InvalidRequestError, RunNotFoundError
 from cc_executor.models import Approval, ExecutionResult, RunRecord, RunRequest, RunStatus, compact_json
 from cc_executor.paths import ensure_private_dir
 from cc_executor.registry.migrations import migrate
+
+if TYPE_CHECKING:
+    from cc_executor.engine.worktree import WorktreePlan
 
 MEMORY = ":memory:"
 
@@ -36,6 +39,7 @@ _JSON_COLUMNS: dict[str, Any] = {
     "files_modified": [],
     "files_deleted": [],
     "permission_denials": [],
+    "commits": [],
 }
 # Columns the record does not carry: they exist for SQL queries only.
 _SQL_ONLY_COLUMNS = ("input_tokens", "output_tokens")
@@ -150,6 +154,15 @@ class RunStore:
             except sqlite3.IntegrityError as exc:
                 raise InvalidRequestError(f"run id {request.run_id!r} already exists") from exc
             return await self._get(request.run_id)
+
+    async def set_worktree(self, run_id: str, plan: WorktreePlan) -> None:
+        """An isolated run's branch, base and worktree directory, known before it starts (doctor reads them)."""
+        await self._update(
+            run_id,
+            "isolation = 'worktree', branch = ?, base_sha = ?, base_branch = ?, worktree_path = ?, "
+            "uncommitted_changes_not_carried = ?",
+            (plan.branch, plan.base_sha, plan.base_branch, str(plan.path), int(plan.dirty)),
+        )
 
     async def mark_started(self, run_id: str, *, pid: int, pgid: int) -> None:
         """Record the CLI's pids; a row already cancelled (by `cc-executor cancel`) stays cancelled."""
@@ -486,6 +499,7 @@ def _record(row: sqlite3.Row) -> RunRecord:
         text = data[column]
         data[column] = empty if text is None else json.loads(text)
     data["files_truncated"] = bool(data["files_truncated"])
+    data["uncommitted_changes_not_carried"] = bool(data["uncommitted_changes_not_carried"])
     return RunRecord.model_validate(data)
 
 
@@ -522,6 +536,10 @@ def _result_values(result: ExecutionResult) -> dict[str, dict[str, Any]]:
         "permission_denials": compact_json(result.permission_denials),
         "attempts": result.attempts,
         "finished_at": result.finished_at or utc_now(),
+        "head_sha": result.head_sha,
+        "commits": compact_json([c.model_dump() for c in result.commits]),
+        "diffstat": result.diffstat,
+        "worktree_path": result.worktree_path,
     }
     keep = {
         "task": result.task or None,
@@ -534,6 +552,8 @@ def _result_values(result: ExecutionResult) -> dict[str, dict[str, Any]]:
         "timeout_basis": result.timeout_basis,
         "started_at": result.started_at,
         "worker": result.worker,
+        "branch": result.branch,
+        "base_sha": result.base_sha,
     }
     return {"overwrite": overwrite, "keep": keep}
 

@@ -1,4 +1,4 @@
-"""Benchmark 6: what a durable run (its own supervisor process, ``DurableBackend``) costs beside an attached one.
+"""Benchmark 8: what a durable run (its own supervisor process, ``DurableBackend``) costs beside an attached one.
 
 * Memory: the supervisor's unique and proportional set size (USS = private pages, what one more run adds; PSS)
   while its claude runs a tool, next to that claude's RSS. For the rejected design (one supervisor per state dir
@@ -93,7 +93,7 @@ async def memory_and_start(config: CCExecutorConfig, work: Path, home: Path) -> 
     daemon = await shared_daemon_cost(config, work, home)
     rows = [
         Row(
-            "6a. extra memory per live durable run (its supervisor) beside its claude",
+            "8a. extra memory per live durable run (its supervisor) beside its claude",
             f"USS {uss:.1f} MiB (PSS {pss:.1f}, RSS {rss:.1f}) beside claude's RSS {claude_rss:.0f} MiB",
             f"≤ {MEMORY_TARGET_MIB:.0f} MB",
             uss * 1.048576 <= MEMORY_TARGET_MIB,
@@ -101,14 +101,14 @@ async def memory_and_start(config: CCExecutorConfig, work: Path, home: Path) -> 
             "more run adds",
         ),
         Row(
-            "6b. rejected design: one supervisor per state dir (LocalBackend in a helper process)",
+            "8b. rejected design: one supervisor per state dir (LocalBackend in a helper process)",
             f"fixed USS {daemon[0]:.1f} MiB, +{daemon[1]:.1f} MiB per extra live run",
             "(info)",
             None,
             "helper process with 1 then 3 live in-process runs; its USS",
         ),
         Row(
-            "6c. submit → claude started: durable (new supervisor) vs in-process",
+            "8c. submit → claude started: durable (new supervisor) vs in-process",
             f"durable {median(starts) * 1000:.0f} ms, in-process {median(local_starts) * 1000:.0f} ms",
             "(info)",
             None,
@@ -150,7 +150,7 @@ async def attach_latency(config: CCExecutorConfig, work: Path, home: Path) -> tu
     lags = [seen[seq] - datetime.fromisoformat(written[seq]).timestamp() for seq in seen if seq in written]
     p50, p99 = quantile(lags, 0.5), quantile(lags, 0.99)
     row = Row(
-        "6d. event written by the supervisor → reattached front end sees it",
+        "8d. event written by the supervisor → reattached front end sees it",
         f"p99 {p99 * 1000:.0f} ms (p50 {p50 * 1000:.0f} ms, max {max(lags) * 1000:.0f} ms; n = {len(lags)})",
         f"p99 ≤ {ATTACH_TARGET_S * 1000:.0f} ms",
         p99 <= ATTACH_TARGET_S,
@@ -181,7 +181,7 @@ async def wall_ratio(config: CCExecutorConfig, work: Path, rounds: int) -> tuple
     floor = (attached + extra) / attached
     ratio = durable / attached
     row = Row(
-        f"6e. per-run wall time, durable vs attached ({attached:.0f} s multi-step run)",
+        f"8e. per-run wall time, durable vs attached ({attached:.0f} s multi-step run)",
         f"attached {attached:.2f} s, durable {durable:.2f} s: ratio {ratio:.3f}; fixed cost outside the run "
         f"+{extra * 1000:.0f} ms = {floor:.3f}×",
         f"≤ {WALL_TARGET}×",
@@ -198,7 +198,7 @@ async def wall_ratio(config: CCExecutorConfig, work: Path, rounds: int) -> tuple
 
 
 async def run(options: Options) -> Section:
-    section = Section("6. Durable runs (a supervisor per run)")
+    section = Section("8. Durable runs (a supervisor per run)")
     work = options.tmp / "work"
     work.mkdir()
     home = options.tmp / "state"

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, Options, Row, Section, claude_version, cpu_model
 
 DOC = REPO / "docs" / "benchmarks.md"
-BENCHMARKS = ("overhead", "stream", "memory", "mcp", "scaling", "durable")
+BENCHMARKS = ("overhead", "stream", "memory", "mcp", "scaling", "temporal", "worktrees", "durable")
 
 Bench = Callable[[Options], Awaitable[Section]]
 
@@ -54,6 +54,14 @@ def load(name: str) -> Bench:
         import scaling
 
         return scaling.run
+    if name == "temporal":
+        import temporal_scale
+
+        return temporal_scale.run
+    if name == "worktrees":
+        import worktrees
+
+        return worktrees.run
     if name == "durable":
         import durable
 

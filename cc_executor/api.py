@@ -297,10 +297,13 @@ async def build_resume_request(
     **fields: Any,
 ) -> RunRequest:
     """A request continuing ``run_id``'s Claude session, in that run's cwd (the CLI only finds sessions
-    from their own cwd), linked to it as parent. ``fork=True`` branches a new session instead."""
+    from their own cwd), linked to it as parent. ``fork=True`` branches a new session instead. An isolated run
+    resumes isolated: a new worktree from the parent's head."""
     parent = await store.get(run_id)
     if not parent.session_id:
         raise InvalidRequestError(f"run {run_id} has no Claude session to resume (status {parent.status.value})")
+    from cc_executor.worktrees import resume_isolation
+
     return build_request(
         prompt,
         config=config,
@@ -308,7 +311,7 @@ async def build_resume_request(
         resume_session_id=parent.session_id,
         fork_session=fork,
         parent_run_id=run_id,
-        **fields,
+        **resume_isolation(parent, fields),
     )
 
 

@@ -112,9 +112,10 @@ def check_claude(explicit: str | None, env: Mapping[str, str]) -> tuple[Check, s
         path = find_claude(explicit, env)
     except ClaudeNotFoundError as exc:
         looked = "; ".join(exc.searched)
-        return Check(
-            "claude", "fail", f"the Claude Code CLI was not found (looked in: {looked})", _INSTALL_CLAUDE
-        ), None
+        detail = f"the Claude Code CLI was not found (looked in: {looked})"
+        if not explicit and override:
+            detail = f"{CLAUDE_PATH_ENV}={override} is not an executable file, and no other claude was found ({looked})"
+        return Check("claude", "fail", detail, _INSTALL_CLAUDE), None
     if not explicit and override and Path(override) != Path(path):
         detail = f"{CLAUDE_PATH_ENV}={override} is not an executable file (runs would fall back to {path})"
         return Check("claude", "fail", detail, f"fix or unset {CLAUDE_PATH_ENV}; {_INSTALL_CLAUDE}"), path
@@ -234,7 +235,22 @@ def check_root(env: Mapping[str, str], permission_mode: str | None) -> Check:
     return Check(name, "ok", detail + " (other modes work)")
 
 
+def check_policy(env: Mapping[str, str]) -> Check:
+    """The operator's policy in force (cc_executor.policy): what callers may ask for, with each setting's name."""
+    from cc_executor.errors import PolicyError
+    from cc_executor.policy import Policy
+
+    name = "policy"
+    try:
+        policy = Policy.from_env(env)
+    except PolicyError as exc:
+        return Check(name, "fail", str(exc), f"fix or unset {exc.setting}; every run is refused until then")
+    detail = "; ".join(f"{setting}={value}" for setting, value in policy.describe().items())
+    return Check(name, "ok", detail)
+
+
 def check_state_dir() -> Check:
+    from cc_executor.errors import UnsafeDirectoryError
     from cc_executor.paths import state_dir
 
     name = "state dir"
@@ -242,6 +258,8 @@ def check_state_dir() -> Check:
         directory = state_dir()
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".doctor-"):
             pass
+    except UnsafeDirectoryError as exc:
+        return Check(name, "fail", str(exc), "use a private directory: unset CC_EXECUTOR_HOME or point it elsewhere")
     except OSError as exc:
         fix = "make it writable by this user, or point CC_EXECUTOR_HOME at a writable directory"
         return Check(name, "fail", f"cannot write the state dir: {exc}", fix)
@@ -269,6 +287,31 @@ async def check_sqlite(state_ok: bool) -> Check:
     more = "+" if recent == 1000 else ""
     detail = f"{path} (SQLite {sqlite3.sqlite_version}): {recent}{more} runs, {unfinished} queued/running"
     return Check(name, "ok", detail)
+
+
+async def check_worktrees(state_ok: bool) -> list[Check]:
+    """Worktrees a crashed isolated run left behind: one warning each, with what it holds and how to recover."""
+    from cc_executor.worktrees import leftover_worktrees
+
+    name = "worktrees"
+    if not state_ok:
+        return [Check(name, "skip", "the state dir is not writable")]
+    try:
+        with anyio.fail_after(STORE_TIMEOUT_S):
+            leftovers = await leftover_worktrees()
+    except (OSError, TimeoutError) as exc:
+        return [Check(name, "warn", f"could not look for leftover worktrees: {exc}")]
+    if not leftovers:
+        return [Check(name, "ok", "no leftover worktrees of isolated runs")]
+    return [
+        Check(
+            f"{name}: {leftover.run_id[:8] if leftover.run_id else leftover.path.name}",
+            "warn",
+            f"leftover worktree {leftover.path} (run {leftover.run_id or 'unknown'}): {leftover.describe()}",
+            leftover.recovery(),
+        )
+        for leftover in leftovers
+    ]
 
 
 def check_state_size(state_ok: bool) -> Check:

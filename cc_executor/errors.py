@@ -2,9 +2,13 @@
 
     CCExecutorError
     ├── InvalidRequestError         bad input (empty task, missing cwd, bad schema, ...); also a ValueError
+    │   └── PolicyError             allowed input the operator's policy refuses (names the setting to change)
     ├── ClaudeNotFoundError         no `claude` executable where we looked
+    ├── UnsafeDirectoryError        a state/transcript dir other users can write (also a PermissionError)
     ├── RunNotFoundError            unknown run id
     ├── TranscriptNotFoundError     the run exists but its transcript file does not
+    ├── WorktreeError               a git step of worktree isolation failed, or a merge/discard was refused
+    │   └── MergeConflictError      merge_run found conflicts (``files``); the checkout was not touched
     └── RunError                    a run ended without success; ``.result`` holds what was collected
         ├── ApiError                the CLI reported an API failure (``status`` = HTTP status)
         │   ├── AuthenticationError         401/403: bad key or expired login
@@ -21,7 +25,9 @@
         ├── RunLostError            its owner process died mid-run (found and marked on the next start)
         ├── StructuredOutputError   json_schema given but the reply is missing or does not match it
         ├── CLICrashError           the CLI exited without a result line (crash, signal, refusal)
-        └── StreamCorruptionError   the stream could not be read (oversized final line, broken pipe)
+        ├── WorktreeSetupError      the run's worktree could not be made ready (git failed, `setup` exited non-zero)
+        ├── StreamCorruptionError   the stream could not be read (oversized final line, broken pipe)
+        └── ExecutorError           cc-executor itself failed mid-run (cwd removed, disk, database): not claude
 
 Callers match on classes or on ``error_class`` (the class name) stored with each run, never on message text.
 """
@@ -42,6 +48,15 @@ class InvalidRequestError(CCExecutorError, ValueError):
     """The request was rejected before anything started; the message names the problem."""
 
 
+class PolicyError(InvalidRequestError):
+    """The operator's policy (cc_executor.policy, read from the environment) refuses the request; the message
+    names the setting that would allow it. Nothing was started or written."""
+
+    def __init__(self, message: str, *, setting: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
 class ClaudeNotFoundError(CCExecutorError):
     def __init__(self, searched: list[str]) -> None:
         self.searched = searched
@@ -50,6 +65,11 @@ class ClaudeNotFoundError(CCExecutorError):
             "the Claude Code CLI `claude` was not found. Looked in:\n  "
             f"{places}\nInstall it (npm install -g @anthropic-ai/claude-code) or set CC_EXECUTOR_CLAUDE to its path."
         )
+
+
+class UnsafeDirectoryError(CCExecutorError, PermissionError):
+    """A directory cc-executor would keep task text and output in can be written by other users (or belongs to
+    one); refused rather than tightened, since it may be a directory the user gave us, like /tmp."""
 
 
 class RunNotFoundError(CCExecutorError, LookupError):
@@ -163,6 +183,25 @@ class StreamCorruptionError(RunError):
     pass
 
 
+class ExecutorError(RunError):
+    """Something on cc-executor's side failed while the run was under way (its cwd was removed, the transcript
+    could not be written, the database stayed locked). The run is recorded ``failed`` and its tree stopped."""
+
+
+class WorktreeSetupError(RunError):
+    pass
+
+
+class WorktreeError(CCExecutorError):
+    pass
+
+
+class MergeConflictError(WorktreeError):
+    def __init__(self, message: str, files: list[str]) -> None:
+        super().__init__(message)
+        self.files = files
+
+
 ERROR_CLASSES: dict[str, type[RunError]] = {
     cls.__name__: cls
     for cls in (
@@ -183,5 +222,7 @@ ERROR_CLASSES: dict[str, type[RunError]] = {
         StructuredOutputError,
         CLICrashError,
         StreamCorruptionError,
+        ExecutorError,
+        WorktreeSetupError,
     )
 }

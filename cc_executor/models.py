@@ -25,6 +25,26 @@ _MCP_SERVER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
 MAX_TASK_BYTES = 4 * 1024 * 1024
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
+# Values that reach the CLI's argv (docs/security.md). A permission rule is a tool name (letters, digits, _ - and *
+# for MCP wildcards such as mcp__server__*), optionally with one parenthesised specifier ("Bash(git log:*)"); no
+# spaces or commas outside the parentheses, since the CLI splits one argument on those into several rules.
+TOOL_RULE = re.compile(r"[A-Za-z][A-Za-z0-9_*-]*(\([^\x00-\x1f\x7f]*\))?")
+# Model names and aliases ("sonnet", "claude-sonnet-4-5", "claude-opus-4-1[1m]", Bedrock ARNs with ':' and '/').
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@\[\]+-]{0,199}")
+# The CLI's session ids are UUIDs (it also takes titles, which we never produce).
+SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def tool_rule_problem(rule: str) -> str:
+    """Why ``rule`` is not a permission rule (one sentence)."""
+    return (
+        f"{rule!r} is not a tool rule; expected a tool name such as 'Read', 'mcp__server__tool' or "
+        "'Bash(git log:*)', one rule per entry, never starting with '-'"
+    )
+
+
+Isolation = Literal["none", "worktree"]
+ISOLATIONS: tuple[str, ...] = ("none", "worktree")
 
 
 class RunStatus(StrEnum):
@@ -86,6 +106,9 @@ class CCExecutorConfig(BaseModel):
         description="With no timeout given, also ask a cheap model for an estimate (recorded beside history).",
     )
     prediction_model: str | None = Field(default=None, description="Model for agent_predict_timeout; default: `model`.")
+    worktree_dir: Path | None = Field(
+        default=None, description="Where isolated runs' git worktrees are made; default <state dir>/worktrees."
+    )
 
     setting_sources: list[SettingSource] | None = Field(
         default_factory=lambda: list(DEFAULT_SETTING_SOURCES),
@@ -109,9 +132,16 @@ class CCExecutorConfig(BaseModel):
     @classmethod
     def _tool_names(cls, tools: list[str]) -> list[str]:
         for name in tools:
-            if not name.strip() or "\n" in name:
-                raise ValueError(f"invalid tool name {name!r}")
+            if not TOOL_RULE.fullmatch(name):
+                raise ValueError(tool_rule_problem(name))
         return tools
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, model: str | None) -> str | None:
+        if model is not None and not MODEL_NAME.fullmatch(model):
+            raise ValueError(f"{model!r} is not a model name (letters, digits and . _ - : / [ ], e.g. 'sonnet')")
+        return model
 
     @field_validator("setting_sources")
     @classmethod
@@ -184,6 +214,18 @@ class RunRequest(BaseModel):
     context: str | None = Field(
         default=None, description="Sent before the task, e.g. a task list's summary of the earlier tasks."
     )
+    isolation: Isolation = Field(
+        default="none", description="'worktree': run in a new git worktree on its own branch (see worktrees.py)."
+    )
+    base_ref: str | None = Field(
+        default=None, description="Isolated runs start from this commit-ish; default the commit checked out in cwd."
+    )
+    branch: str | None = Field(
+        default=None, description="Isolated runs' branch, exactly; refused if it exists. Default cc-executor/<id8>."
+    )
+    setup: list[str] | None = Field(
+        default=None, description="Isolated runs: a command (argv, no shell) run in the worktree before the task."
+    )
 
     @property
     def prompt(self) -> str:
@@ -219,6 +261,13 @@ class RunRequest(BaseModel):
             raise ValueError(f"run_id {run_id!r} is not a lowercase UUID")
         return run_id
 
+    @field_validator("resume_session_id")
+    @classmethod
+    def _session_id(cls, session: str | None) -> str | None:
+        if session is not None and not SESSION_ID.fullmatch(session):
+            raise ValueError(f"{session!r} is not a Claude session id (expected a UUID)")
+        return session
+
     @field_validator("json_schema")
     @classmethod
     def _schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -236,9 +285,28 @@ class RunRequest(BaseModel):
                 raise ValueError(f"add_dirs entry {str(directory)!r} is not a directory")
         return self
 
+    @model_validator(mode="after")
+    def _worktree_fields(self) -> RunRequest:
+        given = [name for name in ("base_ref", "branch", "setup") if getattr(self, name) is not None]
+        if self.isolation != "worktree" and given:
+            verb = "applies" if len(given) == 1 else "apply"
+            raise ValueError(f"{', '.join(given)} {verb} only with isolation='worktree' (isolation is 'none')")
+        for name in ("base_ref", "branch"):
+            value = getattr(self, name)
+            if value is not None and (not value.strip() or value.startswith("-") or any(c in value for c in "\0\n\r")):
+                raise ValueError(f"{name} {value[:80]!r} is not a git ref name")
+        if self.setup is not None and (not self.setup or any(not a or "\0" in a for a in self.setup)):
+            raise ValueError("setup must be a non-empty argv list of non-empty strings, e.g. ['npm', 'ci']")
+        return self
+
     @property
     def timeout_s(self) -> float:
         return self.config.timeout or DEFAULT_TIMEOUT_S
+
+
+class WorktreeCommit(BaseModel):
+    sha: str
+    subject: str
 
 
 class ExecutionResult(BaseModel):
@@ -273,6 +341,19 @@ class ExecutionResult(BaseModel):
     parent_run_id: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    worker: str | None = Field(default=None, description="The worker that ran it (remote backends only).")
+    isolation: Isolation = "none"
+    branch: str | None = Field(default=None, description="Isolated runs: the branch holding the run's work.")
+    base_sha: str | None = Field(default=None, description="Isolated runs: the commit the worktree started from.")
+    head_sha: str | None = Field(default=None, description="Isolated runs: the branch's commit when the run ended.")
+    commits: list[WorktreeCommit] = Field(default_factory=list, description="Isolated runs: base..head, oldest first.")
+    diffstat: str | None = Field(default=None, description="Isolated runs: `git diff --stat` base..head.")
+    uncommitted_changes_not_carried: bool = Field(
+        default=False, description="The caller's checkout had uncommitted changes; the worktree did not get them."
+    )
+    worktree_path: str | None = Field(
+        default=None, description="Isolated runs: the worktree directory while it exists (removed when the run ends)."
+    )
     _exception: Exception | None = PrivateAttr(default=None)  # the typed RunError, when this run produced it
 
     def __str__(self) -> str:
@@ -364,8 +445,12 @@ class RunRecord(ExecutionResult):
     pid: int | None = None
     pgid: int | None = None
     owner_pid: int | None = None
+    owner_start: int | None = Field(default=None, description="The owner's start time (clock ticks after boot).")
+    owner_boot: str | None = Field(default=None, description="The kernel boot id when the owner wrote the row.")
     created_at: str | None = None
     last_progress: str | None = None
+    backend: str | None = Field(default=None, description="A remote owner (``temporal``); None: this machine.")
+    base_branch: str | None = Field(default=None, description="Isolated runs: the branch checked out at the start.")
     profile: dict[str, Any] | None = Field(default=None, description="setting_sources, mcp_servers, strict_mcp_config")
     approvals: list[Approval] = Field(default_factory=list, description="Prompts asked in ask mode, and answers.")
 

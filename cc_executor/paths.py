@@ -1,13 +1,17 @@
 """Where cc-executor keeps its state: one resolver, one env override (CC_EXECUTOR_HOME).
 
-Everything under the state dir can hold task text and model output, so directories are 0700.
+Everything under the state dir can hold task text and model output. Directories we create are 0700; a directory
+that already exists is never chmodded (it may be one the user gave us: CC_EXECUTOR_HOME=/tmp must not make /tmp
+0700), and one that other users can write to is refused with a sentence, since they could swap its files.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
+from cc_executor.errors import UnsafeDirectoryError
 from cc_executor.ids import check_run_id as check_run_id
 
 APP_NAME = "cc-executor"
@@ -36,11 +40,38 @@ def transcript_paths(run_id: str, directory: Path | None = None) -> tuple[Path, 
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) and make it 0700 when we own it; someone else's dir is left alone."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if path.stat().st_uid == os.getuid():
-        path.chmod(0o700)
+    """``path`` as a directory only this user can write: created 0700 if missing (parents as the umask says),
+    used as it is if it exists; UnsafeDirectoryError if others can write it. Never changes an existing mode."""
+    try:
+        path.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        pass
+    else:
+        path.chmod(0o700)  # ours, just made: the umask may only have taken bits away, never added one
+    check_private_dir(path)
     return path
+
+
+def check_private_dir(path: Path) -> None:
+    """Refuse a directory another user owns or can write to (the group counts unless it is our own group)."""
+    info = path.stat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise NotADirectoryError(f"{path} is not a directory")
+    mode = stat.S_IMODE(info.st_mode)
+    uid = os.geteuid()
+    others_write = mode & stat.S_IWOTH or (mode & stat.S_IWGRP and info.st_gid != os.getegid())
+    if info.st_uid == uid and not others_write:
+        return
+    who = (
+        f"belongs to uid {info.st_uid}, not to this user (uid {uid})"
+        if info.st_uid != uid
+        else "others can write to it"
+    )
+    raise UnsafeDirectoryError(
+        f"{path} is not private: {who} (mode {mode:04o}). cc-executor keeps task text and model output there; point "
+        "CC_EXECUTOR_HOME at a directory only you can write (a missing one is created 0700), or remove the group "
+        f"and other write bits yourself (chmod go-w {path})"
+    )
 
 
 def _state_base() -> Path:

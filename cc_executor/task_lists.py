@@ -27,7 +27,7 @@ from cc_executor.engine.task_list_runner import (
     context_preamble,
     run_task_list,
 )
-from cc_executor.models import CCExecutorConfig, RunRequest
+from cc_executor.models import CCExecutorConfig, Isolation, RunRequest
 from cc_executor.registry.store import RunStore
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "build_list_requests",
     "cc_execute_list",
     "context_preamble",
+    "list_isolation",
     "run_task_list",
 ]
 
@@ -57,6 +58,7 @@ class ListTask(BaseModel):
     task: str
     overrides: dict[str, Any] = Field(default_factory=dict, description="CCExecutorConfig fields for this task only.")
     json_schema: dict[str, Any] | None = None
+    branch: str | None = Field(default=None, description="isolation 'worktree': this task's branch, exactly.")
 
 
 def build_list_requests(
@@ -65,10 +67,13 @@ def build_list_requests(
     config: CCExecutorConfig | None = None,
     cwd: str | Path | None = None,
     list_id: str | None = None,
+    **fields: Any,
 ) -> list[RunRequest]:
-    """Validate the whole list before anything runs (an InvalidRequestError names the task and field)."""
+    """Validate the whole list before anything runs (an InvalidRequestError names the task and field; the
+    operator's policy is checked for every task too, so a list never stops halfway on a PolicyError)."""
     from cc_executor.api import build_request
-    from cc_executor.errors import InvalidRequestError
+    from cc_executor.errors import InvalidRequestError, PolicyError
+    from cc_executor.policy import current_policy
 
     if not tasks:
         raise InvalidRequestError("tasks: the list is empty")
@@ -77,17 +82,31 @@ def build_list_requests(
     base = config or CCExecutorConfig()
     list_id = list_id or str(uuid.uuid4())
     requests = []
+    policy = current_policy()
     for index, item in enumerate(tasks, start=1):
         spec = ListTask(task=item) if isinstance(item, str) else ListTask.model_validate(item)
         try:
             task_config = base.model_copy(update=spec.overrides) if spec.overrides else base
             task_config = CCExecutorConfig.model_validate(task_config.model_dump())
-            requests.append(
-                build_request(spec.task, config=task_config, cwd=cwd, json_schema=spec.json_schema, list_id=list_id)
+            request = build_request(
+                spec.task,
+                config=task_config,
+                cwd=cwd,
+                json_schema=spec.json_schema,
+                list_id=list_id,
+                **_with_branch(fields, spec.branch),
             )
+            policy.enforce(request)  # refuses here; prepare_run applies it again when the task runs
+            requests.append(request)
+        except PolicyError as exc:
+            raise PolicyError(f"tasks[{index}]: {exc}", setting=exc.setting) from None
         except (InvalidRequestError, ValueError) as exc:
             raise InvalidRequestError(f"tasks[{index}]: {exc}") from None
     return requests
+
+
+def _with_branch(fields: dict[str, Any], branch: str | None) -> dict[str, Any]:
+    return {**fields, "branch": branch} if branch is not None else fields
 
 
 async def cc_execute_list(
@@ -101,12 +120,26 @@ async def cc_execute_list(
     on_progress: ListProgressCallback | None = None,
     store: RunStore | None = None,
     slots: RunSlots | None = None,
+    isolation: Isolation | None = None,
+    base_ref: str | None = None,
+    setup: list[str] | None = None,
 ) -> TaskListResult:
     """Run several tasks in one cwd. Sequential (default): each later task is told the earlier results and
-    the list stops at the first failure. ``sequential=False``: at most ``max_parallel`` at once."""
+    the list stops at the first failure. ``sequential=False``: at most ``max_parallel`` at once.
+
+    ``isolation``: "worktree" runs each task in its own git worktree and branch (see ``cc_executor.worktrees``);
+    by default a parallel list whose cwd is inside a git repository does so, and its result's ``note`` says so."""
     from cc_executor.api import open_store
 
-    requests = build_list_requests(tasks, config=config, cwd=cwd)
+    chosen, note = await list_isolation(isolation, sequential=sequential, cwd=cwd)
+    extra: dict[str, Any] = {"isolation": chosen}
+    if chosen == "worktree":
+        extra.update({k: v for k, v in (("base_ref", base_ref), ("setup", setup)) if v is not None})
+    requests = build_list_requests(tasks, config=config, cwd=cwd, **extra)
+    if chosen == "worktree":
+        from cc_executor.worktrees import check_requests
+
+        await check_requests(requests)  # a bad base or a taken branch stops the list before any task starts
     kwargs: dict[str, Any] = {
         "sequential": sequential,
         "max_parallel": max_parallel,
@@ -115,6 +148,29 @@ async def cc_execute_list(
         "slots": slots,
     }
     if store is not None:
-        return await run_task_list(requests, store, **kwargs)
-    async with open_store() as own:
-        return await run_task_list(requests, own, **kwargs)
+        result = await run_task_list(requests, store, **kwargs)
+    else:
+        async with open_store() as own:
+            result = await run_task_list(requests, own, **kwargs)
+    return result.model_copy(update={"isolation": chosen, "note": note})
+
+
+async def list_isolation(
+    isolation: Isolation | None, *, sequential: bool, cwd: str | Path | None
+) -> tuple[Isolation, str | None]:
+    """The isolation a list runs with, and a note when it was chosen for the caller: parallel tasks in a git
+    repository get worktrees, so they cannot overwrite each other's files."""
+    if isolation is not None or sequential:
+        return isolation or "none", None
+    from cc_executor.engine.git import git
+
+    where = Path(cwd) if cwd is not None else Path.cwd()
+    inside = await git(["rev-parse", "--is-inside-work-tree"], cwd=where.expanduser(), check=False)
+    if inside.returncode != 0 or inside.stdout.strip() != "true":
+        return "none", None
+    note = (
+        f"parallel tasks in the git repository at {where} ran in their own worktrees (isolation 'worktree'), each "
+        "on its own branch: merge the ones you want (merge_run / `cc-executor merge`); pass isolation 'none' to "
+        "share the checkout instead"
+    )
+    return "worktree", note

@@ -43,5 +43,17 @@ async def workdir(given: Path | None) -> AsyncIterator[Path]:
         yield Path(tmp)
 
 
+def ensure_repo(cwd: Path) -> Path:
+    """Worktree isolation needs a git repository: make ``cwd`` one (with a first commit) unless it already is."""
+    import subprocess
+
+    from cc_executor.testing.git_repos import make_repo
+
+    inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=cwd, capture_output=True, check=False)
+    if inside.returncode == 0:
+        return cwd
+    return make_repo(cwd, {"README.md": "# example project\n"})
+
+
 def show(update: ProgressUpdate) -> None:
     sys.stderr.write(f"  … {update.message}\n")

@@ -1,5 +1,6 @@
-"""Competing implementations: three Claude instances implement the same function in parallel, then a
-fourth judges them by running a shared check (seed example: concurrent implementations + judge).
+"""Competing implementations: three Claude instances implement the same file in parallel, each in its own git
+worktree and branch (so they cannot overwrite each other), then a judge compares the branches by running one
+check against each, and the winner is merged back; the losers are discarded.
 
     python examples/competing_implementations.py            # offline, scripted fake API
     python examples/competing_implementations.py --real     # your Claude login
@@ -8,33 +9,37 @@ fourth judges them by running a shared check (seed example: concurrent implement
 from __future__ import annotations
 
 import anyio
-from _common import example_config, parse_args, show, workdir
+from _common import ensure_repo, example_config, parse_args, show, workdir
 
-from cc_executor import cc_execute, cc_execute_list
+from cc_executor import ListTask, cc_execute, cc_execute_list, discard_run, merge_run
 from cc_executor.testing.fake_api import Scenario, Text, ToolUse
 
 STYLES = {
-    "impl_a": "with a regular expression",
-    "impl_b": "with str.translate and split",
-    "impl_c": "character by character",
+    "regex": "with a regular expression",
+    "translate": "with str.translate and split",
+    "loop": "character by character",
 }
 CODE = {
-    "impl_a": "import re\n\ndef slugify(s):\n    return re.sub(r'[^a-z0-9]+', '-', s.lower()).strip('-')\n",
-    "impl_b": (
+    "regex": "import re\n\ndef slugify(s):\n    return re.sub(r'[^a-z0-9]+', '-', s.lower()).strip('-')\n",
+    "translate": (
         "import string\n\ndef slugify(s):\n"
         "    table = str.maketrans({c: ' ' for c in string.punctuation})\n"
         "    return '-'.join(s.lower().translate(table).split())\n"
     ),
-    "impl_c": (
+    "loop": (
         "def slugify(s):\n    out, dash = [], False\n    for ch in s.lower():\n"
         "        if ch.isalnum():\n            out.append(ch); dash = False\n"
         "        elif not dash and out:\n            out.append('-'); dash = True\n"
         "    return ''.join(out).strip('-')\n"
     ),
 }
+BRANCHES = {name: f"contest/{name}" for name in STYLES}
+# The judge reads each contender's slugify.py straight from its branch and runs the same cases on it.
 CHECK = (
-    "python3 -c \"import impl_a, impl_b, impl_c; cases={'Hello, World!': 'hello-world', '  a  b ': 'a-b'}; "
-    'print({m.__name__: all(m.slugify(k) == v for k, v in cases.items()) for m in (impl_a, impl_b, impl_c)})"'
+    "for b in " + " ".join(BRANCHES.values()) + '; do git show "$b:slugify.py" > "cand_${b#contest/}.py"; done; '
+    "python3 -c \"import importlib; cases={'Hello, World!': 'hello-world', '  a  b ': 'a-b'}; "
+    "print({n: all(importlib.import_module('cand_' + n).slugify(k) == v for k, v in cases.items()) "
+    "for n in ('regex', 'translate', 'loop')})\""
 )
 JUDGE_SCHEMA = {
     "type": "object",
@@ -44,16 +49,16 @@ JUDGE_SCHEMA = {
 
 ROUTES = {
     **{
-        f"Write {name}.py": Scenario(
-            [ToolUse("Write", {"file_path": "{cwd}/" + f"{name}.py", "content": code}), Text(f"{name}.py written")]
+        f"Contender {name}:": Scenario(
+            [ToolUse("Write", {"file_path": "{cwd}/slugify.py", "content": code}), Text(f"slugify.py ({name}) written")]
         )
         for name, code in CODE.items()
     },
-    "Judge the three": Scenario(
+    "Judge the branches": Scenario(
         [
-            ToolUse("Bash", {"command": CHECK, "description": "run the shared check"}),
-            ToolUse("StructuredOutput", {"winner": "impl_a", "reasons": "all pass; impl_a is the shortest"}),
-            Text("impl_a wins"),
+            ToolUse("Bash", {"command": CHECK, "description": "run the shared check on every branch"}),
+            ToolUse("StructuredOutput", {"winner": "contest/regex", "reasons": "all pass; the regex one is shortest"}),
+            Text("contest/regex wins"),
         ]
     ),
 }
@@ -62,21 +67,40 @@ ROUTES = {
 async def main() -> int:
     args = parse_args(__doc__ or "")
     async with workdir(args.cwd) as cwd, example_config(args.real, ROUTES, allowed_tools=["Bash", "Write"]) as config:
-        tasks = [f"Write {name}.py defining slugify(s) {style}. No other files." for name, style in STYLES.items()]
+        repo = ensure_repo(cwd)
+        tasks = [
+            ListTask(
+                task=f"Contender {name}: write slugify.py defining slugify(s) {style}. No other files.", branch=branch
+            )
+            for (name, style), branch in zip(STYLES.items(), BRANCHES.values(), strict=True)
+        ]
+        # Parallel tasks in a git repository run in worktrees by default (the result's note says so).
         contest = await cc_execute_list(
-            tasks, sequential=False, max_parallel=3, config=config, cwd=cwd, on_progress=show
+            tasks, sequential=False, max_parallel=3, config=config, cwd=repo, on_progress=show
         )
-        print(f"implementations: {contest.succeeded}/3 written ({', '.join(contest.files_created)})")
+        print(f"contenders: {contest.succeeded}/3 on their own branches ({contest.isolation})")
+        for entry in contest.entries:
+            if entry.result is not None:
+                print(f"  {entry.result.branch}: {', '.join(entry.result.files_created)}")
         verdict = await cc_execute(
-            "Judge the three slugify implementations impl_a.py, impl_b.py, impl_c.py: run the same cases "
-            "against each and pick the best.",
+            "Judge the branches " + ", ".join(BRANCHES.values()) + ": each has a slugify.py. Run the same cases "
+            "against each branch's version and pick the best branch.",
             config=config,
-            cwd=cwd,
+            cwd=repo,
+            isolation="worktree",  # the judge's scratch files stay on its own branch
             json_schema=JUDGE_SCHEMA,
             on_progress=show,
         )
-        print(f"winner: {verdict.structured_output['winner']} — {verdict.structured_output['reasons']}")
-        return 0
+        winner = verdict.structured_output["winner"]
+        print(f"winner: {winner} — {verdict.structured_output['reasons']}")
+        for entry in contest.entries:
+            if entry.result is not None and entry.result.branch == winner:
+                merged = await merge_run(entry.run_id)
+                print(f"merged {merged.branch} into {merged.into}: {', '.join(merged.files)}")
+            else:
+                await discard_run(entry.run_id)
+        await discard_run(verdict.run_id)
+        return 0 if contest.status == "success" else 1
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""A multi-component build: independent components in parallel, then one integration task that uses them.
+"""A multi-component build: independent components in parallel, each in its own git worktree and branch; their
+branches are merged back, then one integration task uses them.
 
 python examples/multi_component_build.py            # offline, scripted fake API
 python examples/multi_component_build.py --real     # your Claude login
@@ -7,9 +8,9 @@ python examples/multi_component_build.py --real     # your Claude login
 from __future__ import annotations
 
 import anyio
-from _common import example_config, parse_args, show, workdir
+from _common import ensure_repo, example_config, parse_args, show, workdir
 
-from cc_executor import cc_execute, cc_execute_list
+from cc_executor import cc_execute, cc_execute_list, merge_run
 from cc_executor.testing.fake_api import Scenario, Text, ToolUse
 
 COMPONENTS = {
@@ -48,8 +49,15 @@ async def main() -> int:
             "Component storage.py: a Storage class with add(item) returning the count.",
             "Component render.py: render(todos) returning one '[x] title' / '[ ] title' line per todo.",
         ]
-        parts = await cc_execute_list(tasks, sequential=False, max_parallel=3, config=config, cwd=cwd, on_progress=show)
+        repo = ensure_repo(cwd)
+        parts = await cc_execute_list(
+            tasks, sequential=False, max_parallel=3, config=config, cwd=repo, isolation="worktree", on_progress=show
+        )
         print(f"components: {', '.join(parts.files_created)}")
+        for entry in parts.entries:  # each part is on its own branch; they touch different files, so no conflicts
+            if entry.result is not None and entry.result.ok:
+                merged = await merge_run(entry.run_id)
+                print(f"merged {merged.branch}: {', '.join(merged.files)}")
         final = await cc_execute(
             "Integrate: write main.py using models.py, storage.py and render.py, then run it.",
             config=config,

@@ -22,6 +22,7 @@ from . import approval_tools
 from . import run_tools as runs
 from . import task_list_tools as lists
 from . import transcript_tools as transcripts
+from . import worktree_tools as worktrees
 from .approval_tools import HostPerson
 from .errors import ToolErrorServer
 from .progress_notifications import ProgressSink
@@ -72,6 +73,9 @@ How to use it:
 - json_schema makes the final answer structured (returned as structured_output). resume_run_id continues the
   Claude conversation of an earlier run in the same directory.
 - files_created / files_modified come from a diff of cwd, not from what the model claims.
+- isolation "worktree" runs a task in its own git worktree and branch (cwd must be in a git repository), so
+  parallel tasks cannot overwrite each other; the result names the branch and its commits. Merge the work back
+  with merge_run (checks for conflicts first, never touches a dirty checkout) or drop it with discard_run.
 """
 
 _RUNNING = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
@@ -192,7 +196,7 @@ async def start_task(
         return await runs.describe(state, run_id)
 
 
-@with_run_options(exclude=("json_schema",))
+@with_run_options(exclude=("json_schema", "branch"))
 async def execute_task_list(
     tasks: Annotated[
         list[TaskSpec],
@@ -359,6 +363,32 @@ async def get_transcript(
         return await transcripts.get_transcript(_state(ctx), run_id, cursor=cursor, limit=limit, fmt=format, tail=tail)
 
 
+async def merge_run(
+    run_id: RunId,
+    ctx: Ctx,
+    strategy: Annotated[
+        worktrees.Strategy,
+        Field(description="merge: a merge commit; squash: one new commit; ff-only: fast-forward or refuse."),
+    ] = "merge",
+    into: Annotated[
+        str | None,
+        Field(max_length=250, description="The branch to merge into (default: the one the run started from)."),
+    ] = None,
+) -> worktrees.MergeOutput:
+    """Merge the branch of a finished run that had isolation 'worktree' into the checkout it started from (its
+    cwd). Checks first and changes nothing when: the checkout is on another branch, has uncommitted changes, or
+    the merge would conflict (conflicts lists the files; merged is false). Then merges with the strategy."""
+    with runs.tool_errors():
+        return await worktrees.merge(_state(ctx), run_id, strategy, into)
+
+
+async def discard_run(run_id: RunId, ctx: Ctx) -> worktrees.DiscardOutput:
+    """Delete the branch of a finished run that had isolation 'worktree' (and its worktree if a crash left one).
+    Nothing is discarded without this call; the answer says how to restore the branch."""
+    with runs.tool_errors():
+        return await worktrees.discard(_state(ctx), run_id)
+
+
 # --- assembly ------------------------------------------------------------------------------------------------------
 
 TOOLS: list[tuple[Any, str, ToolAnnotations]] = [
@@ -371,6 +401,8 @@ TOOLS: list[tuple[Any, str, ToolAnnotations]] = [
     (approve_run, "Answer a run's permission prompt", _CANCELLING),
     (list_runs, "List recorded runs", _READING),
     (get_transcript, "Read a run's transcript", _READING),
+    (merge_run, "Merge an isolated run's branch", _CANCELLING),
+    (discard_run, "Discard an isolated run's branch", _CANCELLING),
 ]
 
 

@@ -29,7 +29,7 @@ text; problems come back as `isError` results whose text names the problem.
 | `CC_EXECUTOR_RETURN_AFTER_S` | 50 | seconds before execute_task(_list) hands off: status `running` + run ids |
 | `CC_EXECUTOR_MAX_CONCURRENT` | CPU count | runs at once, shared by all tools; the rest queue (position in progress) |
 | `CC_EXECUTOR_HOME` | `~/.local/state/cc-executor` | state dir: `runs.db` and `transcripts/` |
-| `CC_EXECUTOR_CLAUDE` | `claude` on PATH | the Claude Code CLI to run |
+| `CC_EXECUTOR_CLAUDE` | `claude` on PATH (never the cwd) | the Claude Code CLI to run |
 | `CC_EXECUTOR_DEFAULT_CWD` | none (cwd required) | cwd when a call gives none and the host has no roots |
 | `CC_EXECUTOR_ALLOW_OUTSIDE_ROOTS` | 0 | 1: a `cwd`/`add_dirs` outside the host's roots is allowed |
 | `CC_EXECUTOR_SETTING_SOURCES` | `project,local` | settings nested runs load; `all`: the CLI's default |
@@ -41,8 +41,14 @@ text; problems come back as `isError` results whose text names the problem.
 | `CC_EXECUTOR_MODEL` | the CLI's default | model when a call gives none |
 | `CC_EXECUTOR_LOG_LEVEL` | WARNING | server log level (logs go to stderr, never stdout) |
 | `CC_EXECUTOR_BACKEND` | `durable` | `durable`: runs outlive the server (a supervisor each); `local`: die with it |
+| `CC_EXECUTOR_ALLOWED_PERMISSION_MODES` | all but `bypassPermissions` | permission modes callers may ask for |
+| `CC_EXECUTOR_ALLOWED_DIRS` | no limit | `:`-separated dirs a run's `cwd` and `add_dirs` must lie in |
+| `CC_EXECUTOR_MAX_TIMEOUT_S`, `_MAX_TURNS`, `_MAX_BUDGET_USD` | none | ceilings; a run naming no value gets them |
+| `CC_EXECUTOR_ALWAYS_ALLOWED_TOOLS`, `_ALWAYS_DISALLOWED_TOOLS` | none | tool rules added to every run |
 
-The CLI inherits the server's environment (minus variables of a host Claude Code session such as `CLAUDECODE`).
+The last four rows are the operator's policy (docs/security.md): a call asking for more gets an error naming the
+variable that would allow it. The CLI inherits the server's environment (minus variables of a host Claude Code
+session such as `CLAUDECODE`).
 
 ## Host configuration
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from cc_executor.text import one_line
 
-from .schemas import PendingApproval, ResultStatus, RunResult, RunSummary
+from .schemas import Commit, PendingApproval, ResultStatus, RunResult, RunSummary
 
 if TYPE_CHECKING:
     from cc_executor.models import Approval, ExecutionResult, RunRecord
@@ -69,6 +69,8 @@ def run_result(
         error=result.error,
         permission_denials=_denied_tools(result.permission_denials),
         last_progress=last_progress,
+        attempts=result.attempts if result.status.finished else None,
+        worker=result.worker,
         task=one_line(result.task, _TASK_CHARS) if result.task else None,
         cwd=result.cwd or None,
         list_id=result.list_id,
@@ -77,6 +79,14 @@ def run_result(
         finished_at=result.finished_at,
         transcript_uri=transcript_uri(result.run_id),
         result_uri=result_uri(result.run_id),
+        isolation=result.isolation,
+        branch=result.branch,
+        base_sha=result.base_sha,
+        head_sha=result.head_sha,
+        commits=[Commit(sha=c.sha, subject=c.subject) for c in result.commits],
+        diffstat=result.diffstat,
+        uncommitted_changes_not_carried=result.uncommitted_changes_not_carried,
+        worktree_path=result.worktree_path,
     )
     out.message = message or outcome_message(out, structured_note)
     return out
@@ -143,9 +153,24 @@ def outcome_message(out: RunResult, structured_note: str = "") -> str:
         )
     if structured_note:
         parts.append(structured_note)
+    if out.branch and out.done:
+        parts.append(_worktree_note(out))
     if out.status == "success" and out.session_id:
         parts.append(f"To continue this conversation, pass resume_run_id='{out.run_id}' to execute_task.")
     return " ".join(parts)
+
+
+def _worktree_note(out: RunResult) -> str:
+    n = len(out.commits)
+    note = f"The work is on branch {out.branch} ({n} commit{'s' if n != 1 else ''} on {(out.base_sha or '?')[:12]})"
+    note += (
+        f"; merge it with merge_run(run_id='{out.run_id}') or drop it with discard_run(run_id='{out.run_id}')."
+        if n
+        else "; it has no changes."
+    )
+    if out.uncommitted_changes_not_carried:
+        note += " The checkout had uncommitted changes; the run started from the last commit without them."
+    return note
 
 
 def _status_line(out: RunResult) -> str:
@@ -181,6 +206,8 @@ def run_summary(record: RunRecord) -> RunSummary:
         error_class=record.error_class,
         list_id=record.list_id,
         last_progress=None if record.status.finished else record.last_progress,
+        branch=record.branch,
+        commits=len(record.commits),
     )
 
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from mcp.server.mcpserver.exceptions import ToolError
@@ -97,13 +97,21 @@ async def make_request(
         cwd = Path(parent.cwd)
     else:
         cwd = choose_cwd(options.cwd, roots or [], state.settings.default_cwd)
-    request = build_request(task, config=config, cwd=cwd, json_schema=options.json_schema, list_id=list_id)
+    request = build_request(
+        task, config=config, cwd=cwd, json_schema=options.json_schema, list_id=list_id, **isolation_fields(options)
+    )
     allow = state.settings.allow_outside_roots
     check_inside_roots(request.cwd, roots or [], allow_outside=allow)
     for directory in request.config.add_dirs:
         check_inside_roots(directory, roots or [], allow_outside=allow, what="add_dirs entry")
     await backend.preflight(request)
     return Submission(request, resume_run_id)
+
+
+def isolation_fields(options: RunOptions) -> dict[str, Any]:
+    """isolation and its options as request fields (the request refuses base_ref/branch/setup without a worktree)."""
+    names = ("isolation", "base_ref", "branch", "setup")
+    return {name: getattr(options, name) for name in names if getattr(options, name) is not None}
 
 
 def _check_resume(record: RunRecord, cwd: str | None) -> None:

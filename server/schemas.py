@@ -104,6 +104,8 @@ Cwd = Annotated[str, AfterValidator(_check_cwd)]
 ToolName = Annotated[str, AfterValidator(_check_tool_name)]
 ModelName = Annotated[str, AfterValidator(_check_model)]
 TimeoutS = Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S)]
+GitRef = Annotated[str, Field(min_length=1, max_length=250, pattern=r"^[^-\s][^\s]*$")]
+SetupArg = Annotated[str, Field(min_length=1, max_length=4096)]
 
 
 CwdParam = Annotated[
@@ -178,6 +180,34 @@ JsonSchemaParam = Annotated[
     Field(description="JSON Schema the final answer must match; the parsed answer comes back as structured_output."),
 ]
 
+IsolationParam = Annotated[
+    Literal["none", "worktree"] | None,
+    Field(
+        description="'worktree': run in a new git worktree on its own branch (cwd must be in a git repository); the "
+        "work is committed there when the run ends, then merge_run or discard_run. Default 'none'; a parallel "
+        "task list in a git repository defaults to 'worktree'."
+    ),
+]
+BaseRefParam = Annotated[
+    GitRef | None,
+    Field(description="isolation 'worktree': start from this branch, tag or sha (default: the commit checked out)."),
+]
+BranchParam = Annotated[
+    GitRef | None,
+    Field(
+        description="isolation 'worktree': the run's branch name, exactly (refused if it exists; default "
+        "cc-executor/<first 8 of the run id>)."
+    ),
+]
+SetupParam = Annotated[
+    list[SetupArg] | None,
+    Field(
+        max_length=100,
+        description="isolation 'worktree': a command run in the worktree before the task, as an argv list "
+        '(no shell), e.g. ["npm", "ci"]; its output goes into the transcript.',
+    ),
+]
+
 
 class RunOptions(BaseModel):
     """Options shared by every way of starting a run (and by each entry of a task list)."""
@@ -198,6 +228,10 @@ class RunOptions(BaseModel):
     mcp_config: McpConfigParam = None
     strict_mcp_config: StrictMcpConfigParam = None
     permission_prompts: PermissionPromptsParam = None
+    isolation: IsolationParam = None
+    base_ref: BaseRefParam = None
+    branch: BranchParam = None
+    setup: SetupParam = None
 
     def merged_over(self, defaults: RunOptions) -> RunOptions:
         """These options, with unset ones taken from ``defaults`` (a task list's shared options)."""
@@ -226,6 +260,11 @@ ResultStatus = Literal[
     "skipped",
     "waiting_for_approval",
 ]
+
+
+class Commit(BaseModel):
+    sha: str
+    subject: str
 
 
 class PendingApproval(BaseModel):
@@ -262,7 +301,10 @@ class RunResult(BaseModel):
     result_chars: int | None = Field(default=None, description="Length of the full result text.")
     structured_output: Any = Field(default=None, description="The parsed answer when json_schema was given.")
     summary: str | None = None
-    files_created: list[str] = Field(default_factory=list, description="From a diff of cwd, not from Claude's claims.")
+    files_created: list[str] = Field(
+        default_factory=list,
+        description="From a diff of cwd (isolation 'worktree': base..head, repository paths), not Claude's claims.",
+    )
     files_modified: list[str] = Field(default_factory=list)
     files_deleted: list[str] = Field(default_factory=list)
     cost_usd: float | None = None
@@ -273,6 +315,8 @@ class RunResult(BaseModel):
     error: str | None = None
     permission_denials: list[str] = Field(default_factory=list, description="Tools that were denied during the run.")
     last_progress: str | None = Field(default=None, description="The latest progress message of a live run.")
+    attempts: int | None = Field(default=None, description="Attempts it took (API retries, or a lost worker's rerun).")
+    worker: str | None = Field(default=None, description="The worker that ran it (Temporal backend only).")
     pending_approvals: list[PendingApproval] = Field(
         default_factory=list, description="Questions the run waits on; answer with approve_run."
     )
@@ -284,6 +328,16 @@ class RunResult(BaseModel):
     finished_at: str | None = None
     transcript_uri: str | None = None
     result_uri: str | None = None
+    isolation: Literal["none", "worktree"] = "none"
+    branch: str | None = Field(default=None, description="isolation 'worktree': the branch holding the run's work.")
+    base_sha: str | None = None
+    head_sha: str | None = None
+    commits: list[Commit] = Field(default_factory=list, description="base..head, oldest first.")
+    diffstat: str | None = None
+    uncommitted_changes_not_carried: bool = Field(
+        default=False, description="The checkout had uncommitted changes; the worktree started without them."
+    )
+    worktree_path: str | None = Field(default=None, description="Set only while the run's worktree exists.")
 
 
 class ListTotals(BaseModel):
@@ -306,6 +360,8 @@ class TaskListOutput(BaseModel):
     mode: Literal["sequential", "parallel"]
     tasks: list[RunResult]
     totals: ListTotals
+    isolation: Literal["none", "worktree"] = "none"
+    note: str | None = Field(default=None, description="Set when the list's isolation was chosen for you.")
 
 
 class TranscriptPageOutput(BaseModel):
@@ -334,6 +390,8 @@ class RunSummary(BaseModel):
     error_class: str | None = None
     list_id: str | None = None
     last_progress: str | None = None
+    branch: str | None = None
+    commits: int = 0
 
 
 class RunList(BaseModel):

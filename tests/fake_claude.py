@@ -339,7 +339,9 @@ def main(argv: list[str]) -> int:
 
 
 def _streaming_input(argv: list[str]) -> bool:
-    return any(a == "--input-format" and b == "stream-json" for a, b in itertools.pairwise(argv))
+    """`--input-format stream-json` or `--input-format=stream-json` (the form cc-executor passes)."""
+    joined = "--input-format=stream-json" in argv
+    return joined or any(a == "--input-format" and b == "stream-json" for a, b in itertools.pairwise(argv))
 
 
 def _read_stream_prompt() -> str:

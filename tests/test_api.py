@@ -82,6 +82,7 @@ async def test_bypass_as_root_without_sandbox_is_refused_up_front(
     fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("IS_SANDBOX", raising=False)
+    monkeypatch.setenv("CC_EXECUTOR_ALLOWED_PERMISSION_MODES", "bypassPermissions")  # the operator's policy allows it
     config = config.model_copy(update={"permission_mode": "bypassPermissions"})
     with pytest.raises(InvalidRequestError, match="IS_SANDBOX=1"):
         await cc_execute("anything", config=config, cwd=workdir)

@@ -25,11 +25,12 @@ from cc_executor.backends import (
     RunFilter,
     TranscriptQuery,
 )
-from cc_executor.engine.process import marked_processes
+from cc_executor.backends.temporal.backend import TemporalBackend
 from cc_executor.errors import RunNotFoundError
 from cc_executor.models import CCExecutorConfig, RunStatus
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
+from cc_executor.testing.temporal_cluster import Workers, run_processes
 
 pytestmark = pytest.mark.anyio
 
@@ -48,11 +49,27 @@ async def durable_backend(max_concurrent: int | None) -> AsyncIterator[Backend]:
         yield backend
 
 
+def temporal_backend(workers: Workers) -> BackendFactory:
+    """Runs on the session's Temporal dev server and worker processes (a one-slot worker for ``max_concurrent``)."""
+
+    @asynccontextmanager
+    async def make(max_concurrent: int | None) -> AsyncIterator[Backend]:
+        workers.ensure("w1", "w2")
+        settings = workers.settings if max_concurrent is None else workers.solo()
+        async with TemporalBackend(settings, poll_s=0.2) as backend:
+            yield backend
+
+    return make
+
+
 BACKENDS: dict[str, BackendFactory] = {"local": local_backend, "durable": durable_backend}
+SESSION_BACKENDS = {"temporal": temporal_backend}  # built from the session's Temporal cluster
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=sorted([*BACKENDS, *SESSION_BACKENDS]))
 def make_backend(request: pytest.FixtureRequest) -> BackendFactory:
+    if request.param in SESSION_BACKENDS:
+        return SESSION_BACKENDS[request.param](request.getfixturevalue("temporal_workers"))
     return BACKENDS[request.param]
 
 
@@ -67,7 +84,7 @@ async def all_events(backend: Backend, run_id: str, after: int = 0) -> list[RunE
 
 async def no_processes_left(*run_ids: str) -> None:
     for _ in range(100):
-        if not any(marked_processes(run_id) for run_id in run_ids):
+        if not any(run_processes(run_id) for run_id in run_ids):
             return
         await anyio.sleep(0.1)
     raise AssertionError(f"processes of {run_ids} still alive after 10 s")
@@ -133,8 +150,8 @@ async def test_cancelling_a_queued_run_never_starts_it(
     fake_api.scenario = scenarios.slow(steps=3, seconds=1.0)
     async with make_backend(1) as backend:
         running = await backend.submit(build_request("first", config=with_bash(config), cwd=workdir))
+        await started(backend, running)  # first, so the one slot is taken (a remote queue need not be FIFO)
         queued = await backend.submit(build_request("second", config=config, cwd=workdir))
-        await started(backend, running)
         report = await backend.cancel(queued, "cancelled: while queued")
         queued_record = await backend.status(queued)
         await backend.cancel(running, "cancelled: done with the test")

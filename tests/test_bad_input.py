@@ -177,6 +177,15 @@ MCP_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("list_runs", {"limit": 201}, "limit: must be at most 200"),
     ("list_runs", {"list_id": "l" * 65}, "list_id: must be at most 64 characters"),
     ("list_runs", {"stauts": "running"}, "stauts: not a parameter of list_runs; its parameters are cwd, limit"),
+    # worktree isolation (issue 14)
+    ("execute_task", with_cwd({"task": "x", "isolation": "worktree"}), "isolation='worktree' needs cwd inside a git"),
+    ("execute_task", with_cwd({"task": "x", "branch": "b"}), "branch applies only with isolation='worktree'"),
+    ("start_task", with_cwd({"task": "x", "isolation": "worktree", "setup": []}), "setup must be a non-empty argv"),
+    ("execute_task", with_cwd({"task": "x", "isolation": "sandbox"}), "isolation: must be one of 'none' or 'worktree'"),
+    ("merge_run", {"run_id": UNKNOWN}, NO_SUCH_RUN),
+    ("merge_run", {"run_id": UNKNOWN, "strategy": "rebase"}, "strategy: must be one of 'merge', 'squash' or 'ff-only'"),
+    ("discard_run", {"run_id": "x/../y"}, bad_id("run_id", "x/../y")),
+    ("discard_run", {"run_id": UNKNOWN}, NO_SUCH_RUN),
     # no such tool
     ("run_task", {"task": "x"}, "Unknown tool: run_task"),
 ]
@@ -276,6 +285,9 @@ CLI_CASES: dict[str, list[CliCase]] = {
         CliCase(("hi", "--schema", "/nonexistent.json"), "cannot read --schema '/nonexistent.json'"),
         CliCase(("hi", "--add-dir", "/nonexistent/extra"), "add_dirs entry '/nonexistent/extra' is not a directory"),
         CliCase(("hi", "--frobnicate"), "unrecognized arguments: --frobnicate"),
+        CliCase(("hi", "--branch", "x"), "--branch applies only with --worktree"),
+        CliCase(("hi", "--worktree"), "isolation='worktree' needs cwd inside a git work tree"),
+        CliCase(("hi", "-w", "--setup", "'npm ci"), '--setup "\'npm ci": No closing quotation'),
         CliCase(("hi", "--setting-sources", "user,everything"), "setting_sources"),
         CliCase(("hi", "--mcp-config", "/nonexistent.json"), "cannot read --mcp-config '/nonexistent.json'"),
         CliCase(("hi", "--permission-prompts", "maybe"), "argument --permission-prompts: invalid choice: 'maybe'"),
@@ -312,6 +324,20 @@ CLI_CASES: dict[str, list[CliCase]] = {
         CliCase(("--older-than", "99999999999d"), "--older-than: '99999999999d' is too far back (at most 100 years)"),
         CliCase(("--older-than", "1d", "--status", "running"), "argument --status: invalid choice: 'running'"),
     ],
+    "merge": [
+        CliCase((), "the following arguments are required: RUN"),
+        CliCase((UNKNOWN,), f"no run with id '{UNKNOWN}'"),
+        CliCase(("../x",), "invalid run id '../x': expected a run id or a prefix of one"),
+        CliCase((UNKNOWN, "--strategy", "rebase"), "argument --strategy: invalid choice: 'rebase'"),
+    ],
+    "discard": [
+        CliCase((), "the following arguments are required: RUN"),
+        CliCase((UNKNOWN,), f"no run with id '{UNKNOWN}'"),
+    ],
+    "diff": [
+        CliCase(("zz",), "invalid run id 'zz': expected a run id or a prefix of one"),
+        CliCase((UNKNOWN, "--stat"), f"no run with id '{UNKNOWN}'"),
+    ],
     "serve": [
         CliCase(("--port", "80"), "unrecognized arguments: --port 80"),
     ],
@@ -322,6 +348,17 @@ CLI_CASES: dict[str, list[CliCase]] = {
     ],
     "demo": [
         CliCase(("--claude", "/nonexistent/claude"), "the Claude Code CLI `claude` was not found", code=1),
+    ],
+    "worker": [  # refused before any connection is tried or any state is written
+        CliCase(("--max-concurrent", "0"), "--max-concurrent must be at least 1, got 0"),
+        CliCase(("--max-concurrent", "many"), "argument --max-concurrent: invalid int value: 'many'"),
+        CliCase(("--graceful-timeout", "-1"), "--graceful-timeout must be 0 or more seconds, got -1.0"),
+        CliCase(("--address", "nohost"), "the Temporal address 'nohost' must be host:port"),
+        CliCase(("--tls-cert", "/nonexistent/c.pem"), "mTLS needs both a client certificate and its key"),
+        CliCase(
+            ("--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"),
+            "CC_EXECUTOR_TEMPORAL_TLS_CERT / --tls-cert: '/nonexistent/c.pem' is not a readable file",
+        ),
     ],
 }
 CLI = [sys.executable, "-m", "cc_executor.cli"]

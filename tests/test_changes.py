@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from cc_executor import CCExecutorConfig, cc_execute, open_store
 from cc_executor.engine.changes import IGNORED_DIRS, FileChanges, Snapshot, diff_snapshots, take_snapshot
+from cc_executor.testing import scenarios
+from cc_executor.testing.fake_api import FakeAnthropic
 
 pytestmark = pytest.mark.anyio
 
@@ -423,3 +426,29 @@ async def test_git_env_redirect_ignored(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("GIT_DIR", str(other / ".git"))  # as inside a git hook: must not redirect our queries
     snap = await take_snapshot(repo)
     assert set(snap.entries) == {".gitignore", "kept.txt"}
+
+
+@pytest.mark.parametrize("in_git", [False, True])
+async def test_excluded_paths_are_never_entries(tmp_path: Path, in_git: bool) -> None:
+    if in_git:
+        if shutil.which("git") is None:
+            pytest.skip("git not installed")
+        init_repo(tmp_path)
+    write(tmp_path / "state" / "runs.db")
+    write(tmp_path / "state" / "transcripts" / "a.jsonl")
+    write(tmp_path / "src" / "app.py")
+    own = [tmp_path / "state" / "runs.db", tmp_path / "state" / "transcripts", tmp_path.parent / "elsewhere"]
+    snapshot = await take_snapshot(tmp_path, exclude=own)
+    assert sorted(p for p in snapshot.entries if not p.startswith(".git")) == ["src/app.py"]
+
+
+async def test_a_run_below_the_state_dir_does_not_report_cc_executors_own_files(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: with the cwd above the state dir, runs.db-wal and the run's transcript showed up in files_created."""
+    monkeypatch.setenv("CC_EXECUTOR_HOME", str(workdir / "cc-state"))
+    async with open_store():
+        pass  # the state dir exists before the run, as it would for any user with history
+    fake_api.scenario = scenarios.write_file("hello.py", "print('hi')\n")
+    result = await cc_execute("write it", cwd=workdir, config=config)
+    assert result.files_created == ["hello.py"] and result.files_modified == [] and result.files_deleted == []

@@ -136,7 +136,7 @@ async def test_run_reads_the_task_from_stdin_and_passes_flags(
     assert "MARKER-7" in json.dumps(body["messages"]) and body["model"] == TEST_MODEL
     async with open_store() as store:
         (record,) = await store.list_runs()
-    assert "--max-turns" in record.argv and record.task == task
+    assert "--max-turns=3" in record.argv and record.task == task
 
 
 async def test_failed_run_exits_1_and_says_why(fake_api: FakeAnthropic, env: dict[str, str], workdir: Path) -> None:
@@ -184,6 +184,7 @@ async def test_run_without_claude_says_where_it_looked(env: dict[str, str], work
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root is refused bypass mode")
 async def test_bypass_as_root_is_refused_before_spawning(env: dict[str, str], workdir: Path) -> None:
     bare = {k: v for k, v in env.items() if k != "IS_SANDBOX"}
+    bare["CC_EXECUTOR_ALLOWED_PERMISSION_MODES"] = "acceptEdits,bypassPermissions"  # the operator's policy allows it
 
     done = await cli(bare, "run", "hi", "--cwd", str(workdir), "--permission-mode", "bypassPermissions")
 

@@ -17,8 +17,12 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
     ("script", "expected_files", "expected_output"),
     [
         ("sequential_pipeline.py", ["analyze.py", "data.csv"], "3. success"),
-        ("competing_implementations.py", ["impl_a.py", "impl_b.py", "impl_c.py"], "winner: impl_a"),
-        ("multi_component_build.py", ["main.py", "models.py", "render.py", "storage.py"], "integration: success"),
+        ("competing_implementations.py", ["README.md", "slugify.py"], "winner: contest/regex"),
+        (
+            "multi_component_build.py",
+            ["README.md", "main.py", "models.py", "render.py", "storage.py"],
+            "integration: success",
+        ),
     ],
 )
 async def test_example_runs_offline(

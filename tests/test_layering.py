@@ -37,6 +37,7 @@ PUBLIC_MODULES = frozenset(
         "cc_executor.timeparse",
         "cc_executor.transcript_text",
         "cc_executor.validation",
+        "cc_executor.worktrees",  # merge_run / discard_run / run_diff / check_requests (issue 14)
     }
 )
 # Whole packages a front end may use: the seam, and the bundled fake Messages API (what `cc-executor demo` runs).

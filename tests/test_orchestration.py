@@ -228,7 +228,7 @@ async def test_resume_continues_the_session_in_its_own_cwd(
     assert forked.ok and forked.session_id not in (first.session_id, second.session_id, third.session_id)
     assert "remember the word pelican" in fake_api.message_requests[-1].text
     async with open_store() as store:
-        assert (await store.get(forked.run_id)).argv[-3:] == ["--resume", first.session_id, "--fork-session"]
+        assert (await store.get(forked.run_id)).argv[-2:] == [f"--resume={first.session_id}", "--fork-session"]
 
 
 async def test_resume_of_a_run_without_session_is_refused(config: CCExecutorConfig, workdir: Path) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
 import pytest
 
 from cc_executor import paths
-from cc_executor.errors import InvalidRequestError
+from cc_executor.errors import InvalidRequestError, UnsafeDirectoryError
 
 RUN_ID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 
@@ -50,13 +51,58 @@ def test_home_fallback(tmp_path: Path) -> None:
     assert paths.state_dir() == tmp_path / "home" / ".local" / "state" / "cc-executor"
 
 
-def test_existing_dir_is_tightened(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_an_existing_dir_is_used_as_it_is_never_chmodded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     state = tmp_path / "state"
-    state.mkdir(mode=0o755)
+    state.mkdir()
     state.chmod(0o755)
     monkeypatch.setenv("CC_EXECUTOR_HOME", str(state))
-    paths.state_dir()
+    assert paths.state_dir() == state and _mode(state) == 0o755
+    assert _mode(paths.transcripts_dir()) == 0o700  # what we create is ours: 0700
+
+
+def test_a_missing_dir_is_created_0700_whatever_the_umask(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CC_EXECUTOR_HOME", str(tmp_path / "a" / "b" / "state"))
+    old = os.umask(0)
+    try:
+        state = paths.state_dir()
+    finally:
+        os.umask(old)
     assert _mode(state) == 0o700
+
+
+@pytest.mark.parametrize("mode", [0o1777, 0o777, 0o757])
+def test_a_dir_others_can_write_is_refused_and_left_alone(
+    mode: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Before: CC_EXECUTOR_HOME=/tmp (as root, /tmp is root's) made /tmp 0700 for every user of the machine."""
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    shared.chmod(mode)
+    monkeypatch.setenv("CC_EXECUTOR_HOME", str(shared))
+    with pytest.raises(UnsafeDirectoryError, match="others can write to it") as caught:
+        paths.state_dir()
+    assert isinstance(caught.value, PermissionError) and "CC_EXECUTOR_HOME" in str(caught.value)
+    assert f"{mode:04o}" in str(caught.value)
+    assert _mode(shared) == mode and list(shared.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can hand a directory to another user")
+def test_a_dir_of_another_user_or_group_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o700)
+    os.chown(theirs, 65534, -1)
+    monkeypatch.setenv("CC_EXECUTOR_HOME", str(theirs))
+    with pytest.raises(UnsafeDirectoryError, match="belongs to uid 65534"):
+        paths.state_dir()
+    group = tmp_path / "group"
+    group.mkdir()
+    group.chmod(0o770)
+    os.chown(group, -1, 65534)
+    monkeypatch.setenv("CC_EXECUTOR_HOME", str(group))
+    with pytest.raises(UnsafeDirectoryError, match="others can write"):
+        paths.state_dir()
+    os.chown(group, -1, os.getegid())  # group-writable by our own group: fine
+    assert paths.state_dir() == group
 
 
 def test_transcript_paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

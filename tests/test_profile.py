@@ -92,7 +92,8 @@ async def test_mcp_config_servers_are_available_and_the_users_are_not(
     async with open_store() as store:
         record = await store.get(result.run_id)
     assert record.profile and record.profile["mcp_servers"] == ["echo"]
-    config_file = Path(record.argv[record.argv.index("--mcp-config") + 1])
+    (flag,) = [arg for arg in record.argv if arg.startswith("--mcp-config=")]  # one argument: --flag=value
+    config_file = Path(flag.removeprefix("--mcp-config="))
     assert not config_file.exists()  # the private temp file is gone with the run
     assert sys.executable not in json.dumps(record.argv)  # the config itself is not in argv
 

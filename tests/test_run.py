@@ -51,7 +51,7 @@ async def test_text_run_is_recorded_with_transcript(
     async with open_store() as store:
         row = await store.get(result.run_id)
     assert row.status is RunStatus.SUCCESS and row.result == "hello from fake" and row.task == "say hi"
-    assert row.argv[:5] == [config.claude_path, "-p", "--output-format", "stream-json", "--verbose"]
+    assert row.argv[:4] == [config.claude_path, "-p", "--output-format=stream-json", "--verbose"]
     assert row.pid and row.pgid and row.started_at and row.finished_at
     types = [json.loads(line)["type"] for line in Path(result.transcript_path or "").read_text().splitlines()]
     assert types[0] == "system" and types[-1] == "result"

@@ -99,6 +99,8 @@ async def test_tools_resources_and_instructions(settings: ServerSettings, mode: 
         "approve_run",
         "list_runs",
         "get_transcript",
+        "merge_run",
+        "discard_run",
     }
     assert templates == {"cc-executor://runs/{run_id}/transcript", "cc-executor://runs/{run_id}/result"}
     for phrase in ("wait_run", "start_task", "allowed_tools", "get_transcript", "permission_mode", "approve_run"):

@@ -33,7 +33,7 @@ async def test_mcp_json_example_starts_a_working_server(state_home: Path) -> Non
     async with Client(params, read_timeout_seconds=30) as client:
         tools = (await client.list_tools()).tools
         runs = await client.call_tool("list_runs", {})
-    assert len(tools) == 9 and not runs.is_error
+    assert len(tools) == 11 and not runs.is_error
 
 
 def undescribed(schema: dict[str, Any], path: str) -> list[str]:
@@ -51,7 +51,7 @@ async def test_every_tool_parameter_has_a_description(state_home: Path) -> None:
     async with Client(create_server(ServerSettings())) as client:
         tools = (await client.list_tools()).tools
     missing = [m for tool in tools for m in undescribed(tool.input_schema, tool.name)]
-    assert len(tools) == 9 and not missing, missing
+    assert len(tools) == 11 and not missing, missing
 
 
 def test_the_tool_reference_describes_every_parameter() -> None:

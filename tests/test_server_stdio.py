@@ -93,7 +93,7 @@ async def test_stdio_session_in_both_eras(
 
     async with Client(params, read_timeout_seconds=60) as client:
         assert client.protocol_version == "2026-07-28"
-        assert len((await client.list_tools()).tools) == 9
+        assert len((await client.list_tools()).tools) == 11
         args = {"task": "hello", "cwd": str(workdir), "allowed_tools": ["Bash"]}
         modern = ok(await client.call_tool("execute_task", args, progress_callback=on_progress))
     async with legacy_session(params) as session:

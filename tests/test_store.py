@@ -11,7 +11,7 @@ import aiosqlite
 import anyio
 import pytest
 
-from cc_executor.errors import InvalidRequestError, RunNotFoundError
+from cc_executor.errors import InvalidRequestError, RunNotFoundError, UnsafeDirectoryError
 from cc_executor.models import CCExecutorConfig, ExecutionResult, RunRequest, RunStatus
 from cc_executor.registry.migrations import MIGRATIONS, applied_migrations, migrate
 from cc_executor.registry.store import RunStore, normalise_timestamp, utc_now
@@ -24,7 +24,10 @@ RUNS_COLUMNS = {
     "output_tokens", "usage", "num_turns", "duration_s", "error_class", "error", "result", "structured_output",
     "summary", "files_created", "files_modified", "files_deleted", "files_truncated", "permission_denials",
     "transcript_path", "stderr_path", "timeout_s", "idle_timeout_s", "timeout_basis", "attempts", "last_progress",
-    "context", "profile",
+    "context", "profile", "owner_start", "owner_boot", "backend", "worker",
+    # m007_worktree
+    "isolation", "branch", "base_branch", "base_sha", "head_sha", "commits", "diffstat", "worktree_path",
+    "uncommitted_changes_not_carried",
 }  # fmt: skip
 APPROVALS_COLUMNS = {
     "run_id", "request_id", "kind", "tool", "summary", "reason", "can_allow_for_run", "requested_schema",
@@ -124,14 +127,24 @@ async def test_open_sets_perms_and_wal(db_file: Path) -> None:
         assert rows[0][0] == "wal"
 
 
-async def test_open_tightens_loose_perms(db_file: Path) -> None:
+async def test_open_tightens_loose_file_perms_but_never_the_dir(db_file: Path) -> None:
+    """Our files are tightened to 0600; the directory may be the user's own choice: its mode is left alone."""
     async with RunStore.open(db_file):
         pass
     _set_mode(db_file, 0o644)
     _set_mode(db_file.parent, 0o755)
     async with RunStore.open(db_file):
         assert _mode(db_file) == 0o600
-        assert _mode(db_file.parent) == 0o700
+        assert _mode(db_file.parent) == 0o755
+
+
+async def test_a_db_in_a_dir_others_can_write_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    with pytest.raises(UnsafeDirectoryError, match="others can write"):
+        await RunStore.connect(shared / "runs.db")
+    assert list(shared.iterdir()) == [] and _mode(shared) == 0o1777
 
 
 async def test_reopen_is_a_noop_migration(db_file: Path, tmp_path: Path) -> None:
@@ -413,3 +426,20 @@ async def test_m002_upgrades_a_database_made_by_m001(tmp_path: Path) -> None:
     async with RunStore.open(path) as store:
         record = await store.get("11111111-1111-4111-8111-111111111111")
     assert record.task == "old task" and record.context is None
+
+
+async def test_rows_a_remote_backend_owns_are_never_reconciled_by_pid(store: RunStore, here: Path) -> None:
+    from cc_executor.engine.recovery import reconcile
+
+    dead = 2**22 + 12345  # above the largest pid Linux allows: no such process
+    local = RunRequest(task="mine", cwd=here)
+    remote = RunRequest(task="a worker's", cwd=here)
+    await store.create_run(local, argv=[], owner_pid=dead)
+    await store.create_run(remote, argv=[], owner_pid=dead, backend="temporal")
+
+    assert await reconcile(store) == [local.run_id]
+
+    assert (await store.get(local.run_id)).status is RunStatus.LOST
+    kept = await store.get(remote.run_id)
+    assert kept.status is RunStatus.QUEUED and kept.backend == "temporal"
+    assert [r.run_id for r in await store.unfinished_runs(backend="temporal")] == [remote.run_id]

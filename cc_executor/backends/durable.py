@@ -54,10 +54,11 @@ SUPERVISOR_EXIT_S = 3.0  # aclose: how long supervisors of ended runs get to exi
 
 
 def owner_alive(record: RunRecord) -> bool:
-    """Whether the process that owns ``record`` (a durable run's supervisor) still runs. The one liveness check of
-    this backend: swap it for pid + start time + boot id when the registry records them."""
-    owner = record.owner_pid
-    return owner is not None and (owner == os.getpid() or process.pid_alive(owner))
+    """Whether the process that owns ``record`` (a durable run's supervisor) still runs: pid + start time + boot id,
+    so a reused pid does not pass for a live supervisor. The one liveness check of this backend."""
+    if record.owner_pid == os.getpid():
+        return True
+    return process.owner_alive(record.owner_pid, record.owner_start, record.owner_boot)
 
 
 class DurableBackend(LocalBackend):
@@ -125,7 +126,8 @@ class DurableBackend(LocalBackend):
         threading.Thread(target=supervisor.wait, name=f"reap-{request.run_id[:8]}", daemon=True).start()
         go = False
         try:
-            run = await prepare_run(request, store, transcript_dir=self.transcript_dir, owner_pid=supervisor.pid)
+            owner = process.OwnerIdentity(supervisor.pid, process.process_start(supervisor.pid), process.boot_id())
+            run = await prepare_run(request, store, transcript_dir=self.transcript_dir, owner=owner)
             if run.mcp_config_file is not None:  # the supervisor writes its own copy
                 run.mcp_config_file.unlink(missing_ok=True)
             await store.save_request(request.run_id, _recordable(run.request, run.stdout_path.parent))

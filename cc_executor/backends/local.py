@@ -286,12 +286,16 @@ class LocalBackend:
             raise InvalidRequestError(
                 f"run {request.run_id} has no Claude session to resume (status {parent.status.value})"
             )
+        from cc_executor.worktrees import resume_isolation
+
+        isolation = resume_isolation(parent, {"isolation": request.request.isolation})  # isolated runs stay so
         return request.request.model_copy(
             update={
                 "cwd": Path(parent.cwd),
                 "resume_session_id": parent.session_id,
                 "fork_session": request.fork,
                 "parent_run_id": request.run_id,
+                **isolation,
             }
         )
 
@@ -426,8 +430,8 @@ class LocalBackend:
         that says ``running`` forever."""
         store = await self._registry()
         record = await store.get(run_id)
-        owner = record.owner_pid
-        if not record.status.finished and owner is not None and not process.pid_alive(owner):
+        owner_alive = process.owner_alive(record.owner_pid, record.owner_start, record.owner_boot)  # pid reuse too
+        if not record.status.finished and not owner_alive:
             from cc_executor.engine.recovery import reconcile
 
             await reconcile(store)

@@ -15,7 +15,9 @@ from cc_executor.models import PERMISSION_MODES
 
 _EPILOG = """\
 checks: claude found (where), claude version (minimum 2.1.0), credentials (API key env or a logged-in CLI),
-nested session (CLAUDECODE), root + bypass (IS_SANDBOX), state dir writable, sqlite, node/npm, mcp server;
+nested session (CLAUDECODE), root + bypass (IS_SANDBOX), the operator's policy in force (CC_EXECUTOR_ALLOWED_*,
+CC_EXECUTOR_MAX_*, CC_EXECUTOR_ALWAYS_*), state dir writable, sqlite, leftover worktrees of isolated runs,
+node/npm, mcp server;
 --smoke adds a one-turn task through the library. Every check is bounded in time: doctor never hangs.
 Exit codes: 0 nothing failed (warnings allowed), 1 at least one check failed."""
 
@@ -74,8 +76,10 @@ async def run_checks(args: argparse.Namespace, explicit: str | None) -> list[Che
         doctor.check_credentials(env),
         doctor.check_nested(env),
         doctor.check_root(env, args.permission_mode),
+        doctor.check_policy(env),
         state,
         await doctor.check_sqlite(state.status == "ok"),
+        *await doctor.check_worktrees(state.status == "ok"),
         doctor.check_state_size(state.status == "ok"),
         *await doctor.check_node(env),
         doctor.check_mcp_server(),

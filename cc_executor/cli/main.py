@@ -1,4 +1,4 @@
-"""``cc-executor``: the command line over the library (run, runs, show, cancel, serve, doctor, demo).
+"""``cc-executor``: the command line over the library (run, runs, show, cancel, serve, doctor, demo, worker).
 
 Each command lives in its own module with an ``add_parser(subparsers)`` that registers its flags and sets
 ``handler``, a function from the parsed arguments to an exit code. Commands reach runs only through the backend
@@ -36,11 +36,13 @@ examples:
   cc-executor demo                              offline end-to-end demo (no API key needed)
   cc-executor doctor                            check the CLI, login and state dir
   cc-executor run "add a --verbose flag to cli.py" --cwd ~/src/app
+  cc-executor run --worktree "try another parser" --cwd ~/src/app   then: diff / merge / discard
   cc-executor runs --status running
   cc-executor show 3f2a --transcript
   cc-executor approve 3f2a [--deny]             answer the permission prompt a run waits on
   cc-executor prune --older-than 30d --dry-run  what a prune of runs over 30 days old would delete
   cc-executor serve                             MCP stdio server (for Claude Desktop / Code, Codex)
+  cc-executor worker --address temporal:7233    execute runs for Temporal front ends (scale-out)
 
 Results go to stdout, progress to stderr; --json makes stdout one JSON document.
 Exit codes: 0 ok, 1 run or check failed, 2 bad usage or unknown run, 130 interrupted (Ctrl-C)."""
@@ -53,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     from cc_executor.cli import prune as cli_prune
     from cc_executor.cli import run as cli_run
     from cc_executor.cli import runs as cli_runs
+    from cc_executor.cli import worker as cli_worker
+    from cc_executor.cli import worktrees as cli_worktrees
 
     parser = argparse.ArgumentParser(
         prog="cc-executor",
@@ -65,11 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command", required=True)
     cli_run.add_parser(commands)
     cli_runs.add_parsers(commands)
+    cli_worktrees.add_parsers(commands)
     cli_approve.add_parser(commands)
     _add_serve(commands)
     cli_doctor.add_parser(commands)
     cli_prune.add_parser(commands)
     cli_demo.add_parser(commands)
+    cli_worker.add_parser(commands)
     return parser
 
 

@@ -47,6 +47,7 @@ examples:
   cc-executor run --file task.md --schema answer.schema.json --json > answer.json
   cc-executor run --detach "refactor the parser" --cwd ~/src/app    prints the run id and returns
   cc-executor show 3f2a --follow                                     attach to it (from any terminal, any time)
+  cc-executor run -w "try a state machine parser" --branch try/fsm --setup "npm ci"   then: diff / merge / discard
 
 Progress goes to stderr (a live line on a terminal, plain lines otherwise); the result goes to stdout.
 Ctrl-C kills the run's whole process tree, records it as cancelled and exits 130.
@@ -139,6 +140,22 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     claude.add_argument(
         "--claude", metavar="PATH", help="the claude executable (default: $CC_EXECUTOR_CLAUDE, PATH, ...)"
     )
+    isolation = parser.add_argument_group(
+        "isolation", "run in a new git worktree on its own branch; the work is committed there when the run ends"
+    )
+    isolation.add_argument(
+        "-w", "--worktree", action="store_true", help="isolate the run in a git worktree (cwd must be in a repository)"
+    )
+    isolation.add_argument("--base", metavar="REF", help="start from this commit-ish (default: the commit checked out)")
+    isolation.add_argument(
+        "--branch", metavar="NAME", help="the run's branch, exactly (refused if it exists; default cc-executor/<id8>)"
+    )
+    isolation.add_argument(
+        "--setup",
+        metavar="COMMAND",
+        help='run COMMAND in the worktree before the task, e.g. "npm ci" (split into words like a shell, never run '
+        "by one); its output goes into the transcript",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -174,7 +191,28 @@ def build_run_request(args: argparse.Namespace) -> RunRequest:
     task = read_task(args.task, args.file)
     schema = load_schema(args.schema) if args.schema else None
     cwd = Path(args.cwd) if args.cwd else Path.cwd()
-    return build_request(task, config=build_config(args), cwd=cwd, json_schema=schema)
+    return build_request(task, config=build_config(args), cwd=cwd, json_schema=schema, **isolation_fields(args))
+
+
+def isolation_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """--worktree and friends as request fields; --base/--branch/--setup without --worktree are refused."""
+    import shlex
+
+    fields: dict[str, Any] = {"base_ref": args.base, "branch": args.branch}
+    if args.setup is not None:
+        try:
+            fields["setup"] = shlex.split(args.setup)
+        except ValueError as exc:
+            raise InvalidRequestError(f"--setup {args.setup!r}: {exc}") from None
+    given = [
+        f"--{name}" for name, value in (("base", args.base), ("branch", args.branch), ("setup", args.setup)) if value
+    ]
+    if given and not args.worktree:
+        raise InvalidRequestError(
+            f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only with --worktree"
+        )
+    fields = {name: value for name, value in fields.items() if value is not None}
+    return {"isolation": "worktree", **fields} if args.worktree else {}
 
 
 def read_task(task: str | None, file: str | None) -> str:
@@ -292,6 +330,13 @@ class _Interrupt:
 
 async def _run(request: RunRequest, args: argparse.Namespace) -> int:
     from cc_executor.cli.live_display import make_display
+    from cc_executor.cli.remote_run import remote_backend_selected, run_remote
+
+    if remote_backend_selected():  # CC_EXECUTOR_BACKEND=temporal: the run executes on a worker
+        remote, signum = await run_remote(request, args)
+        if remote is None:
+            return 128 + (signum or signal.SIGINT)
+        return report(remote, json_output=args.json)
 
     display = make_display(quiet=args.quiet)
     interrupt = _Interrupt()
@@ -436,6 +481,8 @@ def footer_lines(result: ExecutionResult) -> list[str]:
     if result.num_turns:
         facts.append(f"{result.num_turns} turn{'s' if result.num_turns != 1 else ''}")
     facts += [format_cost(result.cost_usd), format_duration(result.duration_s)]
+    if result.worker:
+        facts.append(f"worker {result.worker}" + (f", {result.attempts} attempts" if result.attempts > 1 else ""))
     lines = [f"{mark} {status} · {' · '.join(facts)}"]
     for label, files in (
         ("created", result.files_created),
@@ -444,9 +491,29 @@ def footer_lines(result: ExecutionResult) -> list[str]:
     ):
         if files:
             lines.append(f"  files {label}: {', '.join(files)}")
+    lines += worktree_lines(result)
     if not result.ok:
         lines.append(f"  error: {result.error or result.status.value}")
         lines.append(f"  transcript: cc-executor show {result.run_id[:8]} --transcript")
+    return lines
+
+
+def worktree_lines(result: ExecutionResult) -> list[str]:
+    """Where an isolated run's work is and what to do with it."""
+    if result.isolation != "worktree" or not result.branch:
+        return []
+    short = result.run_id[:8]
+    count = len(result.commits)
+    lines = [
+        f"  branch {result.branch}: {count} commit{'s' if count != 1 else ''} on {(result.base_sha or '?')[:12]}"
+        + (f" (head {result.head_sha[:12]})" if result.head_sha else "")
+    ]
+    if result.uncommitted_changes_not_carried:
+        lines.append("  note: your checkout had uncommitted changes; the run started from the last commit without them")
+    if result.worktree_path:
+        lines.append(f"  worktree kept at {result.worktree_path} (it holds work that could not be committed)")
+    if count:
+        lines.append(f"  next: cc-executor diff {short} · cc-executor merge {short} · cc-executor discard {short}")
     return lines
 
 

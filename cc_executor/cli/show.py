@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
@@ -137,6 +138,7 @@ def record_fields(record: RunRecord) -> list[tuple[str, str]]:
     ):
         if files:
             fields.append((label, ", ".join(files)))
+    fields += worktree_fields(record)
     if not record.status.finished and record.last_progress:
         fields.append(("progress", record.last_progress))
     if record.error:
@@ -146,6 +148,23 @@ def record_fields(record: RunRecord) -> list[tuple[str, str]]:
     for approval in record.approvals:
         fields.append(("approval", approval_line(approval)))
     fields.append(("transcript", record.transcript_path or "(not kept)"))
+    return fields
+
+
+def worktree_fields(record: RunRecord) -> list[tuple[str, str]]:
+    if record.isolation != "worktree":
+        return []
+    fields = [("branch", record.branch or "-"), ("base", (record.base_sha or "-")[:12])]
+    if record.head_sha:
+        fields.append(("head", record.head_sha[:12]))
+    fields += [(f"commit {i}", f"{c.sha[:12]} {c.subject}") for i, c in enumerate(record.commits, start=1)]
+    if record.diffstat:
+        fields.append(("diffstat", record.diffstat.splitlines()[-1].strip()))
+    if record.uncommitted_changes_not_carried:
+        fields.append(("note", "the checkout had uncommitted changes; they were not carried into the worktree"))
+    if record.worktree_path and Path(record.worktree_path).exists():
+        state = "in use" if not record.status.finished else "left behind (see `cc-executor doctor`)"
+        fields.append(("worktree", f"{record.worktree_path} ({state})"))
     return fields
 
 

@@ -58,8 +58,10 @@ def policy_decision(request: PermissionRequest, environ: dict[str, str] | None =
     return None
 
 
-def _rules(raw: str) -> list[str]:
-    return [rule.strip() for rule in raw.split(",") if rule.strip()]
+def _rules(raw: str) -> tuple[str, ...]:
+    from cc_executor.policy import split_rules  # the policy's own reading: commas inside (...) do not split
+
+    return split_rules(raw)
 
 
 def _matches(rule: str, request: PermissionRequest) -> bool:

@@ -97,13 +97,15 @@ class AttemptDriver:
     on_permission: PermissionHandler = deny_all
     on_elicitation: ElicitationHandler = cancel_elicitation
     channel: ControlChannel | None = None
+    marker: str | None = None  # the CC_EXECUTOR_RUN_ID its processes carry (env) and sweeps match; default run id
 
     @property
     def config(self) -> CCExecutorConfig:
         return self.request.config
 
     async def run(self, attempt: Attempt) -> None:
-        child = await process.spawn(self.argv, cwd=self.request.cwd, env=self.env, marker=self.request.run_id)
+        marker = self.marker or self.request.run_id
+        child = await process.spawn(self.argv, cwd=self.request.cwd, env=self.env, marker=marker)
         attempt.pid = child.pid
         try:
             await self.store.mark_started(self.request.run_id, pid=child.pid, pgid=child.pgid)

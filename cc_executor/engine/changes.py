@@ -17,6 +17,7 @@ import contextlib
 import os
 import stat
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -81,24 +82,27 @@ class Snapshot:
     """True when the listing was cut at ``max_files``."""
 
 
-async def take_snapshot(root: Path, *, max_files: int = 100_000) -> Snapshot:
+async def take_snapshot(root: Path, *, max_files: int = 100_000, exclude: Iterable[Path] = ()) -> Snapshot:
     """List the files under ``root`` with their lstat metadata.
 
     Uses git's view of the tree when ``root`` is inside a work tree (tracked plus untracked-but-not-ignored files),
-    otherwise walks the directory skipping :data:`IGNORED_DIRS`. Files that vanish or cannot be read between
-    listing and stat are skipped silently. Raises ``FileNotFoundError``/``NotADirectoryError`` only for ``root``
-    itself, and ``ValueError`` for a negative ``max_files``.
+    otherwise walks the directory skipping :data:`IGNORED_DIRS`. ``exclude`` names files and directories that are
+    never entries (cc-executor's own state: the database and the transcripts, when they lie under ``root``). Files
+    that vanish or cannot be read between listing and stat are skipped silently. Raises
+    ``FileNotFoundError``/``NotADirectoryError`` only for ``root`` itself, and ``ValueError`` for a negative
+    ``max_files``.
     """
     if max_files < 0:
         raise ValueError(f"max_files must be >= 0, got {max_files}")
     root = Path(root)
+    skipped = _inside(root, exclude)
     if not await anyio.Path(root).is_dir():
         if await anyio.Path(root).exists():
             raise NotADirectoryError(f"not a directory: {root}")
         raise FileNotFoundError(f"no such directory: {root}")
 
     listing = await _git_listing(root, max_files)
-    collector = _Collector(root, max_files)
+    collector = _Collector(root, max_files, skipped)
     if listing is None:
         await anyio.to_thread.run_sync(_walk, collector, os.fspath(root), "")
     else:
@@ -106,6 +110,17 @@ async def take_snapshot(root: Path, *, max_files: int = 100_000) -> Snapshot:
         await anyio.to_thread.run_sync(_stat_listed, collector, paths)
         collector.truncated = collector.truncated or cut
     return Snapshot(root=root, entries=collector.entries, truncated=collector.truncated)
+
+
+def _inside(root: Path, paths: Iterable[Path]) -> frozenset[str]:
+    """The ``paths`` that lie under ``root``, relative to it (POSIX); symlinks resolved on both sides."""
+    real_root = Path(os.path.realpath(root))
+    found = set()
+    for path in paths:
+        real = Path(os.path.realpath(path))
+        if real != real_root and real.is_relative_to(real_root):
+            found.add(real.relative_to(real_root).as_posix())
+    return frozenset(found)
 
 
 def diff_snapshots(before: Snapshot, after: Snapshot) -> FileChanges:
@@ -198,16 +213,23 @@ async def _git_listing(root: Path, max_files: int) -> tuple[list[str], bool] | N
 class _Collector:
     """Accumulates entries up to ``max_files``; flags ``truncated`` when one more would not fit."""
 
-    __slots__ = ("entries", "max_files", "root", "truncated")
+    __slots__ = ("entries", "max_files", "root", "skipped", "truncated")
 
-    def __init__(self, root: Path, max_files: int) -> None:
+    def __init__(self, root: Path, max_files: int, skipped: frozenset[str] = frozenset()) -> None:
         self.root = os.fspath(root)
         self.max_files = max_files
+        self.skipped = skipped
         self.entries: dict[str, FileStamp] = {}
         self.truncated = False
 
+    def excluded(self, rel: str) -> bool:
+        """``rel`` is, or lies inside, one of the excluded paths."""
+        return any(rel == skip or rel.startswith(skip + "/") for skip in self.skipped)
+
     def add(self, rel: str, st: os.stat_result) -> bool:
-        """Record ``rel``; False (and truncated) when full."""
+        """Record ``rel``; False (and truncated) when full. Excluded paths are never recorded."""
+        if self.excluded(rel):
+            return True
         if rel not in self.entries and len(self.entries) >= self.max_files:
             self.truncated = True
             return False
@@ -230,7 +252,7 @@ def _walk(collector: _Collector, top: str, top_rel: str) -> bool:
             rel = f"{rel_dir}/{child.name}" if rel_dir else child.name
             try:
                 if child.is_dir(follow_symlinks=False):
-                    if child.name not in IGNORED_DIRS:
+                    if child.name not in IGNORED_DIRS and not collector.excluded(rel):
                         subdirs.append((child.path, rel))
                     continue
                 st = os.lstat(child.path)

@@ -42,7 +42,10 @@ class Emitter:
         # At most one progress write a second; start and finish are recorded by their own writes.
         if update.kind in ("event", "heartbeat", "queued") and self.last_emit - self._last_stored >= 1.0:
             self._last_stored = self.last_emit
-            await self.store.set_progress(self.run_id, update.message)
+            try:
+                await self.store.set_progress(self.run_id, update.message)
+            except Exception:  # the progress line is a convenience; a busy or broken database must not end the run
+                log.warning("run %s: could not store its progress line", self.run_id, exc_info=True)
         await notify(self.on_progress, update)
 
     async def event(self, event: Event) -> None:

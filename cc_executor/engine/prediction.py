@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from cc_executor.engine.progress_text import shorten
 from cc_executor.engine.timeouts import MAX_PREDICTED_S, MIN_TIMEOUT_S, TimeoutEstimate, predict_timeout
+from cc_executor.errors import InvalidRequestError
 from cc_executor.models import ExecutionResult, RunRequest
 from cc_executor.registry.store import RunStore
 
@@ -72,7 +73,11 @@ async def predict_with_agent(request: RunRequest, store: RunStore, *, execute: E
         parent_run_id=request.run_id,
         timeout_basis="timeout prediction run",
     )
-    result = await execute(predictor, store)
+    try:
+        result = await execute(predictor, store)
+    except InvalidRequestError as exc:  # e.g. the operator's policy forbids plan mode or 2 turns: no estimate
+        why = f"agent prediction not run ({type(exc).__name__}: {shorten(str(exc), 200)})"
+        return TimeoutEstimate(0.0, why, "default")
     output = result.structured_output
     if result.ok and isinstance(output, dict) and isinstance(output.get("seconds"), int | float):
         seconds = min(MAX_PREDICTED_S, max(MIN_TIMEOUT_S, float(output["seconds"])))

@@ -31,7 +31,7 @@ import anyio
 import anyio.abc
 
 from cc_executor.engine.command import RUN_MARKER_ENV
-from cc_executor.errors import ClaudeNotFoundError, InvalidRequestError
+from cc_executor.errors import ClaudeNotFoundError, ExecutorError, InvalidRequestError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ async def spawn(argv: list[str], *, cwd: Path, env: dict[str, str], marker: str)
             start_new_session=True,
         )
     except FileNotFoundError as exc:
+        if not await anyio.Path(cwd).is_dir():  # the same error as a missing executable: tell them apart
+            raise ExecutorError(f"the run's cwd {str(cwd)!r} was removed before claude started") from exc
         raise ClaudeNotFoundError([argv[0]]) from exc
     except OSError as exc:
         if exc.errno == errno.E2BIG:
@@ -186,6 +188,53 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return not _is_zombie(pid)
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerIdentity:
+    """A process as a run's owner: pid plus its start time (clock ticks after boot, /proc/<pid>/stat field 22)
+    and the kernel's boot id. A pid alone is reused (containers restart with the same small pids); the triple
+    is not."""
+
+    pid: int
+    start: int | None
+    boot: str | None
+
+
+def process_start(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks after boot; None where /proc is absent or the process is gone."""
+    value = _stat_field(pid, 19)
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def boot_id() -> str | None:
+    try:
+        return (_PROC / "sys" / "kernel" / "random" / "boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
+_SELF: OwnerIdentity | None = None
+
+
+def own_identity() -> OwnerIdentity:
+    """This process's identity (re-read after a fork: a child has its own pid and start time)."""
+    global _SELF
+    if _SELF is None or _SELF.pid != os.getpid():
+        _SELF = OwnerIdentity(os.getpid(), process_start(os.getpid()), boot_id())
+    return _SELF
+
+
+def owner_alive(pid: int | None, start: int | None, boot: str | None) -> bool:
+    """Whether the process that wrote (pid, start, boot) still runs. A different boot, or the pid now belonging to a
+    process with another start time, means it died; rows written before start times were kept compare by pid."""
+    if pid is None:
+        return False
+    if boot is not None and (current := boot_id()) is not None and boot != current:
+        return False
+    if not pid_alive(pid):
+        return False
+    return start is None or process_start(pid) in (start, None)
 
 
 def kill_marked_group(pgid: int | None, marker: str) -> int:

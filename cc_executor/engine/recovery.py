@@ -4,33 +4,49 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import anyio
 
 from cc_executor.engine import process
-from cc_executor.models import RunStatus
 from cc_executor.paths import db_path
 from cc_executor.registry.store import RunStore
 
 log = logging.getLogger(__name__)
 
 
+# Runs of this process whose final row could not be written (the runner tried and gave up): not running any more,
+# so the next reconcile marks them lost even though their owner, this process, is alive.
+_ABANDONED: set[str] = set()
+
+
+def abandon(run_id: str) -> None:
+    """The runner could not record how ``run_id`` ended; have the next reconcile mark it lost, not running."""
+    _ABANDONED.add(run_id)
+
+
 async def reconcile(store: RunStore) -> list[str]:
-    """Mark unfinished runs of dead owners as lost; returns their ids."""
+    """Mark unfinished runs of dead owners (and runs abandoned here) as lost; returns their ids.
+
+    An owner is a pid plus its start time and boot id, so a pid reused by another process (a container restarted
+    with the same small pids, a long-lived host) does not keep a dead owner's runs `running` forever.
+    """
     lost = []
     for record in await store.unfinished_runs():
         owner = record.owner_pid
-        if owner is not None and (owner == os.getpid() or process.pid_alive(owner)):
+        if record.run_id in _ABANDONED:
+            why = "cc-executor could not record how the run ended (the final write failed)"
+        elif process.owner_alive(owner, record.owner_start, record.owner_boot):
             continue  # still owned by a live process (maybe this one)
+        elif owner is not None and process.pid_alive(owner):
+            why = f"owner process {owner} died (pid {owner} now belongs to another process)"
+        else:
+            why = f"owner process {owner} died"
         killed = process.kill_marked_group(record.pgid, record.run_id)
-        note = (
-            f"owner process {owner} died; {killed} leftover process(es) killed"
-            if killed
-            else f"owner process {owner} died"
-        )
-        await store.mark_status(record.run_id, RunStatus.LOST, error_class="RunLostError", error=note)
+        note = f"{why}; {killed} leftover process(es) killed" if killed else why
+        _ABANDONED.discard(record.run_id)
+        if not await store.mark_lost(record.run_id, note):
+            continue  # it finished while we looked
         log.info("run %s marked lost: %s", record.run_id, note)
         lost.append(record.run_id)
     return lost

@@ -177,7 +177,7 @@ async def _execute(
     request = RunRequest.model_validate_json(raw)
     request.config.env = dict(secrets.get("env") or {})
     request.config.mcp_config = secrets.get("mcp_config")
-    run = adopt_run(request, store)
+    run = await adopt_run(request, store)
 
     async def ahead() -> int:
         """Earlier durable runs still waiting for a slot: queued, not holding one, their supervisor alive."""

@@ -70,6 +70,8 @@ class TaskListResult(BaseModel):
     duration_s: float
     files_created: list[str]
     files_modified: list[str]
+    isolation: str = "none"
+    note: str | None = None
 
 
 def context_preamble(done: Sequence[ListEntry]) -> str:

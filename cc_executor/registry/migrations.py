@@ -162,7 +162,41 @@ async def m004_approvals(db: aiosqlite.Connection) -> None:
 
 
 @migration
-async def m005_run_events(db: aiosqlite.Connection) -> None:
+async def m005_owner_identity(db: aiosqlite.Connection) -> None:
+    """The owner as pid + process start time + boot id, so a reused pid does not pass for a live owner."""
+    await db.execute("ALTER TABLE runs ADD COLUMN owner_start INTEGER")
+    await db.execute("ALTER TABLE runs ADD COLUMN owner_boot TEXT")
+
+
+@migration
+async def m006_runs_backend(db: aiosqlite.Connection) -> None:
+    """Which backend owns a run (NULL: this machine's processes) and which worker ran it (remote backends).
+
+    A row owned by a remote backend (``temporal``) is not this machine's to reconcile: its owner is the Temporal
+    server, so recovery never marks it lost because a front end's pid died."""
+    await db.execute("ALTER TABLE runs ADD COLUMN backend TEXT")
+    await db.execute("ALTER TABLE runs ADD COLUMN worker TEXT")
+
+
+@migration
+async def m007_worktree(db: aiosqlite.Connection) -> None:
+    """Worktree isolation: where an isolated run's work is (branch, base..head, commits) and its worktree dir."""
+    for column in (
+        "isolation TEXT NOT NULL DEFAULT 'none'",
+        "branch TEXT",
+        "base_branch TEXT",
+        "base_sha TEXT",
+        "head_sha TEXT",
+        "commits TEXT",
+        "diffstat TEXT",
+        "worktree_path TEXT",
+        "uncommitted_changes_not_carried INTEGER NOT NULL DEFAULT 0",
+    ):
+        await db.execute(f"ALTER TABLE runs ADD COLUMN {column}")
+
+
+@migration
+async def m008_run_events(db: aiosqlite.Connection) -> None:
     """Durable runs: the request a supervisor loads (``run_requests``, written once by the front end that submitted
     it; ``config.env`` is never stored) and numbered progress events any front end can follow (``run_events``,
     bounded per run: the latest progress events plus the finished one; the transcript stays the full record)."""

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 import anyio
@@ -23,6 +23,9 @@ from cc_executor.errors import InvalidRequestError, RunNotFoundError
 from cc_executor.models import Approval, ExecutionResult, RunRecord, RunRequest, RunStatus, compact_json
 from cc_executor.paths import ensure_private_dir
 from cc_executor.registry.migrations import migrate
+
+if TYPE_CHECKING:
+    from cc_executor.engine.worktree import WorktreePlan
 
 MEMORY = ":memory:"
 
@@ -36,10 +39,13 @@ _JSON_COLUMNS: dict[str, Any] = {
     "files_modified": [],
     "files_deleted": [],
     "permission_denials": [],
+    "commits": [],
 }
 # Columns the record does not carry: they exist for SQL queries only.
 _SQL_ONLY_COLUMNS = ("input_tokens", "output_tokens")
 _UNFINISHED = (RunStatus.QUEUED.value, RunStatus.RUNNING.value, RunStatus.WAITING_FOR_APPROVAL.value)
+# What a cancel request wrote that the run's own result must not overwrite (finish_run's compare-and-set).
+_CANCEL_KEEPS = ("status", "error_class", "error", "finished_at")
 _DELETE_CHUNK = 400  # ids per DELETE: under SQLite's default limit of host parameters
 
 
@@ -107,11 +113,17 @@ class RunStore:
         *,
         argv: list[str],
         owner_pid: int,
+        owner_start: int | None = None,
+        owner_boot: str | None = None,
         status: RunStatus = RunStatus.QUEUED,
         transcript_path: str | None = None,
         stderr_path: str | None = None,
+        backend: str | None = None,
     ) -> RunRecord:
-        """Insert the run's row before anything starts, so even a crash at spawn leaves a trace."""
+        """Insert the run's row before anything starts, so even a crash at spawn leaves a trace. The owner is
+        pid + start time + boot id (``process.own_identity``), so reconcile tells a dead owner from a reused pid.
+
+        ``backend`` names a remote owner (e.g. ``temporal``); such rows are never reconciled by pid."""
         row = {
             "id": request.run_id,
             "list_id": request.list_id,
@@ -124,6 +136,8 @@ class RunStore:
             "status": status.value,
             "created_at": utc_now(),
             "owner_pid": owner_pid,
+            "owner_start": owner_start,
+            "owner_boot": owner_boot,
             "transcript_path": transcript_path,
             "stderr_path": stderr_path,
             "timeout_s": request.timeout_s,
@@ -131,6 +145,7 @@ class RunStore:
             "timeout_basis": request.timeout_basis,
             "context": request.context,
             "profile": compact_json(request.config.profile()),
+            "backend": backend,
         }
         sql = f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
         async with self._lock:
@@ -140,6 +155,15 @@ class RunStore:
                 raise InvalidRequestError(f"run id {request.run_id!r} already exists") from exc
             return await self._get(request.run_id)
 
+    async def set_worktree(self, run_id: str, plan: WorktreePlan) -> None:
+        """An isolated run's branch, base and worktree directory, known before it starts (doctor reads them)."""
+        await self._update(
+            run_id,
+            "isolation = 'worktree', branch = ?, base_sha = ?, base_branch = ?, worktree_path = ?, "
+            "uncommitted_changes_not_carried = ?",
+            (plan.branch, plan.base_sha, plan.base_branch, str(plan.path), int(plan.dirty)),
+        )
+
     async def mark_started(self, run_id: str, *, pid: int, pgid: int) -> None:
         """Record the CLI's pids; a row already cancelled (by `cc-executor cancel`) stays cancelled."""
         await self._update(
@@ -148,6 +172,10 @@ class RunStore:
             "started_at = COALESCE(started_at, ?), pid = ?, pgid = ?",
             (RunStatus.CANCELLED.value, RunStatus.RUNNING.value, utc_now(), pid, pgid),
         )
+
+    async def set_worker(self, run_id: str, worker: str) -> None:
+        """The remote worker running the run (a remote backend fills this from what its engine reports)."""
+        await self._update(run_id, "worker = ?", (worker,))
 
     async def set_progress(self, run_id: str, message: str) -> None:
         await self._update(run_id, "last_progress = ?", (message,))
@@ -179,18 +207,47 @@ class RunStore:
                 await self._get(run_id)  # RunNotFoundError for an unknown id
         return bool(touched)
 
+    async def mark_lost(self, run_id: str, reason: str) -> bool:
+        """Mark a queued or running row ``lost`` (its owner died); False if it had finished meanwhile."""
+        sql = (
+            "UPDATE runs SET status = ?, error_class = 'RunLostError', error = ?, finished_at = ? "
+            f"WHERE id = ? AND status IN ({', '.join('?' * len(_UNFINISHED))})"
+        )
+        async with self._lock:
+            touched = await self._write(sql, (RunStatus.LOST.value, reason, utc_now(), run_id, *_UNFINISHED))
+        return bool(touched)
+
     async def record_skipped(self, request: RunRequest, reason: str) -> None:
         """The row of a task-list member that never started, so the list's rows account for every task."""
         await self.create_run(request, argv=[], owner_pid=os.getpid(), status=RunStatus.SKIPPED)
         await self.mark_status(request.run_id, RunStatus.SKIPPED, error=reason)
 
-    async def finish_run(self, result: ExecutionResult) -> None:
-        """Write the outcome. Fields the result leaves empty (task, cwd, paths...) keep what create_run stored."""
+    async def finish_run(self, result: ExecutionResult) -> RunStatus:
+        """Write the outcome as a compare-and-set, and return the row's status afterwards.
+
+        Only an unfinished row, or one a cancel request marked ``cancelled`` (this process's or another's:
+        `cc-executor cancel`, a second server's cancel_run), takes the result; on a cancelled row the status and the
+        cancel's reason stay, whatever the run itself reached, and the details (output, files, cost) are added. A row
+        already final (lost, or finished before) is left alone. One statement, so no cancel can slip in between a
+        read and the write. Fields the result leaves empty (task, cwd, paths...) keep what create_run stored.
+        """
         values = _result_values(result)
-        overwrite = ", ".join(f"{column} = ?" for column in values["overwrite"])
-        keep = ", ".join(f"{column} = COALESCE(?, {column})" for column in values["keep"])
-        params = (*values["overwrite"].values(), *values["keep"].values())
-        await self._update(result.run_id, f"{overwrite}, {keep}", params)
+        overwrite = values["overwrite"]
+        sticky = {column: overwrite.pop(column) for column in _CANCEL_KEEPS}
+        assignments = [f"{column} = ?" for column in overwrite]
+        assignments += [f"{column} = CASE WHEN status = ? THEN {column} ELSE ? END" for column in sticky]
+        assignments += [f"{column} = COALESCE(?, {column})" for column in values["keep"]]
+        cancelled = RunStatus.CANCELLED.value
+        params = (
+            *overwrite.values(),
+            *(param for value in sticky.values() for param in (cancelled, value)),
+            *values["keep"].values(),
+        )
+        takes = (*_UNFINISHED, cancelled)
+        sql = f"UPDATE runs SET {', '.join(assignments)} WHERE id = ? AND status IN ({', '.join('?' * len(takes))})"
+        async with self._lock:
+            await self._write(sql, (*params, result.run_id, *takes))
+            return (await self._get(result.run_id)).status  # RunNotFoundError for an unknown id
 
     async def record_attempt(
         self,
@@ -258,10 +315,20 @@ class RunStore:
             rows = await self._db.execute_fetchall(sql, (prefix, prefix + "g", _check_limit(limit)))
         return [str(row[0]) for row in rows]
 
-    async def unfinished_runs(self) -> list[RunRecord]:
-        """Queued or running rows, oldest first: the ones a restart must adopt or mark lost."""
-        sql = f"SELECT * FROM runs WHERE status IN ({', '.join('?' * len(_UNFINISHED))}) ORDER BY created_at, rowid"
-        return await self._records(sql, _UNFINISHED)
+    async def unfinished_runs(self, *, backend: str | None = None) -> list[RunRecord]:
+        """Queued or running rows, oldest first: the ones a restart must adopt or mark lost. Only this machine's
+        own rows by default; ``backend="temporal"`` gives the rows a remote backend owns."""
+        where = "backend IS NULL" if backend is None else "backend = ?"
+        statuses = ", ".join("?" * len(_UNFINISHED))
+        sql = f"SELECT * FROM runs WHERE status IN ({statuses}) AND {where} ORDER BY created_at, rowid"
+        return await self._records(sql, _UNFINISHED if backend is None else (*_UNFINISHED, backend))
+
+    async def delete_run(self, run_id: str) -> None:
+        """Forget a run's row and attempts (a worker's own copy, before it executes a retried attempt afresh)."""
+        async with self._lock, self._transaction():
+            for table in ("attempts", "approvals"):  # both reference runs(id)
+                await self._write(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            await self._write("DELETE FROM runs WHERE id = ?", (run_id,))
 
     async def list_attempts(self, run_id: str) -> list[dict[str, Any]]:
         sql = "SELECT * FROM attempts WHERE run_id = ? ORDER BY n"
@@ -518,6 +585,7 @@ def _record(row: sqlite3.Row) -> RunRecord:
         text = data[column]
         data[column] = empty if text is None else json.loads(text)
     data["files_truncated"] = bool(data["files_truncated"])
+    data["uncommitted_changes_not_carried"] = bool(data["uncommitted_changes_not_carried"])
     return RunRecord.model_validate(data)
 
 
@@ -554,6 +622,10 @@ def _result_values(result: ExecutionResult) -> dict[str, dict[str, Any]]:
         "permission_denials": compact_json(result.permission_denials),
         "attempts": result.attempts,
         "finished_at": result.finished_at or utc_now(),
+        "head_sha": result.head_sha,
+        "commits": compact_json([c.model_dump() for c in result.commits]),
+        "diffstat": result.diffstat,
+        "worktree_path": result.worktree_path,
     }
     keep = {
         "task": result.task or None,
@@ -565,6 +637,9 @@ def _result_values(result: ExecutionResult) -> dict[str, dict[str, Any]]:
         "timeout_s": result.timeout_s,
         "timeout_basis": result.timeout_basis,
         "started_at": result.started_at,
+        "worker": result.worker,
+        "branch": result.branch,
+        "base_sha": result.base_sha,
     }
     return {"overwrite": overwrite, "keep": keep}
 

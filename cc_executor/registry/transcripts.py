@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO, Self
 
 from cc_executor.errors import InvalidRequestError, TranscriptNotFoundError
+from cc_executor.paths import ensure_private_dir
 
 DEFAULT_PAGE_LINES = 100
 DEFAULT_PAGE_BYTES = 256 * 1024
@@ -205,10 +206,10 @@ def _open_for_reading(path: Path) -> BinaryIO:
 
 
 def _open_private(path: Path) -> BinaryIO:
-    """Append mode, created 0600; an existing file we own is tightened to 0600 too."""
-    if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    """Append mode, created 0600 in a private dir (made 0700 if missing, refused if others can write it: they could
+    plant a link where the file goes); never through a symlink. An existing file we own is tightened to 0600 too."""
+    ensure_private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         if os.fstat(fd).st_uid == os.getuid():
             os.fchmod(fd, 0o600)

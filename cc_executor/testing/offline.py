@@ -5,17 +5,27 @@ Used by the demo and the examples; tests use the fixtures in tests/conftest.py i
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from cc_executor.engine.command import find_claude
+from cc_executor.engine.command import CLAUDE_PATH_ENV, find_claude
 from cc_executor.models import CCExecutorConfig
 from cc_executor.testing.env import offline_env
 from cc_executor.testing.fake_api import FakeAnthropic, Scenario
 
 OFFLINE_MODEL = "claude-sonnet-4-5"
+# The CLI version the fake API is written against, installed by `npm ci` in a cc-executor checkout.
+_PINNED_CLAUDE = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "claude"
+
+
+def offline_claude() -> str:
+    """$CC_EXECUTOR_CLAUDE, else this checkout's pinned CLI (a fixed place, never the cwd), else the lookup."""
+    if not os.environ.get(CLAUDE_PATH_ENV) and _PINNED_CLAUDE.is_file():
+        return str(_PINNED_CLAUDE)
+    return find_claude()
 
 
 @asynccontextmanager
@@ -28,7 +38,7 @@ async def offline_config(
             yield CCExecutorConfig.model_validate(
                 {
                     "env": offline_env(fake.base_url, Path(home)),
-                    "claude_path": find_claude(),
+                    "claude_path": offline_claude(),
                     "model": OFFLINE_MODEL,
                     **config,
                 }

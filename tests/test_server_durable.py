@@ -224,7 +224,8 @@ async def test_two_servers_on_one_state_dir_share_forty_runs_and_each_others_can
         cancelled_by_b = ok(await b.call_tool("cancel_run", {"run_id": slow_a}))
         cancelled_by_a = ok(await a.call_tool("cancel_run", {"run_id": slow_b}))
         listed = ok(await a.call_tool("list_runs", {"limit": 100}))
-    assert len(set(ids["a"] + ids["b"])) == 40 and all(r["status"] == "success" for r in results.values())
+    not_ok = {run_id: (r["status"], r.get("error")) for run_id, r in results.items() if r["status"] != "success"}
+    assert len(set(ids["a"] + ids["b"])) == 40 and not not_ok, not_ok
     prompts = [request.text for request in fake_api.message_requests]
     for name in ("a", "b"):
         for i in range(20):

@@ -272,11 +272,11 @@ class DurableBackend(LocalBackend):
         wrote the ``finished`` event (after the result), or when its supervisor is dead (then: recorded ``lost``
         if its row was unfinished, and the ``finished`` event written here, once)."""
         store = await self._registry()
-        record = await store.get(run_id)
         durable = await self._is_durable(run_id)
-        if record.status.finished and not durable:
-            return record
         if durable and await store.has_finished_event(run_id):
+            return await store.get(run_id)  # read after the event: the row is final by then
+        record = await store.get(run_id)
+        if record.status.finished and not durable:
             return record
         if owner_alive(record):
             return None

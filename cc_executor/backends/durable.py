@@ -38,7 +38,7 @@ from cc_executor.backends.local import LocalBackend
 from cc_executor.backends.protocol import CancelReport, RunEvent, RunFilter
 from cc_executor.engine import process
 from cc_executor.engine.cancel import cancel_run
-from cc_executor.engine.runner import prepare_run
+from cc_executor.engine.runner import preflight, prepare_run
 from cc_executor.engine.supervisor import release, start_supervisor
 from cc_executor.errors import InvalidRequestError
 from cc_executor.models import ExecutionResult, ProgressUpdate, RunRecord, RunRequest, RunStatus
@@ -117,6 +117,7 @@ class DurableBackend(LocalBackend):
     async def _start(self, request: RunRequest) -> None:
         store = await self._registry()
         self._reap()
+        preflight(request)  # bad input is refused before any process starts
         supervisor = start_supervisor(
             request.run_id, self.home, secrets=_secrets(request), max_concurrent=self.max_concurrent
         )
@@ -138,6 +139,8 @@ class DurableBackend(LocalBackend):
             raise
         finally:
             release(supervisor, go=go)
+            if not go:
+                await _stopped(supervisor)
         self._durable.add(request.run_id)
 
     def _reap(self) -> None:
@@ -290,6 +293,15 @@ class DurableBackend(LocalBackend):
         if durable:
             await store.append_finished_event(run_id, json.dumps({"status": record.status.value}))
         return record
+
+
+async def _stopped(supervisor: subprocess.Popen[bytes]) -> None:
+    """A supervisor told not to run (the request was refused while being recorded): it has done nothing yet, so
+    end it now rather than let it linger for its interpreter's start-up; the reaper thread collects it."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(SUPERVISOR_EXIT_S):
+        supervisor.kill()
+        while supervisor.poll() is None:  # noqa: ASYNC110 (a child's exit: no event to wait on)
+            await anyio.sleep(0.01)
 
 
 def _secrets(request: RunRequest) -> dict[str, object]:

@@ -463,7 +463,8 @@ class Run:
         result_event = last.result
         structured = result_event.structured_output if result_event else None
         files = await self._file_changes()
-        if error is None and not await anyio.Path(self.request.cwd).is_dir():
+        # An isolated run's cwd is its worktree, which leave() removed on purpose after committing the work.
+        if error is None and self.worktree is None and not await anyio.Path(self.request.cwd).is_dir():
             error = _cwd_removed(self.request.cwd, files, self.tracker.files)
         error = error or self._schema_error(structured)
         text = (

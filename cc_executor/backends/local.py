@@ -14,15 +14,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
 
 import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectSendStream
 
+from cc_executor.backends.list_outcomes import outcome_from_rows, outcome_of
 from cc_executor.backends.protocol import (
     CancelReport,
-    ListMemberState,
     ListOutcome,
     ListRequest,
     ResumeRequest,
@@ -55,7 +54,6 @@ log = logging.getLogger(__name__)
 _POLL_S = 0.5
 _KEPT_EVENTS = 256  # per live run: enough for a reconnecting front end; the transcript is the full record
 _KEPT_LISTS = 50
-_TAIL_SCAN_BYTES = 1
 
 
 class _EventLog:
@@ -149,31 +147,7 @@ class _LiveList:
         self.log.progress(update)
 
     def outcome(self) -> ListOutcome:
-        core, counts = self.core, self.core.counts()
-        return ListOutcome(
-            list_id=core.list_id,
-            mode=core.mode,
-            status=core.status() if self.done.is_set() else "running",
-            members=[
-                ListMemberState(
-                    index=m.index,
-                    run_id=m.run_id,
-                    task=m.task,
-                    cwd=str(m.request.cwd),
-                    state=m.state,
-                    reason=m.reason,
-                    result=m.result,
-                )
-                for m in core.members
-            ],
-            succeeded=counts.succeeded,
-            failed=counts.failed,
-            skipped=counts.skipped,
-            running=counts.running,
-            pending=counts.pending,
-            cost_usd=counts.cost_usd,
-            elapsed_s=core.elapsed(),
-        )
+        return outcome_of(self.core, finished=self.done.is_set())
 
 
 class LocalBackend:
@@ -481,7 +455,7 @@ class LocalBackend:
         if not record.transcript_path:
             raise TranscriptNotFoundError(f"run {run_id} kept no transcript (save_transcript was off)")
         path = Path(record.transcript_path)
-        cursor = query.cursor if query.tail is None else _tail_offset(path, query.tail)
+        cursor = query.cursor if query.tail is None else transcripts.tail_offset(path, query.tail)
         page = transcripts.read_page(path, cursor=cursor, limit=query.limit, max_bytes=query.max_bytes)
         return TranscriptChunk(
             run_id=run_id,
@@ -544,34 +518,7 @@ class LocalBackend:
         rows = await (await self._registry()).list_runs(list_id=list_id, limit=500)
         if not rows:
             raise RunNotFoundError(list_id)
-        rows.sort(key=lambda record: record.created_at or "")
-        members = [
-            ListMemberState(
-                index=i,
-                run_id=row.run_id,
-                task=row.task,
-                cwd=row.cwd,
-                state="finished" if row.status.finished else "running",
-                result=row.to_result() if row.status.finished else None,
-            )
-            for i, row in enumerate(rows, start=1)
-        ]
-        results = [m.result for m in members if m.result is not None]
-        running = len(members) - len(results)
-        failed = sum(not r.ok for r in results)
-        status: Literal["running", "success", "failed", "cancelled"] = (
-            "running" if running else "success" if not failed else "failed"
-        )
-        return ListOutcome(
-            list_id=list_id,
-            mode="sequential",
-            status=status,
-            members=members,
-            succeeded=len(results) - failed,
-            failed=failed,
-            running=running,
-            cost_usd=round(sum(r.cost_usd or 0.0 for r in results), 6),
-        )
+        return outcome_from_rows(list_id, rows)
 
     # --- memory --------------------------------------------------------------------------------------------------
 
@@ -591,21 +538,6 @@ class LocalBackend:
         finished = [list_id for list_id, live in self._lists.items() if live.done.is_set()]
         for list_id in finished[: max(0, len(finished) - _KEPT_LISTS)]:
             del self._lists[list_id]
-
-
-def _tail_offset(path: Path, count: int) -> int:
-    """Byte offset of the ``count``-th complete line from the end."""
-    starts: deque[int] = deque(maxlen=count)
-    position = 0
-    while True:
-        page = transcripts.read_page(path, cursor=position, limit=1, max_bytes=_TAIL_SCAN_BYTES)
-        if not page.lines:
-            break
-        starts.append(position)
-        if page.next_cursor is None:
-            break
-        position = page.next_cursor
-    return starts[0] if starts else 0
 
 
 __all__ = ["LocalBackend"]

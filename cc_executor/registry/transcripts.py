@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +116,21 @@ def read_page(
         total = os.fstat(file.fileno()).st_size
     next_cursor = None if position >= total else position
     return TranscriptPage(lines=lines, cursor=cursor, next_cursor=next_cursor, total_bytes=total)
+
+
+def tail_offset(path: Path, count: int) -> int:
+    """Byte offset where the ``count``-th complete line from the end starts (0 when the file has fewer lines)."""
+    starts: deque[int] = deque(maxlen=count)
+    position = 0
+    while True:
+        page = read_page(path, cursor=position, limit=1, max_bytes=1)
+        if not page.lines:
+            break
+        starts.append(position)
+        if page.next_cursor is None:
+            break
+        position = page.next_cursor
+    return starts[0] if starts else 0
 
 
 def iter_lines(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[str]:

@@ -34,9 +34,9 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from cc_executor.backends.list_outcomes import outcome_from_rows, outcome_of
 from cc_executor.backends.protocol import (
     CancelReport,
-    ListMemberState,
     ListOutcome,
     ListRequest,
     ResumeRequest,
@@ -441,62 +441,14 @@ class TemporalBackend:
             return await self._outcome_from_rows(list_id)
         with anyio.move_on_after(timeout_s):
             await task_list.done.wait()
-        counts = task_list.counts()
-        return ListOutcome(
-            list_id=list_id,
-            mode=task_list.mode,
-            status=task_list.status() if task_list.done.is_set() else "running",
-            members=[
-                ListMemberState(
-                    index=m.index,
-                    run_id=m.run_id,
-                    task=m.task,
-                    cwd=str(m.request.cwd),
-                    state=m.state,
-                    reason=m.reason,
-                    result=m.result,
-                )
-                for m in task_list.members
-            ],
-            succeeded=counts.succeeded,
-            failed=counts.failed,
-            skipped=counts.skipped,
-            running=counts.running,
-            pending=counts.pending,
-            cost_usd=counts.cost_usd,
-            elapsed_s=task_list.elapsed(),
-        )
+        return outcome_of(task_list, finished=task_list.done.is_set())
 
     async def _outcome_from_rows(self, list_id: str) -> ListOutcome:
         """A list another front end (or this one before a restart) ran: what its rows say, refreshed."""
         rows = await (await self.store()).list_runs(list_id=list_id, limit=500)
         if not rows:
             raise RunNotFoundError(list_id)
-        rows = [await self.status(row.run_id) for row in sorted(rows, key=lambda r: r.created_at or "")]
-        members = [
-            ListMemberState(
-                index=i,
-                run_id=row.run_id,
-                task=row.task,
-                cwd=row.cwd,
-                state="finished" if row.status.finished else "running",
-                result=row.to_result() if row.status.finished else None,
-            )
-            for i, row in enumerate(rows, start=1)
-        ]
-        results = [m.result for m in members if m.result is not None]
-        failed = sum(not r.ok for r in results)
-        running = len(members) - len(results)
-        return ListOutcome(
-            list_id=list_id,
-            mode="sequential",
-            status="running" if running else "success" if not failed else "failed",
-            members=members,
-            succeeded=len(results) - failed,
-            failed=failed,
-            running=running,
-            cost_usd=round(sum(r.cost_usd or 0.0 for r in results), 6),
-        )
+        return outcome_from_rows(list_id, [await self.status(row.run_id) for row in rows])
 
     async def _execute_member(self, request: RunRequest, on_progress: UpdateCallback) -> ExecutionResult:
         """A list member as a Temporal run: progress relayed, and a cancelled member cancelled in Temporal."""

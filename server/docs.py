@@ -40,7 +40,7 @@ text; problems come back as `isError` results whose text names the problem.
 | `CC_EXECUTOR_MAX_RESULT_CHARS` | 20000 | results longer than this are trimmed (with a pointer to the full text) |
 | `CC_EXECUTOR_MODEL` | the CLI's default | model when a call gives none |
 | `CC_EXECUTOR_LOG_LEVEL` | WARNING | server log level (logs go to stderr, never stdout) |
-| `CC_EXECUTOR_BACKEND` | `durable` | `durable`: runs outlive the server (a supervisor each); `local`: die with it; `temporal`: run on `cc-executor worker` processes (docs/scale-out.md) |
+| `CC_EXECUTOR_BACKEND` | `durable` | `durable`: runs outlive the server; `local`: die with it; `temporal`: workers |
 | `CC_EXECUTOR_ALLOWED_PERMISSION_MODES` | all but `bypassPermissions` | permission modes callers may ask for |
 | `CC_EXECUTOR_ALLOWED_DIRS` | no limit | `:`-separated dirs a run's `cwd` and `add_dirs` must lie in |
 | `CC_EXECUTOR_MAX_TIMEOUT_S`, `_MAX_TURNS`, `_MAX_BUDGET_USD` | none | ceilings; a run naming no value gets them |

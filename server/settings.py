@@ -87,8 +87,9 @@ class ServerSettings:
 
     @property
     def durable(self) -> bool:
-        """Runs outlive the server: shutting it down (EOF, SIGTERM) leaves them running."""
-        return self.backend == "durable"
+        """Runs outlive the server: shutting it down (EOF, SIGTERM) leaves them running. True for durable runs (a
+        supervisor owns each) and for Temporal runs (the Temporal server owns them)."""
+        return self.backend in ("durable", "temporal")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:

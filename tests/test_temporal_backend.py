@@ -399,11 +399,12 @@ async def test_the_mcp_server_runs_tasks_on_workers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     temporal_workers.ensure("w1", "w2")
-    monkeypatch.setenv("CC_EXECUTOR_BACKEND", "temporal")
     monkeypatch.setenv("CC_EXECUTOR_TEMPORAL_ADDRESS", temporal_workers.settings.address)
     monkeypatch.setenv("CC_EXECUTOR_TEMPORAL_TASK_QUEUE", temporal_workers.settings.task_queue)
     fake_api.scenario = scenarios.write_file("notes.md", "# notes\n")
-    settings = ServerSettings(cli_env=config.env, claude_path=config.claude_path, model=config.model, return_after_s=60)
+    settings = ServerSettings(
+        cli_env=config.env, claude_path=config.claude_path, model=config.model, return_after_s=60, backend="temporal"
+    )
     seen: list[str] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:

@@ -2,11 +2,11 @@
 
 Per run, isolation adds: validating the request (rev-parse, check-ref-format, show-ref, status), ``git worktree
 add`` (a checkout of the whole tree), the ``.worktreeinclude`` listing, and at the end ``git add -A``, one commit,
-log/diff of base..head and ``git worktree remove``. Those steps are timed directly through the engine (the same
-code the runner calls), on a clone of this repository and on a generated 10,000-file repository, each run writing
-one small file so the commit path is exercised. The baseline is the median wall time of a trivial ``cc_execute``
-(one text reply from the fake API, no isolation). An end-to-end pair (``cc_execute`` with and without
-``isolation="worktree"`` on the clone, interleaved) is reported beside it.
+one log and one diff (``--raw --stat``) of base..head and ``git worktree remove``. Those steps are timed directly
+through the engine (the same code the runner calls), on a clone of this repository and on a generated 10,000-file
+repository, each run writing one small file so the commit path is exercised. The baseline is the median wall time of
+a trivial ``cc_execute`` (one text reply from the fake API, no isolation). An end-to-end pair (``cc_execute`` with
+and without ``isolation="worktree"`` on the clone, interleaved) is reported beside it.
 """
 
 from __future__ import annotations
@@ -165,12 +165,13 @@ async def run(options: Options) -> Section:
         "",
         "plan: validating the request (3 git processes side by side, nothing created); create: `git worktree "
         "add` of the base commit (itself 4 git processes and the checkout) plus the `.worktreeinclude` listing; "
-        "finish: `git add -A`, one commit, the branch head beside base..head log and diffs, `git worktree "
-        "remove`. cpu: user + system time of all of it. About 15 git processes per run at a few ms each, plus "
-        "the checkout, which grows with the number of files (on this VM's disk, mostly system time).",
+        "finish: `git add -A`, one commit, the branch head beside the base..head log and one diff (files and "
+        "diffstat together), `git worktree remove`. cpu: user + system time of all of it. About 14 git processes "
+        "per run at a few ms each, plus the checkout, which grows with the number of files (on this VM's disk, "
+        "mostly system time).",
         "",
         f"Reading: the cost is git's, not ours. A trivial run here is one `claude` process ({ms(baseline, 0)} "
-        f"wall, {ms(median(trivial_cpu), 0)} CPU), so even ~15 short git processes are "
+        f"wall, {ms(median(trivial_cpu), 0)} CPU), so even ~14 short git processes are "
         f"{cpu_ratio * 100:.0f} % of its CPU; the 10 % target would need the git work in-process (libgit2) "
         "or fewer steps than the guarantees allow (validation before anything is created, a commit whatever "
         "the outcome, a removal git itself checks). On a busy machine every process start waits for a CPU, so "

@@ -264,6 +264,20 @@ async def test_task_lists_check_their_worktrees_before_any_task_starts(
     assert sequential.isolation == "none" and (repo / "x.txt").exists()
 
 
+async def test_created_modified_and_deleted_files_and_the_diffstat_are_relative_to_the_base(
+    fake_api: FakeAnthropic, config: CCExecutorConfig, repo: Path
+) -> None:
+    # One shell step that changes, deletes and creates (a name with a space: paths come NUL-separated from git).
+    command = "printf 'changed\\n' >> README.md && rm pkg/__init__.py && printf 'new\\n' > 'odd name.txt'"
+    fake_api.scenario = Scenario([ToolUse("Bash", {"command": command, "description": "edit"}), Text("done")])
+    result = await cc_execute("edit three files", config=config, cwd=repo, isolation="worktree")
+    assert result.files_created == ["odd name.txt"] and result.files_modified == ["README.md"]
+    assert result.files_deleted == ["pkg/__init__.py"] and result.worktree_path is None
+    assert result.diffstat and "README.md" in result.diffstat and "3 files changed" in result.diffstat
+    assert "\0" not in result.diffstat and result.diffstat.splitlines()[-1].startswith(" 3 files changed")
+    assert show(repo, result.branch or "", "odd name.txt") == "new" and status(repo) == ""
+
+
 async def test_resuming_an_isolated_run_continues_in_a_new_worktree_from_its_head(
     fake_api: FakeAnthropic, config: CCExecutorConfig, repo: Path
 ) -> None:

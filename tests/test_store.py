@@ -443,3 +443,20 @@ async def test_rows_a_remote_backend_owns_are_never_reconciled_by_pid(store: Run
     kept = await store.get(remote.run_id)
     assert kept.status is RunStatus.QUEUED and kept.backend == "temporal"
     assert [r.run_id for r in await store.unfinished_runs(backend="temporal")] == [remote.run_id]
+
+
+async def test_many_processes_creating_the_registry_at_once_all_open_it(tmp_path: Path) -> None:
+    """Parallel runs (or two servers) opening a registry that does not exist yet: switching it to WAL takes an
+    exclusive lock, which SQLite does not always wait for; none of them may fail with "database is locked"."""
+    for trial in range(10):
+        opened: list[RunStore] = []
+
+        async def open_one(path: Path, into: list[RunStore]) -> None:
+            into.append(await RunStore.connect(path))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(8):
+                group.start_soon(open_one, tmp_path / f"runs-{trial}.db", opened)
+        for store in opened:
+            await store.close()
+        assert len(opened) == 8

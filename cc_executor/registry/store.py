@@ -549,12 +549,30 @@ class RunStore:
 
 
 async def _configure(db: aiosqlite.Connection) -> None:
-    await db.execute("PRAGMA journal_mode=WAL")
+    await db.execute("PRAGMA busy_timeout=5000")
+    await _use_wal(db)
     # WAL + NORMAL: a commit survives a crash of the process (what matters for reconcile); only a power loss
     # can drop the last commits. Saves an fsync per write, which is most of a run's bookkeeping time.
     await db.execute("PRAGMA synchronous=NORMAL")
-    await db.execute("PRAGMA busy_timeout=5000")
     await db.execute("PRAGMA foreign_keys=ON")
+
+
+async def _use_wal(db: aiosqlite.Connection) -> None:
+    """Switch the file to WAL (persistent: later opens find it set). Switching takes an exclusive lock and SQLite
+    does not always wait on the busy handler for it, so several processes creating the registry at once (parallel
+    runs, two servers) retry here for up to the busy timeout instead of failing "database is locked"."""
+    for delay in _WAL_RETRY_S:
+        await anyio.sleep(delay)
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")  # an in-memory database answers "memory": fine too
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+    await db.execute("PRAGMA journal_mode=WAL")  # the last try: its error (if any) is the caller's
+
+
+_WAL_RETRY_S = (0.0, *([0.05] * 10), *([0.25] * 18))  # about 5 s in all, like the busy timeout
 
 
 def _prepare_file(file: Path) -> None:

@@ -15,7 +15,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from cc_executor.engine.approvals import CanUseTool
 from cc_executor.engine.emit import EventCallback, ProgressCallback
 from cc_executor.engine.events import Event
-from cc_executor.engine.recovery import connect_registry
+from cc_executor.engine.recovery import connect_registry, open_store
 from cc_executor.engine.runner import execute_run
 from cc_executor.engine.slots import RunSlots
 from cc_executor.errors import ERROR_CLASSES, InvalidRequestError, RunError
@@ -68,17 +68,6 @@ def describe_validation_error(exc: Any) -> str:
     from cc_executor.validation import describe_validation_error as describe
 
     return describe(exc)
-
-
-@asynccontextmanager
-async def open_store(path: Path | None = None) -> AsyncIterator[RunStore]:
-    """The run registry at ``path`` (default: the state dir), with stale runs reconciled on open."""
-    store = await connect_registry(path)
-    try:
-        yield store
-    finally:
-        with anyio.CancelScope(shield=True):
-            await store.close()
 
 
 def raise_for_result(result: ExecutionResult) -> None:

@@ -65,7 +65,7 @@ async def prune_runs(
     """Delete finished runs that ended more than ``older_than`` ago ('30d', '12h', or a timedelta), with their
     attempts and transcript files. ``statuses`` narrows it (default: every finished status); asking for queued or
     running is an InvalidRequestError. ``dry_run`` only reports. Paths default to the state dir."""
-    from cc_executor.api import open_store
+    from cc_executor.engine.recovery import open_store
     from cc_executor.registry.transcripts import delete_transcripts
 
     age = parse_age(older_than, field="older_than") if isinstance(older_than, str) else _checked(older_than)

@@ -276,7 +276,7 @@ async def _with_store(store: RunStore | None, use: Callable[[RunStore], Awaitabl
 
 @asynccontextmanager
 async def _own_store() -> AsyncIterator[RunStore]:
-    from cc_executor.api import open_store
+    from cc_executor.engine.recovery import open_store
 
     async with open_store() as store:
         yield store

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -62,3 +64,15 @@ async def connect_registry(path: Path | None = None) -> RunStore:
             await store.close()
         raise
     return store
+
+
+@asynccontextmanager
+async def open_store(path: Path | None = None) -> AsyncIterator[RunStore]:
+    """The run registry at ``path`` (default: the state dir), with stale runs reconciled on open, closed on exit
+    (``cc_executor.api.open_store`` for library users)."""
+    store = await connect_registry(path)
+    try:
+        yield store
+    finally:
+        with anyio.CancelScope(shield=True):
+            await store.close()

@@ -22,7 +22,7 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -66,6 +66,7 @@ _START_SLACK_S = 120.0  # an attempt's start-to-close: the run's own wall timeou
 _SWEEP_S = 5.0
 _DRAIN_S = 2.0  # how long wait() lets followers deliver a finished run's last events
 _ORPHAN_AFTER_S = 60.0  # a row whose workflow Temporal does not know after this long is lost
+_OUTCOMES_KEPT = 256
 
 
 @dataclass
@@ -104,6 +105,7 @@ class TemporalBackend:
         self._synced_attempts: dict[str, int] = {}
         self._follows: dict[str, _Follow] = {}
         self._list_logs: dict[str, ListLog] = {}
+        self._outcomes: dict[str, Observation] = {}  # finished runs' outcomes, oldest first
 
     # --- lifecycle --------------------------------------------------------------------------------------------
 
@@ -468,7 +470,17 @@ class TemporalBackend:
     # --- Temporal → registry ----------------------------------------------------------------------------------
 
     async def _observe(self, run_id: str, *, wait_s: float = 0.0) -> Observation:
-        return await observe(await self.client(), run_id, wait_s=wait_s)
+        outcome = self._outcomes.get(run_id)
+        if outcome is not None:
+            return outcome
+        observation = await observe(await self.client(), run_id, wait_s=wait_s)
+        if observation.finished:
+            # Kept: the outcome can come from the history before the workflow has closed (observation._outcome),
+            # and a follower describing the run in that window must not think it is still running.
+            self._outcomes[run_id] = observation
+            while len(self._outcomes) > _OUTCOMES_KEPT:
+                self._outcomes.pop(next(iter(self._outcomes)))
+        return observation
 
     async def _sync(self, run_id: str, observation: Observation | None = None) -> RunRecord:
         """Bring the registry row up to date with what Temporal says (every attempt recorded)."""
@@ -478,6 +490,8 @@ class TemporalBackend:
             assert observation.envelope is not None
             await record_result(store, run_id, observation.envelope, self.transcript_dir)
             self._synced_attempts.pop(run_id, None)
+            if run_id in self._outcomes:  # the shipped transcript is kept now: don't hold it in memory too
+                self._outcomes[run_id] = replace(observation, envelope={**observation.envelope, "transcript": None})
         elif observation.attempt:
             seen = await record_progress(store, run_id, observation, self._synced_attempts.get(run_id))
             if seen is not None:

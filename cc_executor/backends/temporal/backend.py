@@ -5,8 +5,9 @@ Temporal; the front end keeps its SQLite registry filled from what it observes, 
 work as before:
 - while the run is live, from ``describe``: the pending activity's attempt, its worker, and the heartbeat, which
   carries the latest progress updates with their sequence numbers (only the current attempt's heartbeat counts);
-- when it ends, from the workflow's result, which also says which worker ran it, how many attempts it took, and
-  ships the transcript (gzipped; its last MiB when longer) so the front end keeps a copy that outlives the worker.
+- when it ends, from its result, which also says which worker ran it, how many attempts it took, and ships the
+  transcript (gzipped; its last MiB when longer) so the front end keeps a copy that outlives the worker. A waiting
+  front end reads it from the history as soon as the activity completed (the workflow returns it unchanged).
 Nothing here needs to stay up for a run to go on: a restarted front end finds its runs through the registry rows
 marked ``backend = 'temporal'`` and Temporal. Rows are brought up to date when a run is looked at (status, wait,
 events, list) and, while the backend is entered (``async with``), by a background sweep.

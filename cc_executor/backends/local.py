@@ -30,6 +30,7 @@ from cc_executor.backends.protocol import (
     TranscriptChunk,
     TranscriptQuery,
 )
+from cc_executor.backends.transcript_chunks import read_chunk
 from cc_executor.engine import process
 from cc_executor.engine.approvals import decide
 from cc_executor.engine.cancel import cancel_run
@@ -46,7 +47,6 @@ from cc_executor.models import (
     RunRequest,
     RunStatus,
 )
-from cc_executor.registry import transcripts
 from cc_executor.registry.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -454,17 +454,7 @@ class LocalBackend:
         record = await self.status(run_id)
         if not record.transcript_path:
             raise TranscriptNotFoundError(f"run {run_id} kept no transcript (save_transcript was off)")
-        path = Path(record.transcript_path)
-        cursor = query.cursor if query.tail is None else transcripts.tail_offset(path, query.tail)
-        page = transcripts.read_page(path, cursor=cursor, limit=query.limit, max_bytes=query.max_bytes)
-        return TranscriptChunk(
-            run_id=run_id,
-            lines=page.lines,
-            cursor=page.cursor,
-            next_cursor=page.next_cursor,
-            total_bytes=page.total_bytes,
-            running=not record.status.finished,
-        )
+        return read_chunk(Path(record.transcript_path), run_id, query, finished=record.status.finished)
 
     # --- task lists ----------------------------------------------------------------------------------------------
 

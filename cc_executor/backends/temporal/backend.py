@@ -50,9 +50,9 @@ from cc_executor.backends.temporal.list_events import ListLog
 from cc_executor.backends.temporal.observation import Observation, events_from, observe
 from cc_executor.backends.temporal.rows import record_progress, record_result
 from cc_executor.backends.temporal.settings import TemporalSettings
-from cc_executor.backends.temporal.transcript_pages import read_chunk
 from cc_executor.backends.temporal.worker import transcript_queue
 from cc_executor.backends.temporal.workflow import CANCEL_SIGNAL, RUN_WORKFLOW, TRANSCRIPT_WORKFLOW
+from cc_executor.backends.transcript_chunks import read_chunk
 from cc_executor.engine.recovery import connect_registry
 from cc_executor.engine.task_list_runner import ListMember, TaskList, UpdateCallback
 from cc_executor.errors import InvalidRequestError, RunNotFoundError, TranscriptNotFoundError

@@ -30,6 +30,7 @@ from cc_executor.backends.protocol import (
     TranscriptChunk,
     TranscriptQuery,
 )
+from cc_executor.backends.run_queries import matching_runs
 from cc_executor.backends.transcript_chunks import read_chunk
 from cc_executor.engine import process
 from cc_executor.engine.approvals import decide
@@ -437,14 +438,7 @@ class LocalBackend:
         return None
 
     async def list_runs(self, query: RunFilter) -> list[RunRecord]:
-        store = await self._registry()
-        return await store.list_runs(
-            status=query.status,
-            cwd=query.cwd,
-            since=query.since.isoformat() if query.since else None,
-            list_id=query.list_id,
-            limit=query.limit,
-        )
+        return await matching_runs(await self._registry(), query)
 
     async def find_ids(self, prefix: str, limit: int = 10) -> list[str]:
         """Run ids starting with ``prefix`` (for front ends that accept a short id)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gzip
 import logging
 from collections import deque
@@ -32,7 +33,7 @@ from cc_executor.backends.protocol import TranscriptQuery
 from cc_executor.backends.transcript_chunks import read_chunk
 from cc_executor.engine.runner import prepare_run
 from cc_executor.engine.slots import RunSlots
-from cc_executor.errors import ERROR_CLASSES, CCExecutorError
+from cc_executor.errors import ERROR_CLASSES, CCExecutorError, RunNotFoundError
 from cc_executor.models import ExecutionResult, ProgressUpdate, RunRequest
 from cc_executor.paths import transcript_paths
 from cc_executor.registry.store import RunStore
@@ -111,7 +112,10 @@ class RunActivities:
 
     async def _execute(self, request: RunRequest, beat: Beat) -> ExecutionResult:
         # A retried attempt on the worker that ran an earlier one starts afresh: this registry is the worker's copy.
-        await self.store.delete_run(request.run_id)
+        # (Looked up first: deleting is a write transaction, ~1 ms on every run's way in, and there is rarely a row.)
+        with contextlib.suppress(RunNotFoundError):
+            await self.store.get(request.run_id)
+            await self.store.delete_run(request.run_id)
         try:
             run = await prepare_run(request, self.store)
         except CCExecutorError as exc:

@@ -60,7 +60,7 @@ async def record_result(store: RunStore, run_id: str, envelope: dict[str, Any], 
         path = keep_transcript(run_id, shipped, transcript_dir)
         result = result.model_copy(update={"transcript_path": str(path)})
     await store.finish_run(result)
-    recorded = {int(a["n"]) for a in await store.list_attempts(run_id)}
+    recorded = {int(a["n"]) for a in await store.list_attempts(run_id)} if result.attempts > 1 else set()
     for n in range(1, result.attempts):
         if n not in recorded:  # ended while no front end was looking: Temporal keeps no detail of it
             await store.record_attempt(

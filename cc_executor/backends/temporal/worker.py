@@ -28,7 +28,7 @@ from cc_executor.engine.slots import RunSlots
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACEFUL_S = 600.0
-MIN_POLLS = 5  # the SDK's default number of polls, for workflow tasks and for activity tasks
+MIN_POLLS = 5  # the SDK's default number of workflow task polls
 
 
 def default_identity() -> str:
@@ -71,13 +71,12 @@ async def run_worker(
         workflow_runner=UnsandboxedWorkflowRunner(),
         max_concurrent_activities=limit,
         # Every run is a new workflow: its first workflow task comes through the shared (non-sticky) queue, which
-        # the SDK's default gives one of a worker's 5 workflow polls, and its activity through at most 5 activity
-        # polls. A burst of runs then waits on poll round trips: 16 runs on 2 workers here started their last
-        # activity 1.5-2.4 s after being submitted, 0.8 s with a poll per slot and half the polls non-sticky. An
-        # idle long poll costs nothing.
+        # the SDK's default gives one of a worker's 5 workflow polls. A burst of runs then waits on that poll's
+        # round trips: 16 runs submitted at once to 2 workers here got their first workflow task over 1.1 s (the
+        # last activity started 1.5-2.4 s after the submits), against 0.2 s (0.8 s) with a poll per slot, half of
+        # them non-sticky. Activity polls stay at the SDK's 5: a poll per slot as well made a lone run ~6 ms slower.
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(max(MIN_POLLS, limit)),
         nonsticky_to_sticky_poll_ratio=0.5,
-        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(max(MIN_POLLS, limit)),
         identity=identity,
         graceful_shutdown_timeout=timedelta(seconds=graceful_s),
         max_heartbeat_throttle_interval=throttle,

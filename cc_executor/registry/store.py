@@ -507,6 +507,18 @@ class RunStore:
             )
         return bool(touched)
 
+    async def settle_approval(
+        self, run_id: str, request_id: str, *, decision: str, decided_by: str, message: str | None = None
+    ) -> None:
+        """Overwrite an answer with the one that took effect elsewhere (a Temporal worker's deadline beat a front
+        end's late answer): the record says what the CLI got."""
+        async with self._lock:
+            await self._write(
+                "UPDATE approvals SET decision = ?, decided_by = ?, message = ?, decided_at = ? "
+                "WHERE run_id = ? AND request_id = ?",
+                (decision, decided_by, message, utc_now(), run_id, request_id),
+            )
+
     async def approval(self, run_id: str, request_id: str) -> Approval | None:
         async with self._lock:
             found = [a for a in await self._approvals(run_id) if a.request_id == request_id]

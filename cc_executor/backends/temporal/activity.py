@@ -29,8 +29,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from cc_executor.backends.protocol import TranscriptQuery
+from cc_executor.backends.temporal.questions import Answers, QuestionRelay
 from cc_executor.backends.temporal.transcript_pages import read_chunk
-from cc_executor.engine.runner import prepare_run
+from cc_executor.backends.temporal.workflow import DECISIONS_QUERY
+from cc_executor.engine.runner import Run, prepare_run
 from cc_executor.engine.slots import RunSlots
 from cc_executor.errors import ERROR_CLASSES, CCExecutorError
 from cc_executor.models import ExecutionResult, ProgressUpdate, RunRequest
@@ -53,15 +55,23 @@ class Beat:
         self.transcript_queue = transcript_queue
         self.seq = seq
         self.events: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
+        self.approvals: list[dict[str, Any]] | None = None  # ask mode: the attempt's questions and answers
 
     def details(self) -> dict[str, Any]:
-        return {
+        details = {
             "attempt": self.attempt,
             "worker": self.worker,
             "transcript_queue": self.transcript_queue,
             "seq": self.seq,
             "events": list(self.events),
         }
+        if self.approvals is not None:
+            details["approvals"] = self.approvals
+        return details
+
+    def questions(self, approvals: list[dict[str, Any]]) -> None:
+        self.approvals = approvals
+        self.send()
 
     def send(self) -> None:
         activity.heartbeat(self.details())
@@ -105,6 +115,8 @@ class RunActivities:
             finally:
                 group.cancel_scope.cancel()
         log.info("run %s attempt %d ended %s", request.run_id, info.attempt, result.status.value)
+        if beat.approvals is not None:  # the questions as they ended (the last heartbeat may predate an answer)
+            beat.approvals = [a.model_dump(mode="json") for a in (await self.store.get(request.run_id)).approvals]
         envelope = self._envelope(result, beat)
         self._raise_if_retryable(result, envelope, spec)
         return envelope
@@ -120,7 +132,9 @@ class RunActivities:
         # that shares a host with attempt 2's, must not take attempt 2's tree with it.
         run.use_marker(attempt_marker(request.run_id, activity.info().attempt))
         try:
-            return await run.execute(on_progress=beat.progress, slots=self.slots)
+            if request.config.permission_prompts != "ask":
+                return await run.execute(on_progress=beat.progress, slots=self.slots)
+            return await self._execute_asking(run, beat)
         except asyncio.CancelledError:
             details = activity.cancellation_details()
             if details is not None and details.worker_shutdown:
@@ -129,6 +143,21 @@ class RunActivities:
                     f"worker {self.identity} shut down before the run ended; handed back", type="WorkerShutdown"
                 ) from None
             raise
+
+    async def _execute_asking(self, run: Run, beat: Beat) -> ExecutionResult:
+        """Ask mode: the run's questions go out with the heartbeat, and answers come in (``questions``)."""
+        beat.approvals = []
+        answers = _answers_for_this_attempt()
+        relay = QuestionRelay(self.store, run.request.run_id, answers=answers, publish=beat.questions)
+        result: ExecutionResult | None = None
+        async with anyio.create_task_group() as group:
+            group.start_soon(relay.run)
+            try:
+                result = await run.execute(on_progress=beat.progress, slots=self.slots)
+            finally:
+                group.cancel_scope.cancel()
+        assert result is not None
+        return result
 
     def _request(self, spec: dict[str, Any]) -> RunRequest:
         """The request as the worker runs it: validated here (the cwd must exist on this worker), with its
@@ -143,12 +172,6 @@ class RunActivities:
                 non_retryable=True,
             )
         config = dict(data.get("config") or {})
-        if config.get("permission_prompts") == "ask":  # nobody could answer: the front end refuses it too
-            raise ApplicationError(
-                f"worker {self.identity} refused the request: permission_prompts='ask' is not available on workers",
-                type="InvalidRequestError",
-                non_retryable=True,
-            )
         config.update(max_attempts=1, transcript_dir=None, stream_output=False)
         data["config"] = config
         try:
@@ -166,6 +189,7 @@ class RunActivities:
             "transcript": _ship_transcript(result),
             "last_seq": beat.seq,
             "events": list(beat.events),  # the latest updates, for a front end that polled too late to see them
+            "approvals": beat.approvals,
         }
 
     @staticmethod
@@ -199,6 +223,18 @@ class RunActivities:
         except CCExecutorError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
         return chunk.model_dump(mode="json")
+
+
+def _answers_for_this_attempt() -> Answers:
+    """Reads the answers front ends signalled to this run's workflow for this attempt (``questions``)."""
+    info = activity.info()
+    assert info.workflow_id is not None  # a run's activity always belongs to its workflow
+    handle = activity.client().get_workflow_handle(info.workflow_id)
+
+    async def answers() -> list[dict[str, Any]]:
+        return list(await handle.query(DECISIONS_QUERY, info.attempt))
+
+    return answers
 
 
 def attempt_marker(run_id: str, attempt: int) -> str:

@@ -48,11 +48,13 @@ from cc_executor.backends.protocol import (
 from cc_executor.backends.temporal.client import connect
 from cc_executor.backends.temporal.list_events import ListLog
 from cc_executor.backends.temporal.observation import Observation, events_from, observe
+from cc_executor.backends.temporal.questions import answer_of, parse_questions
 from cc_executor.backends.temporal.rows import record_progress, record_result
 from cc_executor.backends.temporal.settings import TemporalSettings
 from cc_executor.backends.temporal.transcript_pages import read_chunk
 from cc_executor.backends.temporal.worker import transcript_queue
-from cc_executor.backends.temporal.workflow import CANCEL_SIGNAL, RUN_WORKFLOW, TRANSCRIPT_WORKFLOW
+from cc_executor.backends.temporal.workflow import APPROVE_SIGNAL, CANCEL_SIGNAL, RUN_WORKFLOW, TRANSCRIPT_WORKFLOW
+from cc_executor.engine.approvals import decide
 from cc_executor.engine.recovery import connect_registry
 from cc_executor.engine.task_list_runner import ListMember, TaskList, UpdateCallback
 from cc_executor.errors import InvalidRequestError, RunNotFoundError, TranscriptNotFoundError
@@ -148,9 +150,7 @@ class TemporalBackend:
     # --- submitting -------------------------------------------------------------------------------------------
 
     async def preflight(self, request: RunRequest) -> None:
-        """What this backend cannot do, and whether Temporal answers; ``claude`` and the cwd are the workers' (a
-        worker refuses what it can't run)."""
-        _refuse_ask_mode(request)
+        """Whether Temporal answers; ``claude`` and the cwd are the workers' (a worker refuses what it can't run)."""
         await self.client()
 
     async def approve(
@@ -162,12 +162,37 @@ class TemporalBackend:
         decided_by: str = "caller",
         message: str | None = None,
     ) -> Approval:
-        """Runs on workers never ask (ask mode is refused at submit), so there is nothing to answer."""
-        await (await self.store()).get(run_id)  # RunNotFoundError for an unknown id
-        raise InvalidRequestError(f"run {run_id} has no question {request_id!r}: {_NO_ASK_MODE}")
+        """Answer a question a run on a worker asks (``questions``): recorded here first (the first answer wins,
+        from any front end on this registry), then signalled to the run's workflow for the attempt that asked."""
+        observation = await self._observe(run_id)  # RunNotFoundError for a run Temporal does not know
+        record = await self._sync(run_id, observation)
+        asked = next((a for a in record.approvals if a.request_id == request_id), None)
+        if asked is not None and asked.pending:
+            current = parse_questions(observation.approvals) or {}
+            if request_id not in current:
+                raise InvalidRequestError(
+                    f"request {request_id} of run {run_id} was asked by an attempt that is no longer running "
+                    "(not answered: a later attempt asks again)"
+                )
+            if datetime.fromisoformat(asked.deadline_at) <= datetime.now(UTC):
+                raise InvalidRequestError(
+                    f"request {request_id} of run {run_id} is past its deadline ({asked.deadline_at}): "
+                    "the worker denies it"
+                )
+        answered = await decide(await self.store(), run_id, request_id, decision, decided_by, message)
+        try:
+            await (
+                (await self.client())
+                .get_workflow_handle(run_id)
+                .signal(APPROVE_SIGNAL, answer_of(observation.attempt, answered))
+            )
+        except RPCError as exc:
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            await self._sync(run_id)  # the run ended meanwhile: its result says how the question ended
+        return answered
 
     async def submit(self, request: RunRequest, *, activity_queue: str | None = None) -> str:
-        _refuse_ask_mode(request)
         client = await self.client()  # unreachable: refuse before anything is recorded
         store = await self.store()
         try:
@@ -507,14 +532,3 @@ class TemporalBackend:
                     if record.run_id not in self._follows:  # followed runs are kept up to date by their followers
                         await self._sync_quietly(record.run_id)
             await anyio.sleep(_SWEEP_S)
-
-
-_NO_ASK_MODE = (
-    "the Temporal backend runs tasks on workers, whose permission prompts cannot be answered from here; "
-    "use permission_prompts='deny' (the default) with allowed_tools"
-)
-
-
-def _refuse_ask_mode(request: RunRequest) -> None:
-    if request.config.permission_prompts == "ask":
-        raise InvalidRequestError(f"permission_prompts='ask' is not available: {_NO_ASK_MODE}")

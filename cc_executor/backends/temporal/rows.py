@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cc_executor.backends.temporal.observation import Observation
+from cc_executor.backends.temporal.questions import close_questions, parse_questions, record_questions
 from cc_executor.models import ExecutionResult, RunStatus
 from cc_executor.paths import transcript_paths
 from cc_executor.registry.store import RunStore, utc_now
@@ -43,6 +44,7 @@ async def record_progress(store: RunStore, run_id: str, observation: Observation
         await store.set_progress(run_id, message)
     if observation.worker and observation.worker != record.worker:
         await store.set_worker(run_id, observation.worker)
+    await record_questions(store, run_id, record.approvals, parse_questions(observation.approvals))
     return seen
 
 
@@ -52,6 +54,9 @@ async def record_result(store: RunStore, run_id: str, envelope: dict[str, Any], 
     record = await store.get(run_id)
     if record.status.finished and record.status not in (RunStatus.CANCELLED, RunStatus.LOST):
         return  # recorded already (a cancel's or a sweep's marking is replaced by the real outcome)
+    # The questions as the last attempt left them; any still open here was withdrawn (the run no longer asks).
+    await record_questions(store, run_id, record.approvals, parse_questions(envelope.get("approvals")))
+    await close_questions(store, run_id)
     data = dict(envelope.get("result") or {})
     data.setdefault("attempts", max(record.attempts, 1))
     result = ExecutionResult.model_validate({**data, "stderr_path": None, "transcript_path": None})

@@ -246,3 +246,59 @@ async def test_the_mcp_server_asks_the_hosts_person_or_hands_over_to_approve_run
 async def _front_end_row(run_id: str) -> list[Approval]:
     async with open_store() as store:
         return (await store.get(run_id)).approvals
+
+
+async def test_cc_executor_run_on_a_terminal_asks_for_a_run_on_a_worker(
+    temporal_workers: Workers, fake_api: FakeAnthropic, cli_env: dict[str, str], claude_bin: Path, workdir: Path
+) -> None:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    settings = temporal_workers.dedicated("cli", env={**cli_env, "CC_EXECUTOR_CLAUDE": str(claude_bin)})
+    target = workdir / "made.txt"
+    fake_api.scenario = touch(target)
+    env = {
+        **os.environ,
+        "CC_EXECUTOR_BACKEND": "temporal",
+        "CC_EXECUTOR_TEMPORAL_ADDRESS": settings.address,
+        "CC_EXECUTOR_TEMPORAL_TASK_QUEUE": settings.task_queue,
+    }
+    argv = [sys.executable, "-m", "cc_executor.cli", "run", "touch it", "-C", str(workdir)]
+    argv += ["--model", "claude-sonnet-4-5", "--permission-prompts", "ask"]
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    seen: list[bytes] = []
+    try:
+        proc = await anyio.open_process(argv, stdin=slave, stdout=slave, stderr=slave, env=env)
+    finally:
+        os.close(slave)
+
+    def read_some() -> bytes:
+        try:
+            return os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other side is gone
+            return b""
+
+    try:
+        with anyio.fail_after(90):
+            while b"Allow?" not in b"".join(seen):
+                chunk = await anyio.to_thread.run_sync(read_some, abandon_on_cancel=True)
+                assert chunk, b"".join(seen).decode(errors="replace")
+                seen.append(chunk)
+            os.write(master, b"y\n")
+            while chunk := await anyio.to_thread.run_sync(read_some, abandon_on_cancel=True):
+                seen.append(chunk)
+            code = await proc.wait()
+    finally:
+        os.close(master)
+    output = b"".join(seen).decode(errors="replace")
+    assert code == 0, output
+    assert "claude asks to use Bash" in output and str(target) in output and "worker cli" in output
+    assert target.exists()
+    async with open_store() as store:
+        (record,) = await store.list_runs()
+        record = await store.get(record.run_id)
+    assert [(a.decision, a.decided_by) for a in record.approvals] == [("allow", "person")]
+    assert await no_processes_left(record.run_id)

@@ -11,6 +11,8 @@ The activity executes the run through ``engine.runner`` like every other backend
 - **Fencing.** Temporal accepts heartbeats and a completion only from the current attempt: an attempt the server
   gave up on (its worker stopped heartbeating) is told so on its next heartbeat and cancelled, and its late
   result is refused. Sequence numbers continue from the last heartbeat the server kept, so they never repeat.
+- **Ask mode.** The heartbeat also lists the attempt's questions, and answers come back from the workflow
+  (``questions``).
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ Nothing here needs to stay up for a run to go on: a restarted front end finds it
 marked ``backend = 'temporal'`` and Temporal. Rows are brought up to date when a run is looked at (status, wait,
 events, list) and, while the backend is entered (``async with``), by a background sweep.
 
+Ask mode: a run's questions come with its heartbeat and land in the registry like a local run's; ``approve``
+records an answer here and signals it to the run's workflow (``questions``).
+
 A live transcript is read from the worker that writes it, through a short workflow on that worker's own task
 queue; when that worker does not answer, the front end says so and returns the latest progress it has.
 """

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_EVERY_S = 1.0  # the server sees at most one a second (the worker's throttle); ≤ 5 s is the promise
 RECENT_EVENTS = 64  # progress updates each heartbeat carries, so a front end polling every second misses none
 SHIP_TRANSCRIPT_BYTES = 1024 * 1024  # shipped with the result (gzip); a longer one ships its last MiB
+FETCH_TRANSCRIPT_BYTES = 1024 * 1024  # the rest is fetched by the front end in pieces this big (payloads ≤ 2 MB)
 
 
 class Beat:
@@ -225,6 +226,30 @@ class RunActivities:
         except CCExecutorError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
         return chunk.model_dump(mode="json")
+
+    @activity.defn(name="cc_executor.transcript_bytes")
+    async def transcript_bytes(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Raw bytes of a transcript this worker wrote, gzipped: the part of a long transcript its result did not
+        ship, fetched by the front end when the run ends so its copy is complete."""
+        run_id = str(query["run_id"])
+        try:
+            record = await self.store.get(run_id)
+        except CCExecutorError as exc:
+            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
+        path = Path(record.transcript_path) if record.transcript_path else transcript_paths(run_id)[0]
+        offset, length = int(query["offset"]), min(int(query["length"]), FETCH_TRANSCRIPT_BYTES)
+        try:
+            with path.open("rb") as file:
+                size = file.seek(0, 2)
+                file.seek(offset)
+                data = file.read(length)
+        except OSError as exc:
+            raise ApplicationError(
+                f"worker {self.identity} cannot read the transcript of run {run_id}: {exc}",
+                type="TranscriptNotFoundError",
+                non_retryable=True,
+            ) from None
+        return {"gz": base64.b64encode(gzip.compress(data)).decode(), "size": size}
 
 
 def _answers_for_this_attempt() -> Answers:

@@ -20,15 +20,19 @@ queue; when that worker does not answer, the front end says so and returns the l
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import gzip
 import logging
 import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -109,6 +113,7 @@ class TemporalBackend:
         self._synced_attempts: dict[str, int] = {}
         self._follows: dict[str, _Follow] = {}
         self._list_logs: dict[str, ListLog] = {}
+        self._finishing: dict[str, anyio.Lock] = {}
 
     # --- lifecycle --------------------------------------------------------------------------------------------
 
@@ -391,24 +396,47 @@ class TemporalBackend:
             return self._leftovers(record, observation, queue)
 
     async def _remote_page(self, run_id: str, queue: str, query: TranscriptQuery) -> TranscriptChunk:
+        page = await self._on_worker(run_id, queue, {"run_id": run_id, "query": query.model_dump(mode="json")})
+        return TranscriptChunk.model_validate(page)
+
+    async def _on_worker(self, run_id: str, queue: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """A transcript page (or byte range) from the worker serving ``queue``; TimeoutError when it does not
+        answer within ``page_timeout_s``."""
         client = await self.client()
-        page_query = {"run_id": run_id, "query": query.model_dump(mode="json")}
         handle = await client.start_workflow(
             TRANSCRIPT_WORKFLOW,
-            page_query,
+            payload,
             id=f"{run_id}-transcript-{uuid.uuid4()}",
             task_queue=queue,
             execution_timeout=timedelta(seconds=self.page_timeout_s),
         )
         try:
             with anyio.fail_after(self.page_timeout_s + 1):
-                page = await handle.result()
+                return dict(await handle.result())
         except WorkflowFailureError as exc:
             cause = getattr(exc.cause, "cause", None)
             if cause is not None and "TranscriptNotFoundError" in str(getattr(cause, "type", "")):
                 raise TranscriptNotFoundError(str(getattr(cause, "message", cause))) from None
             raise TimeoutError(str(exc)) from None
-        return TranscriptChunk.model_validate(page)
+
+    async def _fetch_head(self, run_id: str, worker: str, length: int, size: int) -> bytes | None:
+        """The first ``length`` bytes of a transcript of ``size`` bytes that only ``worker`` holds (its result
+        shipped the rest); None when the worker does not answer or its copy differs."""
+        queue = transcript_queue(self.settings.task_queue, worker)
+        head = bytearray()
+        try:
+            while len(head) < length:
+                piece = await self._on_worker(
+                    run_id, queue, {"run_id": run_id, "offset": len(head), "length": length - len(head)}
+                )
+                data = gzip.decompress(base64.b64decode(piece["gz"]))
+                if int(piece["size"]) != size or not data:
+                    return None
+                head += data
+        except (TimeoutError, TranscriptNotFoundError, RPCError) as exc:
+            log.info("run %s: the start of its transcript stays on worker %s: %s", run_id, worker, exc)
+            return None
+        return bytes(head[:length])
 
     def _leftovers(self, record: RunRecord, observation: Observation, queue: str) -> TranscriptChunk:
         """The worker holding the transcript is gone: say so, and give the progress lines this front end has."""
@@ -504,7 +532,15 @@ class TemporalBackend:
         store = await self.store()
         if observation.finished:
             assert observation.envelope is not None
-            await record_result(store, run_id, observation.envelope, self.transcript_dir)
+            async with self._finishing.setdefault(run_id, anyio.Lock()):  # one fetch of a long transcript's start
+                await record_result(
+                    store,
+                    run_id,
+                    observation.envelope,
+                    self.transcript_dir,
+                    fetch_head=partial(self._fetch_head, run_id),
+                )
+            self._finishing.pop(run_id, None)
             self._synced_attempts.pop(run_id, None)
         elif observation.attempt:
             seen = await record_progress(store, run_id, observation, self._synced_attempts.get(run_id))

@@ -20,6 +20,7 @@ RUN_WORKFLOW = "cc_executor.run"
 TRANSCRIPT_WORKFLOW = "cc_executor.transcript_page"
 EXECUTE_ACTIVITY = "cc_executor.execute_run"
 TRANSCRIPT_ACTIVITY = "cc_executor.transcript_page"
+TRANSCRIPT_BYTES_ACTIVITY = "cc_executor.transcript_bytes"
 CANCEL_SIGNAL = "cancel"
 APPROVE_SIGNAL = "approve"  # an answer to a question the run asked (ask mode), from a front end
 DECISIONS_QUERY = "decisions"  # the answers for one attempt, polled by that attempt's activity while it asks
@@ -90,12 +91,13 @@ class RunWorkflow:
 
 @workflow.defn(name=TRANSCRIPT_WORKFLOW)
 class TranscriptPageWorkflow:
-    """Runs on a worker's own task queue: one page of a transcript that only that worker holds."""
+    """Runs on a worker's own task queue: one page of a transcript that only that worker holds (or, for a query with
+    ``offset``, a range of its raw bytes)."""
 
     @workflow.run
     async def run(self, query: dict[str, Any]) -> dict[str, Any]:
         page = await workflow.execute_activity(
-            TRANSCRIPT_ACTIVITY,
+            TRANSCRIPT_BYTES_ACTIVITY if "offset" in query else TRANSCRIPT_ACTIVITY,
             query,
             task_queue=workflow.info().task_queue,
             start_to_close_timeout=timedelta(seconds=30),

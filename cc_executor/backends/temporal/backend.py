@@ -53,7 +53,7 @@ from cc_executor.backends.protocol import (
     TranscriptQuery,
 )
 from cc_executor.backends.temporal.client import connect
-from cc_executor.backends.temporal.list_events import ListLog
+from cc_executor.backends.temporal.list_events import ListLog, follow_rows
 from cc_executor.backends.temporal.observation import Observation, events_from, observe
 from cc_executor.backends.temporal.questions import answer_of, parse_questions
 from cc_executor.backends.temporal.rows import record_progress, record_result
@@ -326,7 +326,15 @@ class TemporalBackend:
                 yield event
             return
         await self._until_submitted(run_id, float("inf"))
-        record = await (await self.store()).get(run_id)
+        try:
+            record = await (await self.store()).get(run_id)
+        except RunNotFoundError:
+            if not await (await self.store()).list_runs(list_id=run_id, limit=1):
+                raise
+            # A list this front end does not run (it restarted): its members' rows.
+            async for event in follow_rows(run_id, after, partial(self._list_rows, run_id), self.poll_s):
+                yield event
+            return
         if record.status is RunStatus.SKIPPED:
             yield RunEvent(run_id=run_id, seq=after + 1, kind="finished", status=record.status)
             return
@@ -494,17 +502,29 @@ class TemporalBackend:
     async def list_outcome(self, list_id: str, timeout_s: float = 0.0) -> ListOutcome:
         task_list = self._lists.get(list_id)
         if task_list is None:
-            return await self._outcome_from_rows(list_id)
+            return await self._outcome_from_rows(list_id, timeout_s)
         with anyio.move_on_after(timeout_s):
             await task_list.done.wait()
         return outcome_of(task_list, finished=task_list.done.is_set())
 
-    async def _outcome_from_rows(self, list_id: str) -> ListOutcome:
-        """A list another front end (or this one before a restart) ran: what its rows say, refreshed."""
+    async def _outcome_from_rows(self, list_id: str, timeout_s: float) -> ListOutcome:
+        """A list another front end (or this one before a restart) ran: what its rows say, refreshed, once they
+        have all ended or ``timeout_s`` has passed (its members run on in Temporal). Members the list had not
+        submitted yet have no row: they are not known here."""
+        deadline = anyio.current_time() + timeout_s
+        while True:
+            rows = await self._list_rows(list_id)
+            if not rows:
+                raise RunNotFoundError(list_id)
+            left = deadline - anyio.current_time()
+            if left <= 0 or all(row.status.finished for row in rows):
+                return outcome_from_rows(list_id, rows)
+            await anyio.sleep(min(self.poll_s, left))
+
+    async def _list_rows(self, list_id: str) -> list[RunRecord]:
+        """A list's rows, unfinished ones brought up to date from Temporal."""
         rows = await (await self.store()).list_runs(list_id=list_id, limit=500)
-        if not rows:
-            raise RunNotFoundError(list_id)
-        return outcome_from_rows(list_id, [await self.status(row.run_id) for row in rows])
+        return [row if row.status.finished and row.finished_at else await self.status(row.run_id) for row in rows]
 
     async def _execute_member(self, request: RunRequest, on_progress: UpdateCallback) -> ExecutionResult:
         """A list member as a Temporal run: progress relayed, and a cancelled member cancelled in Temporal."""

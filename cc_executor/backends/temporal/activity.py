@@ -32,8 +32,8 @@ from temporalio.exceptions import ApplicationError
 
 from cc_executor.backends.protocol import TranscriptQuery
 from cc_executor.backends.temporal.questions import Answers, QuestionRelay
-from cc_executor.backends.temporal.transcript_pages import read_chunk
 from cc_executor.backends.temporal.workflow import DECISIONS_QUERY
+from cc_executor.backends.transcript_chunks import read_chunk
 from cc_executor.engine.runner import Run, prepare_run
 from cc_executor.engine.slots import RunSlots
 from cc_executor.errors import ERROR_CLASSES, CCExecutorError

@@ -476,12 +476,14 @@ class RunStore:
 
     # --- approvals (ask mode) ------------------------------------------------------------------------------------
 
-    async def add_approval(self, approval: Approval) -> None:
-        """Record a pending question; the run shows waiting_for_approval while any is pending."""
+    async def add_approval(self, approval: Approval, *, copy: bool = False) -> None:
+        """Record a pending question; the run shows waiting_for_approval while any is pending. ``copy``: a question
+        asked elsewhere (a Temporal worker), which several observers may copy at once: the first copy counts."""
         row = approval.model_dump(exclude={"decision", "decided_by", "message", "decided_at"})
         row["can_allow_for_run"] = int(approval.can_allow_for_run)
         row["requested_schema"] = None if approval.requested_schema is None else compact_json(approval.requested_schema)
-        sql = f"INSERT INTO approvals ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
+        insert = "INSERT OR IGNORE" if copy else "INSERT"
+        sql = f"{insert} INTO approvals ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
         async with self._lock:
             await self._write(sql, tuple(row.values()))
             await self._write(

@@ -123,7 +123,8 @@ async def record_questions(
     for request_id, theirs in current.items():
         here = mine.get(request_id)
         if here is None:
-            await store.add_approval(theirs.model_copy(update={"decision": None, "decided_by": None, "message": None}))
+            unanswered = theirs.model_copy(update={"decision": None, "decided_by": None, "message": None})
+            await store.add_approval(unanswered, copy=True)  # another observer may copy it at the same moment
             here = theirs.model_copy(update={"decision": None})
         if theirs.decision is None or (here.decision, here.decided_by) == (theirs.decision, theirs.decided_by):
             continue

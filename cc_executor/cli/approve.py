@@ -1,5 +1,6 @@
 """``cc-executor approve``: answer a permission prompt a run waits on (ask mode), from any terminal, for a run owned
-by any process (the MCP server, another ``cc-executor run``)."""
+by any process (the MCP server, another ``cc-executor run``) or running on a Temporal worker (the answer is then
+sent to the run's workflow; the ``CC_EXECUTOR_TEMPORAL_*`` settings say where Temporal is)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="answer a run's pending permission prompt (allow, or --deny)",
         description="Answer a question a run waits on (status waiting_for_approval: it runs with "
         "--permission-prompts ask and nobody answered yet). Allows once by default. The first answer wins, "
-        "wherever it comes from; it is recorded as the person's. `cc-executor show RUN` lists the questions.",
+        "wherever it comes from; it is recorded as the person's. `cc-executor show RUN` lists the questions. "
+        "A run on a Temporal worker is answered through Temporal (CC_EXECUTOR_TEMPORAL_ADDRESS etc.).",
     )
     parser.add_argument("run_id", metavar="RUN_ID", help="the run's id or a unique prefix of it")
     choice = parser.add_mutually_exclusive_group()

@@ -15,9 +15,18 @@ dead (``owner_alive``), it records the run ``lost`` (one conditional write, so a
 and its ``finished`` event, and kills anything still carrying the run's marker. The registry's reconcile does the
 same for every row at the next start of any front end.
 
-Task lists: each member is a durable run, but the list's order (sequential, stop on error) is kept by the front
-end that submitted it (LocalBackend's machinery): if that front end goes away, the member running goes on to its
-end, and members not yet started are not started.
+Task lists outlive their front end too. ``submit_list`` records the list (``task_lists``: mode, max_parallel,
+stop_on_error, owner; ``task_list_members``: each member's request without secrets, in order) and starts one list
+supervisor (``engine.list_supervisor``, the same start-and-release pattern as a run's), which drives the one list
+engine (``TaskList``: order, context preamble, parallelism, stop_on_error, skipped rows) and executes every member
+itself as a durable run it owns (row, request, numbered events, file slots, row-watched cancel): one ~25 MB
+process per list rather than one more per running member. So any front end on the state dir reads
+``list_outcome`` (members not started included: they are ``pending`` until the list ends), follows
+``events(list_id)`` (``list_events``), waits for any member by its run id before it has a row, and cancels the
+list or one member (a request on the list's rows that its supervisor acts on within 0.5 s). A dead list
+supervisor takes its running members' claude with it (pdeathsig); whoever looks next (or the next reconcile)
+records those members ``lost``, the members it never started ``skipped``, and the list ``failed``, saying why.
+Lists of ``LocalBackend`` (the library's attached use) stay in that process.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ from cc_executor.backends.local import LocalBackend
 from cc_executor.backends.protocol import CancelReport, ListOutcome, ListRequest, RunEvent, RunFilter
 from cc_executor.engine import process
 from cc_executor.engine.cancel import cancel_run
-from cc_executor.engine.list_supervisor import start_list_supervisor
+from cc_executor.engine.list_supervisor import list_secrets, start_list_supervisor
 from cc_executor.engine.recovery import end_lost_list
 from cc_executor.engine.runner import preflight, prepare_run
 from cc_executor.engine.supervisor import recordable, release, secrets_of, start_supervisor
@@ -308,9 +308,8 @@ class DurableBackend(LocalBackend):
             for member in request.requests:
                 preflight(member)
             self._reap()
-            secrets = {r.run_id: secrets_of(r) for r in request.requests if r.config.env or r.config.mcp_config}
             supervisor = start_list_supervisor(
-                request.list_id, self.home, secrets=secrets, max_concurrent=self.max_concurrent
+                request.list_id, self.home, secrets=list_secrets(request.requests), max_concurrent=self.max_concurrent
             )
             self._supervisors[request.list_id] = supervisor
             threading.Thread(target=supervisor.wait, name=f"reap-{request.list_id[:8]}", daemon=True).start()
@@ -387,17 +386,23 @@ class DurableBackend(LocalBackend):
         return await super().list_of(run_id) or await (await self._registry()).list_of(run_id)
 
     async def _until_row(self, run_id: str) -> None:
-        """A member of a recorded list that has no row yet: wait until it has one (it started, or the list ended
-        and recorded it skipped). Returns at once for any other id."""
+        """A member of a recorded list not started yet: wait until it has started (its row and request are
+        recorded) or ended (a skipped row). Returns at once for any other id."""
         store = await self._registry()
         list_id = await store.list_of(run_id)
         while list_id is not None:
-            if await self._known(run_id):
+            if await self._is_durable(run_id) or await self._member_ended(run_id):
                 return
             row = await self._recorded_list(list_id)
             if row is not None and row.finished and not await self._known(run_id):
                 return  # ended without recording it (it should have): the caller's get() says unknown
             await anyio.sleep(WAIT_POLL_S)
+
+    async def _member_ended(self, run_id: str) -> bool:
+        try:
+            return (await (await self._registry()).get(run_id)).status.finished
+        except RunNotFoundError:
+            return False
 
     async def _cancel_member(self, list_id: str, run_id: str, reason: str) -> CancelReport:
         """Ask the list's supervisor to stop one member (pending: skipped, running: cancelled), wait (bounded)."""

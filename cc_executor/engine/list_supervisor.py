@@ -49,6 +49,7 @@ from cc_executor.engine.supervisor import (
     detach_stdin,
     execute_watched,
     recordable,
+    secrets_of,
     spawn_detached,
     with_secrets,
 )
@@ -80,11 +81,31 @@ class ListEventLog:
 
 
 def start_list_supervisor(
-    list_id: str, home: Path, *, secrets: dict[str, dict[str, object]], max_concurrent: int | None = None
+    list_id: str, home: Path, *, secrets: dict[str, Any], max_concurrent: int | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start the supervisor of ``list_id`` (it waits for ``release``); ``secrets``: per member run id, what
-    ``secrets_of`` gives (only members that have some)."""
+    """Start the supervisor of ``list_id`` (it waits for ``release``); ``secrets``: ``list_secrets``."""
     return spawn_detached(MODULE, list_id, home, secrets, max_concurrent, log_name=log_name(list_id))
+
+
+def list_secrets(requests: Sequence[RunRequest]) -> dict[str, Any]:
+    """The members' secrets (``secrets_of``) for the supervisor's environment: each distinct value once (members
+    usually share the server's env), and which member has which, so a long list stays far below the kernel's limit
+    on one environment string (128 KiB)."""
+    values: list[dict[str, object]] = []
+    of: dict[str, int] = {}
+    for request in requests:
+        secrets = secrets_of(request)
+        if not secrets["env"] and secrets["mcp_config"] is None:
+            continue
+        if secrets not in values:
+            values.append(secrets)
+        of[request.run_id] = values.index(secrets)
+    return {"values": values, "of": of}
+
+
+def _secrets_for(secrets: dict[str, Any], run_id: str) -> dict[str, Any]:
+    index = secrets.get("of", {}).get(run_id)
+    return {} if index is None else dict(secrets["values"][index])
 
 
 def log_name(list_id: str) -> str:
@@ -113,9 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return anyio.run(supervise_list, args.list_id, args.home, secrets, args.max_concurrent)
 
 
-async def supervise_list(
-    list_id: str, home: Path, secrets: dict[str, dict[str, Any]], max_concurrent: int | None
-) -> int:
+async def supervise_list(list_id: str, home: Path, secrets: dict[str, Any], max_concurrent: int | None) -> int:
     async with RunStore.open(home / DB_NAME) as store:
         row = await store.get_list(list_id)
         if row is None or row.owner_pid != os.getpid():
@@ -124,7 +143,7 @@ async def supervise_list(
         if row.finished:
             return 0
         requests = [
-            with_secrets(RunRequest.model_validate_json(raw), secrets.get(run_id, {}))
+            with_secrets(RunRequest.model_validate_json(raw), _secrets_for(secrets, run_id))
             for run_id, raw, _ in await store.list_members(list_id)
         ]
         events = ListEventLog(store, list_id)
@@ -137,6 +156,8 @@ async def supervise_list(
             on_progress=events.progress,
             execute=partial(_execute_member, store, home, max_concurrent),
         )
+        if row.cancel_reason is not None:  # cancelled between being recorded and now: nothing starts
+            await core.cancel(row.cancel_reason)
         error: str | None = None
         async with anyio.create_task_group() as group:
             group.start_soon(_watch_signals, core)

@@ -223,3 +223,32 @@ async def test_a_list_with_a_refused_member_starts_and_records_nothing(
         assert await backend.list_runs(RunFilter()) == []
     assert not _list_supervisors(state_home)
     assert not (state_home / "supervisors").exists() or not list((state_home / "supervisors").iterdir())
+
+
+async def test_a_dead_list_supervisor_is_reconciled_at_the_next_start_and_pruning_takes_the_ended_list(
+    config: CCExecutorConfig, fake_api: FakeAnthropic, workdir: Path, state_home: Path
+) -> None:
+    from cc_executor.engine.recovery import open_store
+
+    fake_api.scenario = scenarios.slow(steps=30, seconds=1)
+    list_id = str(uuid.uuid4())
+    requests = [slow_request(config, workdir).model_copy(update={"list_id": list_id}) for _ in range(2)]
+    async with DurableBackend(state_home) as backend:
+        await backend.submit_list(ListRequest(list_id=list_id, requests=requests))
+        with anyio.fail_after(30):
+            while (await backend.list_outcome(list_id)).running == 0:  # noqa: ASYNC110
+                await anyio.sleep(0.1)
+        supervisor = await until_running(backend, requests[0].run_id)
+    os.kill(supervisor, signal.SIGKILL)  # nobody is looking: only the next front end's start can notice
+    await nothing_left(requests[0].run_id, supervisor)
+    async with open_store(state_home / "runs.db") as store:  # what every front end does first
+        row = await store.get_list(list_id)
+        statuses = [(await store.get(r.run_id)).status for r in requests]
+        assert row is not None and row.status == "failed" and f"process {supervisor}" in (row.error or "")
+        assert statuses == [RunStatus.LOST, RunStatus.SKIPPED]
+        assert (await store.list_events_after(list_id, 0))[-1][1] == "finished"
+        assert await store.delete_runs([requests[0].run_id]) == 1
+        assert await store.get_list(list_id) is not None  # a member is left
+        assert await store.delete_runs([requests[1].run_id]) == 1
+        assert await store.get_list(list_id) is None and await store.list_events_after(list_id, 0) == []
+        assert await store.list_of(requests[0].run_id) is None

@@ -587,7 +587,8 @@ class RunStore:
     async def delete_runs(self, run_ids: Iterable[str]) -> int:
         """Delete these runs' rows, attempts, approvals and durable events/requests in one transaction; unfinished
         rows are kept. Returns how many runs went. Their transcript files are the caller's
-        (registry.transcripts.delete_transcripts)."""
+        (registry.transcripts.delete_transcripts). A durable list that has ended goes once none of its members is
+        left."""
         ids = list(dict.fromkeys(run_ids))
         deleted = 0
         async with self._lock, self._transaction():
@@ -600,7 +601,20 @@ class RunStore:
                         f"DELETE FROM {table} WHERE run_id IN (SELECT id FROM runs WHERE {finished})",
                         (*chunk, *_UNFINISHED),
                     )
+                # Members of ended durable lists go with their runs (an unfinished list keeps its members).
+                await self._write(
+                    f"DELETE FROM task_list_members WHERE run_id IN (SELECT id FROM runs WHERE {finished}) AND "
+                    "list_id IN (SELECT list_id FROM task_lists WHERE status != ?)",
+                    (*chunk, *_UNFINISHED, LIST_RUNNING),
+                )
                 deleted += await self._write(f"DELETE FROM runs WHERE {finished}", (*chunk, *_UNFINISHED))
+            # An ended list with no member left goes too, with its events.
+            empty = (
+                "SELECT list_id FROM task_lists l WHERE status != ? AND NOT EXISTS "
+                "(SELECT 1 FROM task_list_members m WHERE m.list_id = l.list_id)"
+            )
+            await self._write(f"DELETE FROM list_events WHERE list_id IN ({empty})", (LIST_RUNNING,))
+            await self._write(f"DELETE FROM task_lists WHERE list_id IN ({empty})", (LIST_RUNNING,))
         return deleted
 
     # --- internals ----------------------------------------------------------------------------------------------

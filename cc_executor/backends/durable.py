@@ -305,6 +305,8 @@ class DurableBackend(LocalBackend):
         async with self._submit_lock:
             if await store.get_list(request.list_id) is not None:
                 return request.list_id
+            if not request.requests:
+                raise InvalidRequestError("tasks: the list is empty")
             for member in request.requests:
                 preflight(member)
             self._reap()

@@ -55,7 +55,7 @@ from cc_executor.engine.supervisor import (
 )
 from cc_executor.engine.task_list_runner import TaskList, UpdateCallback
 from cc_executor.models import ExecutionResult, ProgressUpdate, RunRequest
-from cc_executor.paths import DB_NAME, TRANSCRIPTS_NAME
+from cc_executor.paths import DB_NAME
 from cc_executor.registry.store import RunStore
 
 log = logging.getLogger("cc_executor.list_supervisor")
@@ -181,7 +181,7 @@ async def _execute_member(
     store: RunStore, home: Path, max_concurrent: int | None, request: RunRequest, on_progress: UpdateCallback
 ) -> ExecutionResult:
     """One member, as a durable run owned by this process (``TaskList``'s ``execute`` contract)."""
-    run = await prepare_run(request, store, transcript_dir=home / TRANSCRIPTS_NAME)
+    run = await prepare_run(request, store)  # the recorded request names its transcript dir (``recordable``)
     run_id = request.run_id
     try:
         await store.save_request(run_id, recordable(run.request, run.stdout_path.parent))

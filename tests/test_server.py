@@ -223,12 +223,12 @@ async def test_client_cancelling_the_call_kills_the_run(
     settings: ServerSettings, fake_api: FakeAnthropic, workdir: Path, mode: str
 ) -> None:
     fake_api.scenario = scenarios.slow(steps=10, seconds=1)
-    progress: Progress = []
+    seen: Progress = []
     async with connect(settings, mode) as client:
         under_way = anyio.Event()
 
-        async def on_progress(value: float, total: float | None, message: str | None) -> None:
-            progress.append((value, total, message))
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            seen.append((progress, total, message))
             if "step" in (message or ""):
                 under_way.set()
 

@@ -44,8 +44,10 @@ def render_line(line: str) -> list[str]:
             case ResultEvent(is_error=is_error, result=result, num_turns=turns, total_cost_usd=cost):
                 state = "error" if is_error else "success"
                 out.append(f"[result: {state}] turns {turns} · cost ${cost or 0:.4f}\n{result or ''}")
-            case UnknownEvent(type="cc_executor", raw=raw):
-                out.append(f"[cc-executor] attempt {raw.get('n')}")
+            case UnknownEvent(type="cc_executor", raw=raw):  # our own lines: an attempt's start, or a note
+                out.append(
+                    f"[cc-executor] {raw['message']}" if raw.get("message") else f"[cc-executor] attempt {raw.get('n')}"
+                )
             case UnknownEvent():
                 continue
             case NonJsonLine(text=text):
@@ -53,3 +55,17 @@ def render_line(line: str) -> list[str]:
             case _:
                 continue
     return out
+
+
+def incomplete_note(first_line: str) -> str | None:
+    """What a transcript's first line says is missing from it (a remote run's copy whose start stayed on a worker
+    that did not answer), or None for a complete transcript."""
+    if '"incomplete_transcript"' not in first_line:
+        return None
+    try:
+        raw = json.loads(first_line)
+    except ValueError:
+        return None
+    if not isinstance(raw, dict) or raw.get("type") != "cc_executor" or raw.get("subtype") != "incomplete_transcript":
+        return None
+    return str(raw.get("message") or "incomplete transcript: its start is missing")

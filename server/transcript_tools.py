@@ -59,6 +59,7 @@ async def get_transcript(
     running = not record.status.finished
     if page.at_end and running:
         page.next_cursor = str(page.end_position)  # the run is still writing: poll from here
+    note = None if running else await _incomplete(backend, run_id)
     return TranscriptPageOutput(
         run_id=run_id,
         format=fmt,
@@ -68,8 +69,17 @@ async def get_transcript(
         line_truncated=page.line_truncated,
         total_bytes=page.total_bytes,
         run_status=record.status.value,
-        message=_page_message(page, running),
+        message=(f"{note}. " if note else "") + _page_message(page, running),
     )
+
+
+async def _incomplete(backend: Backend, run_id: str) -> str | None:
+    """The note a copy kept without its start (a run on a worker that went away) carries on its first line."""
+    from cc_executor.backends import TranscriptQuery
+    from cc_executor.transcript_text import incomplete_note
+
+    first = await backend.transcript(run_id, TranscriptQuery(cursor=0, limit=1, max_bytes=4096))
+    return incomplete_note(first.lines[0]) if first.lines else None
 
 
 def parse_cursor(cursor: str | None) -> tuple[int, int]:

@@ -19,7 +19,6 @@ from mcp import Client
 
 from cc_executor.backends.protocol import ListRequest, RunEvent, RunFilter, TranscriptQuery
 from cc_executor.backends.temporal.backend import TemporalBackend
-from cc_executor.errors import InvalidRequestError
 from cc_executor.models import CCExecutorConfig, RunRecord, RunRequest, RunStatus
 from cc_executor.registry.store import RunStore
 from cc_executor.testing import scenarios
@@ -432,12 +431,3 @@ async def test_the_mcp_server_runs_tasks_on_workers(
     assert in_order["status"] == "success" and [t["result"] for t in in_order["tasks"]] == ["FIRST-DONE", "second"]
     assert "FIRST-DONE" in fake_api.message_requests[-1].text  # the sequential list passed the result forward
     assert any(message.startswith("[2/2] ") for message in seen), seen
-
-
-async def test_ask_mode_is_refused_before_anything_starts(
-    backend: TemporalBackend, config: CCExecutorConfig, workdir: Path
-) -> None:
-    asking = config.model_copy(update={"permission_prompts": "ask"})
-    with pytest.raises(InvalidRequestError, match="permission_prompts='ask' is not available"):
-        await backend.submit(RunRequest(task="ask me", cwd=workdir, config=asking))
-    assert await backend.list_runs(RunFilter()) == []  # nothing recorded, no workflow started

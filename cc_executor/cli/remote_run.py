@@ -1,11 +1,13 @@
 """``cc-executor run`` through a backend that runs elsewhere (``CC_EXECUTOR_BACKEND=temporal``): submit, show
-the run's progress events as they come, and print its result. SIGINT/SIGTERM cancel the run where it runs."""
+the run's progress events as they come, and print its result. SIGINT/SIGTERM cancel the run where it runs. In ask
+mode on a terminal, the person answers the run's questions here as for a local run."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import signal
+import sys
 
 import anyio
 import anyio.abc
@@ -43,6 +45,10 @@ async def run_remote(request: RunRequest, args: argparse.Namespace) -> tuple[Exe
                             return
 
                 await group.start(watch)
+                if request.config.permission_prompts == "ask" and sys.stdin.isatty() and sys.stderr.isatty():
+                    from cc_executor.cli.run import answer_on_terminal  # (run.py imports this module lazily too)
+
+                    group.start_soon(answer_on_terminal, backend, run_id, display)
                 async for event in backend.events(run_id):
                     if event.progress is not None:
                         await display.update(event.progress)

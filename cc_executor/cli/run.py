@@ -38,6 +38,7 @@ from cc_executor.models import (
 
 if TYPE_CHECKING:
     from cc_executor.backends import LocalBackend
+    from cc_executor.backends.protocol import Backend
     from cc_executor.cli.live_display import ProgressDisplay
 
 _EPILOG = """\
@@ -378,7 +379,7 @@ async def _supervised(
     return result
 
 
-async def answer_on_terminal(backend: LocalBackend, run_id: str, display: ProgressDisplay) -> None:
+async def answer_on_terminal(backend: Backend, run_id: str, display: ProgressDisplay) -> None:
     """Ask mode on a terminal: the person running the command answers each question the run waits on, y / n /
     always (for this run), through the backend like any other answerer (the first answer wins)."""
     from cc_executor.errors import InvalidRequestError

@@ -11,6 +11,8 @@ The activity executes the run through ``engine.runner`` like every other backend
 - **Fencing.** Temporal accepts heartbeats and a completion only from the current attempt: an attempt the server
   gave up on (its worker stopped heartbeating) is told so on its next heartbeat and cancelled, and its late
   result is refused. Sequence numbers continue from the last heartbeat the server kept, so they never repeat.
+- **Ask mode.** The heartbeat also lists the attempt's questions, and answers come back from the workflow
+  (``questions``).
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from cc_executor.backends.protocol import TranscriptQuery
+from cc_executor.backends.temporal.questions import Answers, QuestionRelay
+from cc_executor.backends.temporal.workflow import DECISIONS_QUERY
 from cc_executor.backends.transcript_chunks import read_chunk
-from cc_executor.engine.runner import prepare_run
+from cc_executor.engine.runner import Run, prepare_run
 from cc_executor.engine.slots import RunSlots
 from cc_executor.errors import ERROR_CLASSES, CCExecutorError, RunNotFoundError
 from cc_executor.models import ExecutionResult, ProgressUpdate, RunRequest
@@ -43,6 +47,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_EVERY_S = 1.0  # the server sees at most one a second (the worker's throttle); ≤ 5 s is the promise
 RECENT_EVENTS = 64  # progress updates each heartbeat carries, so a front end polling every second misses none
 SHIP_TRANSCRIPT_BYTES = 1024 * 1024  # shipped with the result (gzip); a longer one ships its last MiB
+FETCH_TRANSCRIPT_BYTES = 1024 * 1024  # the rest is fetched by the front end in pieces this big (payloads ≤ 2 MB)
 
 
 class Beat:
@@ -54,15 +59,23 @@ class Beat:
         self.transcript_queue = transcript_queue
         self.seq = seq
         self.events: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
+        self.approvals: list[dict[str, Any]] | None = None  # ask mode: the attempt's questions and answers
 
     def details(self) -> dict[str, Any]:
-        return {
+        details = {
             "attempt": self.attempt,
             "worker": self.worker,
             "transcript_queue": self.transcript_queue,
             "seq": self.seq,
             "events": list(self.events),
         }
+        if self.approvals is not None:
+            details["approvals"] = self.approvals
+        return details
+
+    def questions(self, approvals: list[dict[str, Any]]) -> None:
+        self.approvals = approvals
+        self.send()
 
     def send(self) -> None:
         activity.heartbeat(self.details())
@@ -106,6 +119,8 @@ class RunActivities:
             finally:
                 group.cancel_scope.cancel()
         log.info("run %s attempt %d ended %s", request.run_id, info.attempt, result.status.value)
+        if beat.approvals is not None:  # the questions as they ended (the last heartbeat may predate an answer)
+            beat.approvals = [a.model_dump(mode="json") for a in (await self.store.get(request.run_id)).approvals]
         envelope = self._envelope(result, beat)
         self._raise_if_retryable(result, envelope, spec)
         return envelope
@@ -124,7 +139,9 @@ class RunActivities:
         # that shares a host with attempt 2's, must not take attempt 2's tree with it.
         run.use_marker(attempt_marker(request.run_id, activity.info().attempt))
         try:
-            return await run.execute(on_progress=beat.progress, slots=self.slots)
+            if request.config.permission_prompts != "ask":
+                return await run.execute(on_progress=beat.progress, slots=self.slots)
+            return await self._execute_asking(run, beat)
         except asyncio.CancelledError:
             details = activity.cancellation_details()
             if details is not None and details.worker_shutdown:
@@ -133,6 +150,21 @@ class RunActivities:
                     f"worker {self.identity} shut down before the run ended; handed back", type="WorkerShutdown"
                 ) from None
             raise
+
+    async def _execute_asking(self, run: Run, beat: Beat) -> ExecutionResult:
+        """Ask mode: the run's questions go out with the heartbeat, and answers come in (``questions``)."""
+        beat.approvals = []
+        answers = _answers_for_this_attempt()
+        relay = QuestionRelay(self.store, run.request.run_id, answers=answers, publish=beat.questions)
+        result: ExecutionResult | None = None
+        async with anyio.create_task_group() as group:
+            group.start_soon(relay.run)
+            try:
+                result = await run.execute(on_progress=beat.progress, slots=self.slots)
+            finally:
+                group.cancel_scope.cancel()
+        assert result is not None
+        return result
 
     def _request(self, spec: dict[str, Any]) -> RunRequest:
         """The request as the worker runs it: validated here (the cwd must exist on this worker), with its
@@ -147,12 +179,6 @@ class RunActivities:
                 non_retryable=True,
             )
         config = dict(data.get("config") or {})
-        if config.get("permission_prompts") == "ask":  # nobody could answer: the front end refuses it too
-            raise ApplicationError(
-                f"worker {self.identity} refused the request: permission_prompts='ask' is not available on workers",
-                type="InvalidRequestError",
-                non_retryable=True,
-            )
         config.update(max_attempts=1, transcript_dir=None, stream_output=False)
         data["config"] = config
         try:
@@ -170,6 +196,7 @@ class RunActivities:
             "transcript": _ship_transcript(result),
             "last_seq": beat.seq,
             "events": list(beat.events),  # the latest updates, for a front end that polled too late to see them
+            "approvals": beat.approvals,
         }
 
     @staticmethod
@@ -203,6 +230,42 @@ class RunActivities:
         except CCExecutorError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
         return chunk.model_dump(mode="json")
+
+    @activity.defn(name="cc_executor.transcript_bytes")
+    async def transcript_bytes(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Raw bytes of a transcript this worker wrote, gzipped: the part of a long transcript its result did not
+        ship, fetched by the front end when the run ends so its copy is complete."""
+        run_id = str(query["run_id"])
+        try:
+            record = await self.store.get(run_id)
+        except CCExecutorError as exc:
+            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
+        path = Path(record.transcript_path) if record.transcript_path else transcript_paths(run_id)[0]
+        offset, length = int(query["offset"]), min(int(query["length"]), FETCH_TRANSCRIPT_BYTES)
+        try:
+            with path.open("rb") as file:
+                size = file.seek(0, 2)
+                file.seek(offset)
+                data = file.read(length)
+        except OSError as exc:
+            raise ApplicationError(
+                f"worker {self.identity} cannot read the transcript of run {run_id}: {exc}",
+                type="TranscriptNotFoundError",
+                non_retryable=True,
+            ) from None
+        return {"gz": base64.b64encode(gzip.compress(data)).decode(), "size": size}
+
+
+def _answers_for_this_attempt() -> Answers:
+    """Reads the answers front ends signalled to this run's workflow for this attempt (``questions``)."""
+    info = activity.info()
+    assert info.workflow_id is not None  # a run's activity always belongs to its workflow
+    handle = activity.client().get_workflow_handle(info.workflow_id)
+
+    async def answers() -> list[dict[str, Any]]:
+        return list(await handle.query(DECISIONS_QUERY, info.attempt))
+
+    return answers
 
 
 def attempt_marker(run_id: str, attempt: int) -> str:

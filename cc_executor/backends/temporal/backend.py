@@ -12,21 +12,28 @@ Nothing here needs to stay up for a run to go on: a restarted front end finds it
 marked ``backend = 'temporal'`` and Temporal. Rows are brought up to date when a run is looked at (status, wait,
 events, list) and, while the backend is entered (``async with``), by a background sweep.
 
+Ask mode: a run's questions come with its heartbeat and land in the registry like a local run's; ``approve``
+records an answer here and signals it to the run's workflow (``questions``).
+
 A live transcript is read from the worker that writes it, through a short workflow on that worker's own task
 queue; when that worker does not answer, the front end says so and returns the latest progress it has.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import gzip
 import logging
 import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -48,13 +55,15 @@ from cc_executor.backends.protocol import (
 )
 from cc_executor.backends.run_queries import matching_runs
 from cc_executor.backends.temporal.client import connect
-from cc_executor.backends.temporal.list_events import ListLog
+from cc_executor.backends.temporal.list_events import ListLog, follow_rows
 from cc_executor.backends.temporal.observation import Observation, events_from, observe
+from cc_executor.backends.temporal.questions import answer_of, parse_questions
 from cc_executor.backends.temporal.rows import record_progress, record_result
 from cc_executor.backends.temporal.settings import TemporalSettings
 from cc_executor.backends.temporal.worker import transcript_queue
-from cc_executor.backends.temporal.workflow import CANCEL_SIGNAL, RUN_WORKFLOW, TRANSCRIPT_WORKFLOW
+from cc_executor.backends.temporal.workflow import APPROVE_SIGNAL, CANCEL_SIGNAL, RUN_WORKFLOW, TRANSCRIPT_WORKFLOW
 from cc_executor.backends.transcript_chunks import read_chunk
+from cc_executor.engine.approvals import decide
 from cc_executor.engine.recovery import connect_registry
 from cc_executor.engine.task_list_runner import ListMember, TaskList, UpdateCallback
 from cc_executor.errors import InvalidRequestError, RunNotFoundError, TranscriptNotFoundError
@@ -107,6 +116,7 @@ class TemporalBackend:
         self._synced_attempts: dict[str, int] = {}
         self._follows: dict[str, _Follow] = {}
         self._list_logs: dict[str, ListLog] = {}
+        self._finishing: dict[str, anyio.Lock] = {}
         self._outcomes: dict[str, Observation] = {}  # finished runs' outcomes, oldest first
 
     # --- lifecycle --------------------------------------------------------------------------------------------
@@ -152,9 +162,7 @@ class TemporalBackend:
     # --- submitting -------------------------------------------------------------------------------------------
 
     async def preflight(self, request: RunRequest) -> None:
-        """What this backend cannot do, and whether Temporal answers; ``claude`` and the cwd are the workers' (a
-        worker refuses what it can't run)."""
-        _refuse_ask_mode(request)
+        """Whether Temporal answers; ``claude`` and the cwd are the workers' (a worker refuses what it can't run)."""
         await self.client()
 
     async def approve(
@@ -166,12 +174,37 @@ class TemporalBackend:
         decided_by: str = "caller",
         message: str | None = None,
     ) -> Approval:
-        """Runs on workers never ask (ask mode is refused at submit), so there is nothing to answer."""
-        await (await self.store()).get(run_id)  # RunNotFoundError for an unknown id
-        raise InvalidRequestError(f"run {run_id} has no question {request_id!r}: {_NO_ASK_MODE}")
+        """Answer a question a run on a worker asks (``questions``): recorded here first (the first answer wins,
+        from any front end on this registry), then signalled to the run's workflow for the attempt that asked."""
+        observation = await self._observe(run_id)  # RunNotFoundError for a run Temporal does not know
+        record = await self._sync(run_id, observation)
+        asked = next((a for a in record.approvals if a.request_id == request_id), None)
+        if asked is not None and asked.pending:
+            current = parse_questions(observation.approvals) or {}
+            if request_id not in current:
+                raise InvalidRequestError(
+                    f"request {request_id} of run {run_id} was asked by an attempt that is no longer running "
+                    "(not answered: a later attempt asks again)"
+                )
+            if datetime.fromisoformat(asked.deadline_at) <= datetime.now(UTC):
+                raise InvalidRequestError(
+                    f"request {request_id} of run {run_id} is past its deadline ({asked.deadline_at}): "
+                    "the worker denies it"
+                )
+        answered = await decide(await self.store(), run_id, request_id, decision, decided_by, message)
+        try:
+            await (
+                (await self.client())
+                .get_workflow_handle(run_id)
+                .signal(APPROVE_SIGNAL, answer_of(observation.attempt, answered))
+            )
+        except RPCError as exc:
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            await self._sync(run_id)  # the run ended meanwhile: its result says how the question ended
+        return answered
 
     async def submit(self, request: RunRequest, *, activity_queue: str | None = None) -> str:
-        _refuse_ask_mode(request)
         client = await self.client()  # unreachable: refuse before anything is recorded
         store = await self.store()
         try:
@@ -297,7 +330,15 @@ class TemporalBackend:
                 yield event
             return
         await self._until_submitted(run_id, float("inf"))
-        record = await (await self.store()).get(run_id)
+        try:
+            record = await (await self.store()).get(run_id)
+        except RunNotFoundError:
+            if not await (await self.store()).list_runs(list_id=run_id, limit=1):
+                raise
+            # A list this front end does not run (it restarted): its members' rows.
+            async for event in follow_rows(run_id, after, partial(self._list_rows, run_id), self.poll_s):
+                yield event
+            return
         if record.status is RunStatus.SKIPPED:
             yield RunEvent(run_id=run_id, seq=after + 1, kind="finished", status=record.status)
             return
@@ -360,24 +401,47 @@ class TemporalBackend:
             return self._leftovers(record, observation, queue)
 
     async def _remote_page(self, run_id: str, queue: str, query: TranscriptQuery) -> TranscriptChunk:
+        page = await self._on_worker(run_id, queue, {"run_id": run_id, "query": query.model_dump(mode="json")})
+        return TranscriptChunk.model_validate(page)
+
+    async def _on_worker(self, run_id: str, queue: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """A transcript page (or byte range) from the worker serving ``queue``; TimeoutError when it does not
+        answer within ``page_timeout_s``."""
         client = await self.client()
-        page_query = {"run_id": run_id, "query": query.model_dump(mode="json")}
         handle = await client.start_workflow(
             TRANSCRIPT_WORKFLOW,
-            page_query,
+            payload,
             id=f"{run_id}-transcript-{uuid.uuid4()}",
             task_queue=queue,
             execution_timeout=timedelta(seconds=self.page_timeout_s),
         )
         try:
             with anyio.fail_after(self.page_timeout_s + 1):
-                page = await handle.result()
+                return dict(await handle.result())
         except WorkflowFailureError as exc:
             cause = getattr(exc.cause, "cause", None)
             if cause is not None and "TranscriptNotFoundError" in str(getattr(cause, "type", "")):
                 raise TranscriptNotFoundError(str(getattr(cause, "message", cause))) from None
             raise TimeoutError(str(exc)) from None
-        return TranscriptChunk.model_validate(page)
+
+    async def _fetch_head(self, run_id: str, worker: str, length: int, size: int) -> bytes | None:
+        """The first ``length`` bytes of a transcript of ``size`` bytes that only ``worker`` holds (its result
+        shipped the rest); None when the worker does not answer or its copy differs."""
+        queue = transcript_queue(self.settings.task_queue, worker)
+        head = bytearray()
+        try:
+            while len(head) < length:
+                piece = await self._on_worker(
+                    run_id, queue, {"run_id": run_id, "offset": len(head), "length": length - len(head)}
+                )
+                data = gzip.decompress(base64.b64decode(piece["gz"]))
+                if int(piece["size"]) != size or not data:
+                    return None
+                head += data
+        except (TimeoutError, TranscriptNotFoundError, RPCError) as exc:
+            log.info("run %s: the start of its transcript stays on worker %s: %s", run_id, worker, exc)
+            return None
+        return bytes(head[:length])
 
     def _leftovers(self, record: RunRecord, observation: Observation, queue: str) -> TranscriptChunk:
         """The worker holding the transcript is gone: say so, and give the progress lines this front end has."""
@@ -435,17 +499,32 @@ class TemporalBackend:
     async def list_outcome(self, list_id: str, timeout_s: float = 0.0) -> ListOutcome:
         task_list = self._lists.get(list_id)
         if task_list is None:
-            return await self._outcome_from_rows(list_id)
+            return await self._outcome_from_rows(list_id, timeout_s)
         with anyio.move_on_after(timeout_s):
             await task_list.done.wait()
         return outcome_of(task_list, finished=task_list.done.is_set())
 
-    async def _outcome_from_rows(self, list_id: str) -> ListOutcome:
-        """A list another front end (or this one before a restart) ran: what its rows say, refreshed."""
+    async def list_of(self, run_id: str) -> str | None:
+        return next((list_id for list_id, tl in self._lists.items() if tl.member(run_id) is not None), None)
+
+    async def _outcome_from_rows(self, list_id: str, timeout_s: float) -> ListOutcome:
+        """A list another front end (or this one before a restart) ran: what its rows say, refreshed, once they
+        have all ended or ``timeout_s`` has passed (its members run on in Temporal). Members the list had not
+        submitted yet have no row: they are not known here."""
+        deadline = anyio.current_time() + timeout_s
+        while True:
+            rows = await self._list_rows(list_id)
+            if not rows:
+                raise RunNotFoundError(list_id)
+            left = deadline - anyio.current_time()
+            if left <= 0 or all(row.status.finished for row in rows):
+                return outcome_from_rows(list_id, rows)
+            await anyio.sleep(min(self.poll_s, left))
+
+    async def _list_rows(self, list_id: str) -> list[RunRecord]:
+        """A list's rows, unfinished ones brought up to date from Temporal."""
         rows = await (await self.store()).list_runs(list_id=list_id, limit=500)
-        if not rows:
-            raise RunNotFoundError(list_id)
-        return outcome_from_rows(list_id, [await self.status(row.run_id) for row in rows])
+        return [row if row.status.finished and row.finished_at else await self.status(row.run_id) for row in rows]
 
     async def _execute_member(self, request: RunRequest, on_progress: UpdateCallback) -> ExecutionResult:
         """A list member as a Temporal run: progress relayed, and a cancelled member cancelled in Temporal."""
@@ -483,7 +562,15 @@ class TemporalBackend:
         store = await self.store()
         if observation.finished:
             assert observation.envelope is not None
-            await record_result(store, run_id, observation.envelope, self.transcript_dir)
+            async with self._finishing.setdefault(run_id, anyio.Lock()):  # one fetch of a long transcript's start
+                await record_result(
+                    store,
+                    run_id,
+                    observation.envelope,
+                    self.transcript_dir,
+                    fetch_head=partial(self._fetch_head, run_id),
+                )
+            self._finishing.pop(run_id, None)
             self._synced_attempts.pop(run_id, None)
             if run_id in self._outcomes:  # the shipped transcript is kept now: don't hold it in memory too
                 self._outcomes[run_id] = replace(observation, envelope={**observation.envelope, "transcript": None})
@@ -516,14 +603,3 @@ class TemporalBackend:
                     if record.run_id not in self._follows:  # followed runs are kept up to date by their followers
                         await self._sync_quietly(record.run_id)
             await anyio.sleep(_SWEEP_S)
-
-
-_NO_ASK_MODE = (
-    "the Temporal backend runs tasks on workers, whose permission prompts cannot be answered from here; "
-    "use permission_prompts='deny' (the default) with allowed_tools"
-)
-
-
-def _refuse_ask_mode(request: RunRequest) -> None:
-    if request.config.permission_prompts == "ask":
-        raise InvalidRequestError(f"permission_prompts='ask' is not available: {_NO_ASK_MODE}")

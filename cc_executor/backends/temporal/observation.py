@@ -31,6 +31,7 @@ class Observation:
     events: list[RunEvent] = field(default_factory=list)  # the current attempt's recent progress, by seq
     previous_failure: str | None = None  # why the attempt before the current one ended
     previous_lost: bool = False
+    approvals: list[dict[str, Any]] | None = None  # ask mode: the current attempt's questions (its heartbeat)
 
 
 async def observe(client: Client, run_id: str, *, wait_s: float = 0.0) -> Observation:
@@ -94,6 +95,7 @@ async def _pending(client: Client, run_id: str, pending: Any) -> Observation:
             observation.worker = details.get("worker") or observation.worker
             observation.transcript_queue = details.get("transcript_queue")
             observation.events = events_from(run_id, details.get("events", []), observation.attempt)
+            observation.approvals = details.get("approvals")
     return observation
 
 

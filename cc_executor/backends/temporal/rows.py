@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from cc_executor.backends.temporal.observation import Observation
+from cc_executor.backends.temporal.questions import close_questions, parse_questions, record_questions
 from cc_executor.models import ExecutionResult, RunStatus
 from cc_executor.paths import transcript_paths
 from cc_executor.registry.store import RunStore, utc_now
@@ -43,21 +46,39 @@ async def record_progress(store: RunStore, run_id: str, observation: Observation
         await store.set_progress(run_id, message)
     if observation.worker and observation.worker != record.worker:
         await store.set_worker(run_id, observation.worker)
+    await record_questions(store, run_id, record.approvals, parse_questions(observation.approvals))
     return seen
 
 
-async def record_result(store: RunStore, run_id: str, envelope: dict[str, Any], transcript_dir: Path | None) -> None:
-    """A finished run's row from the workflow's result (and the transcript it shipped, kept here); every attempt
-    gets a row."""
+FetchHead = Callable[[str, int, int], Awaitable[bytes | None]]  # (worker, length, size) -> the transcript's start
+
+
+async def record_result(
+    store: RunStore,
+    run_id: str,
+    envelope: dict[str, Any],
+    transcript_dir: Path | None,
+    *,
+    fetch_head: FetchHead | None = None,
+) -> None:
+    """A finished run's row from the workflow's result (and the transcript it shipped, kept here, completed with
+    ``fetch_head`` from the worker when the result shipped only its end); every attempt gets a row."""
     record = await store.get(run_id)
     if record.status.finished and record.status not in (RunStatus.CANCELLED, RunStatus.LOST):
         return  # recorded already (a cancel's or a sweep's marking is replaced by the real outcome)
+    # The questions as the last attempt left them; any still open here was withdrawn (the run no longer asks).
+    await record_questions(store, run_id, record.approvals, parse_questions(envelope.get("approvals")))
+    await close_questions(store, run_id)
     data = dict(envelope.get("result") or {})
     data.setdefault("attempts", max(record.attempts, 1))
     result = ExecutionResult.model_validate({**data, "stderr_path": None, "transcript_path": None})
     shipped = envelope.get("transcript")
     if isinstance(shipped, dict):
-        path = keep_transcript(run_id, shipped, transcript_dir)
+        worker = str(data.get("worker") or "")
+        head = None
+        if shipped.get("skipped") and worker and fetch_head is not None:
+            head = await fetch_head(worker, int(shipped["skipped"]), int(shipped["size"]))
+        path = keep_transcript(run_id, shipped, transcript_dir, head=head, worker=worker)
         result = result.model_copy(update={"transcript_path": str(path)})
     await store.finish_run(result)
     recorded = {int(a["n"]) for a in await store.list_attempts(run_id)} if result.attempts > 1 else set()
@@ -78,14 +99,29 @@ async def record_result(store: RunStore, run_id: str, envelope: dict[str, Any], 
     )
 
 
-def keep_transcript(run_id: str, shipped: dict[str, Any], transcript_dir: Path | None) -> Path:
-    """Write the transcript a result shipped (gzipped; a marker line says how much of a long one was left out)."""
+def keep_transcript(
+    run_id: str, shipped: dict[str, Any], transcript_dir: Path | None, *, head: bytes | None = None, worker: str = ""
+) -> Path:
+    """Write the transcript a result shipped (gzipped), after ``head``, the start it left out. Without the start, a
+    first line says how much of the transcript is missing and where it stayed."""
     path, _ = transcript_paths(run_id, transcript_dir)
     data = gzip.decompress(base64.b64decode(shipped["gz"]))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as file:
-        if shipped.get("skipped"):
-            note = f'{{"type":"cc_executor","subtype":"truncated","skipped_bytes":{int(shipped["skipped"])}}}\n'
-            file.write(note.encode())
+        skipped = int(shipped.get("skipped") or 0)
+        if skipped and head is not None and len(head) == skipped:
+            file.write(head)
+        elif skipped:
+            file.write(json.dumps(incomplete_marker(skipped, int(shipped.get("size") or 0), worker)).encode() + b"\n")
         file.write(data)
     return path
+
+
+def incomplete_marker(skipped: int, size: int, worker: str) -> dict[str, Any]:
+    """The first line of a transcript whose start stayed on a worker that did not answer when the run ended."""
+    where = f"worker {worker}" if worker else "the worker"
+    message = (
+        f"incomplete transcript: its first {skipped} of {size} bytes stayed on {where}, which did not answer when "
+        "the run ended; below are the last lines it shipped with the result"
+    )
+    return {"type": "cc_executor", "subtype": "incomplete_transcript", "skipped_bytes": skipped, "message": message}

@@ -87,7 +87,8 @@ async def run_worker(
         task_queue=own_queue,
         workflows=[TranscriptPageWorkflow],
         workflow_runner=UnsandboxedWorkflowRunner(),
-        activities=[activities.transcript_page, activities.execute_run],  # execute_run: resumed runs
+        # execute_run: resumed runs
+        activities=[activities.transcript_page, activities.transcript_bytes, activities.execute_run],
         max_concurrent_activities=limit + 4,
         identity=identity,
         max_heartbeat_throttle_interval=throttle,

@@ -20,7 +20,10 @@ RUN_WORKFLOW = "cc_executor.run"
 TRANSCRIPT_WORKFLOW = "cc_executor.transcript_page"
 EXECUTE_ACTIVITY = "cc_executor.execute_run"
 TRANSCRIPT_ACTIVITY = "cc_executor.transcript_page"
+TRANSCRIPT_BYTES_ACTIVITY = "cc_executor.transcript_bytes"
 CANCEL_SIGNAL = "cancel"
+APPROVE_SIGNAL = "approve"  # an answer to a question the run asked (ask mode), from a front end
+DECISIONS_QUERY = "decisions"  # the answers for one attempt, polled by that attempt's activity while it asks
 
 
 @workflow.defn(name=RUN_WORKFLOW)
@@ -31,6 +34,7 @@ class RunWorkflow:
     def __init__(self) -> None:
         self._cancel_reason: str | None = None
         self._activity: workflow.ActivityHandle[Any] | None = None
+        self._decisions: dict[tuple[int, str], dict[str, Any]] = {}
 
     @workflow.run
     async def run(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -70,6 +74,18 @@ class RunWorkflow:
         if self._activity is not None and not self._activity.done():
             self._activity.cancel()
 
+    @workflow.signal(name=APPROVE_SIGNAL)
+    def approve(self, answer: dict[str, Any]) -> None:
+        """An answer for ``answer["request_id"]`` asked by attempt ``answer["attempt"]``: keyed by both, so an
+        answer meant for an attempt that has since been lost never answers the next attempt's question. The
+        first answer per question wins (the front end's registry already decided who that is)."""
+        key = (int(answer["attempt"]), str(answer["request_id"]))
+        self._decisions.setdefault(key, dict(answer))
+
+    @workflow.query(name=DECISIONS_QUERY)
+    def decisions(self, attempt: int) -> list[dict[str, Any]]:
+        return [answer for (n, _), answer in self._decisions.items() if n == attempt]
+
     @workflow.query(name="cancel_reason")
     def cancel_reason(self) -> str | None:
         return self._cancel_reason
@@ -77,12 +93,13 @@ class RunWorkflow:
 
 @workflow.defn(name=TRANSCRIPT_WORKFLOW)
 class TranscriptPageWorkflow:
-    """Runs on a worker's own task queue: one page of a transcript that only that worker holds."""
+    """Runs on a worker's own task queue: one page of a transcript that only that worker holds (or, for a query with
+    ``offset``, a range of its raw bytes)."""
 
     @workflow.run
     async def run(self, query: dict[str, Any]) -> dict[str, Any]:
         page = await workflow.execute_activity(
-            TRANSCRIPT_ACTIVITY,
+            TRANSCRIPT_BYTES_ACTIVITY if "offset" in query else TRANSCRIPT_ACTIVITY,
             query,
             task_queue=workflow.info().task_queue,
             start_to_close_timeout=timedelta(seconds=30),

@@ -13,8 +13,11 @@ the same CPUs as one local backend would. Three measurements:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -54,7 +57,7 @@ async def run(options: Options) -> Section:
                 timeout=600,
             )
             await _overhead(section, options, fake, config, cwd, workers)
-            await _throughput(section, options, fake, config, cwd, workers)
+            await _throughput(section, options, fake, config, cwd, workers, server.process.pid)
             await _recovery(section, fake, config, cwd, workers)
     finally:
         workers.stop_all()
@@ -166,21 +169,74 @@ async def _stages(client: Client, runs: list[Timed]) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in spans.items()}
 
 
+@dataclass
+class Cpu:
+    """CPU seconds used by the benchmark's own process, the dev server, the workers, and the claude CLIs (children
+    of the front end for the local backend, of the workers for Temporal), added up over ``measure`` blocks."""
+
+    front: float = 0.0
+    server: float = 0.0
+    workers: float = 0.0
+    clis: float = 0.0
+
+    @contextlib.contextmanager
+    def measure(self, pids: dict[str, int]) -> Iterator[None]:
+        before, mine = {name: _proc_cpu(pid) for name, pid in pids.items()}, os.times()
+        yield
+        after, now = {name: _proc_cpu(pid) for name, pid in pids.items()}, os.times()
+        self.front += now.user + now.system - mine.user - mine.system
+        self.clis += now.children_user + now.children_system - mine.children_user - mine.children_system
+        for name in pids:
+            own, children = after[name][0] - before[name][0], after[name][1] - before[name][1]
+            if name == "server":
+                self.server += own
+            else:
+                self.workers += own
+                self.clis += children
+
+
+def _proc_cpu(pid: int) -> tuple[float, float]:
+    """(own, reaped children's) CPU seconds of a process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+
+
 async def _throughput(
-    section: Section, options: Options, fake: FakeAnthropic, config: CCExecutorConfig, cwd: Path, workers: Workers
+    section: Section,
+    options: Options,
+    fake: FakeAnthropic,
+    config: CCExecutorConfig,
+    cwd: Path,
+    workers: Workers,
+    server_pid: int,
 ) -> None:
     fake.scenario = scenarios.text("hello from fake")
     rounds = 1 if options.quick else 2
     local_walls: list[float] = []
     remote_walls: list[float] = []
     retried = 0
+    pids = {"server": server_pid, **{name: process.pid for name, process in workers.processes.items()}}
+    cpu = {"local": Cpu(), "temporal": Cpu()}
     async with LocalBackend(max_concurrent=MANY) as local, TemporalBackend(workers.settings) as remote:
         for _ in range(rounds):
-            local_walls.append((await _many(local, config, cwd))[0])
-            wall, again = await _many(remote, config, cwd)
+            with cpu["local"].measure(pids):
+                local_walls.append((await _many(local, config, cwd))[0])
+            with cpu["temporal"].measure(pids):
+                wall, again = await _many(remote, config, cwd)
             remote_walls.append(wall)
             retried += again
     local_wall, remote_wall = statistics.median(local_walls), statistics.median(remote_walls)
+    there, here = cpu["temporal"], cpu["local"]
+    section.notes.append(
+        f"CPU of 6b's runs (all rounds, seconds): local arm: front end {here.front:.2f}, claude CLIs "
+        f"{here.clis:.2f}; Temporal arm: server {there.server:.2f}, workers {there.workers:.2f}, front end "
+        f"{there.front:.2f}, claude CLIs {there.clis:.2f}. Both arms do the same CLI work on the same 2 CPUs; "
+        "the Temporal arm adds the server's and the workers' share and a dispatch through the server per run."
+    )
     section.rows.append(
         Row(
             f"6b. {MANY} runs at once: 2 workers (Temporal) vs local backend",

@@ -31,7 +31,7 @@ from pathlib import Path
 import anyio
 
 from cc_executor.engine import process, worktree_include
-from cc_executor.engine.git import IDENTITY, GitOutput, git
+from cc_executor.engine.git import IDENTITY, MIN_GIT_ISOLATION, GitOutput, check_git_version, git
 from cc_executor.errors import InvalidRequestError, RunError, RunTimeoutError, WorktreeError, WorktreeSetupError
 from cc_executor.models import ExecutionResult, RunRequest, WorktreeCommit
 from cc_executor.paths import ensure_private_dir, state_dir
@@ -92,6 +92,10 @@ async def plan_worktree(request: RunRequest, root: Path) -> WorktreePlan:
     The independent git questions run side by side (git works from any subdirectory): a handful of git
     processes is most of what isolation costs a short run."""
     cwd = request.cwd
+    try:  # asked once per process
+        await check_git_version(MIN_GIT_ISOLATION, "isolation='worktree'")
+    except WorktreeError as exc:
+        raise InvalidRequestError(f"{exc} Or use isolation='none'.") from None
     base_ref = request.base_ref or "HEAD"
     branch = request.branch or default_branch(request.run_id)
     # One rev-parse answers three questions: the top level, the base commit and the checked-out branch.

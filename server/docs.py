@@ -34,6 +34,7 @@ text; problems come back as `isError` results whose text names the problem.
 | `CC_EXECUTOR_ALLOW_OUTSIDE_ROOTS` | 0 | 1: a `cwd`/`add_dirs` outside the host's roots is allowed |
 | `CC_EXECUTOR_SETTING_SOURCES` | `project,local` | settings nested runs load; `all`: the CLI's default |
 | `CC_EXECUTOR_MCP_CONFIG` | none | JSON file `{"mcpServers": {...}}`: MCP servers for every nested run |
+| `CC_EXECUTOR_ALLOW_RUN_MCP_CONFIG` | 0 here | 1: calls may pass `mcp_config` servers (each is a command) |
 | `CC_EXECUTOR_STRICT_MCP_CONFIG` | 0 | 1: nested runs use only the `mcp_config` servers |
 | `CC_EXECUTOR_PERMISSION_PROMPTS` | `deny` | `ask`: prompts go to the host's person or `approve_run` |
 | `CC_EXECUTOR_APPROVAL_TIMEOUT_S` | 300 | an unanswered permission prompt is denied after this long |

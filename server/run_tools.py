@@ -100,12 +100,27 @@ async def make_request(
     request = build_request(
         task, config=config, cwd=cwd, json_schema=options.json_schema, list_id=list_id, **isolation_fields(options)
     )
+    _check_run_mcp_config(state, options)
     allow = state.settings.allow_outside_roots
     check_inside_roots(request.cwd, roots or [], allow_outside=allow)
     for directory in request.config.add_dirs:
         check_inside_roots(directory, roots or [], allow_outside=allow, what="add_dirs entry")
     await backend.preflight(request)
     return Submission(request, resume_run_id)
+
+
+def _check_run_mcp_config(state: AppState, options: RunOptions) -> None:
+    """A caller's own MCP servers only when the operator allows them (see ServerSettings.allow_run_mcp_config)."""
+    from cc_executor.errors import InvalidRequestError
+
+    settings = state.settings
+    if options.mcp_config is None or settings.allow_run_mcp_config or options.mcp_config == settings.mcp_config:
+        return
+    raise InvalidRequestError(
+        "mcp_config: this server does not accept MCP servers from its callers (each one is a command the nested "
+        "CLI starts, whatever the permission mode); the operator can list servers in CC_EXECUTOR_MCP_CONFIG for "
+        "every run, or set CC_EXECUTOR_ALLOW_RUN_MCP_CONFIG=1 on the server to accept callers' servers"
+    )
 
 
 def isolation_fields(options: RunOptions) -> dict[str, Any]:

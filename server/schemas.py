@@ -162,7 +162,8 @@ McpConfigParam = Annotated[
     dict[str, Any] | None,
     Field(
         description='MCP servers for the nested run: {"mcpServers": {"<name>": {"command": "...", "args": [...]}}}. '
-        "The user's own servers are not loaded by default."
+        "The user's own servers are not loaded by default. Refused unless the operator set "
+        "CC_EXECUTOR_ALLOW_RUN_MCP_CONFIG=1 on this server (each server is a command)."
     ),
 ]
 StrictMcpConfigParam = Annotated[

@@ -32,6 +32,7 @@ and are cancelled (trees killed, rows recorded) when it exits; temporal: runs ar
 (docs/scale-out.md)."""
 ENV_SETTING_SOURCES = "CC_EXECUTOR_SETTING_SOURCES"
 ENV_ALLOW_OUTSIDE_ROOTS = "CC_EXECUTOR_ALLOW_OUTSIDE_ROOTS"
+ENV_ALLOW_RUN_MCP_CONFIG = "CC_EXECUTOR_ALLOW_RUN_MCP_CONFIG"  # the core policy's variable; stricter default here
 ENV_PERMISSION_PROMPTS = "CC_EXECUTOR_PERMISSION_PROMPTS"
 ENV_APPROVAL_TIMEOUT = "CC_EXECUTOR_APPROVAL_TIMEOUT_S"
 ENV_MCP_CONFIG = "CC_EXECUTOR_MCP_CONFIG"
@@ -67,6 +68,10 @@ class ServerSettings:
     mcp_config: dict[str, Any] | None = None
     strict_mcp_config: bool | None = None
     allow_outside_roots: bool = False  # a cwd outside the host's roots is refused unless the operator lifts it
+    # A caller's own mcp_config is refused unless the operator sets CC_EXECUTOR_ALLOW_RUN_MCP_CONFIG=1: each server in
+    # it is a command the nested CLI starts, whatever the permission mode, and the caller here is a model that may
+    # be prompt-injected. (The library and the CLI, whose caller is the operator, allow it unless the variable is 0.)
+    allow_run_mcp_config: bool = False
     permission_prompts: str | None = None  # deny | ask; None: the core's (deny)
     approval_timeout_s: float | None = None  # None: the core's (300 s)
 
@@ -108,6 +113,7 @@ class ServerSettings:
             mcp_config=_json_file(env, ENV_MCP_CONFIG),
             strict_mcp_config=_bool(env, ENV_STRICT_MCP_CONFIG),
             allow_outside_roots=bool(_bool(env, ENV_ALLOW_OUTSIDE_ROOTS)),
+            allow_run_mcp_config=bool(_bool(env, ENV_ALLOW_RUN_MCP_CONFIG)),
             permission_prompts=_choice(env, ENV_PERMISSION_PROMPTS, ("deny", "ask")),
             approval_timeout_s=_optional_float(env, ENV_APPROVAL_TIMEOUT),
             retention_days=_optional_float(env, ENV_RETENTION_DAYS),

@@ -24,6 +24,7 @@ Format = Literal["text", "raw"]
 _CURSOR = re.compile(r"^(\d{1,15})(?::(\d{1,15}))?$")
 _SCAN_BYTES = 8 * 1024 * 1024  # a longer raw line comes back truncated by the core
 _MAX_SCANNED_LINES = 5000  # lines read per call, rendered or not
+_BATCH_LINES = 200  # raw lines asked of the backend at a time
 
 
 @dataclass
@@ -91,36 +92,53 @@ def _page_message(page: _Page, running: bool) -> str:
 
 
 async def _read(backend: Backend, run_id: str, byte: int, char: int, limit: int, fmt: Format, budget: int) -> _Page:
-    """Up to ``limit`` rendered lines from ``byte`` (skipping ``char`` chars of the first), within ``budget`` chars."""
+    """Up to ``limit`` rendered lines from ``byte`` (skipping ``char`` chars of the first), within ``budget`` chars.
+
+    Raw lines come from the backend in batches (each a file read, or for a live Temporal run a round trip to its
+    worker); each line's start offset from the batch says where the next page begins when this one stops inside
+    the batch."""
     from cc_executor.backends import TranscriptQuery
 
     page = _Page()
-    position, skip, scanned = byte, char, 0
+    position, skip, scanned, batch = byte, char, 0, _BATCH_LINES
     while len(page.lines) < limit and scanned < _MAX_SCANNED_LINES:
-        raw = await backend.transcript(run_id, TranscriptQuery(cursor=position, limit=1, max_bytes=_SCAN_BYTES))
+        want = min(batch, _MAX_SCANNED_LINES - scanned)
+        raw = await backend.transcript(run_id, TranscriptQuery(cursor=position, limit=want, max_bytes=_SCAN_BYTES))
         page.total_bytes = raw.total_bytes
-        scanned += 1
         if not raw.lines:  # end of file, or a line still being written
             page.at_end = True
             break
-        rendered = _render(raw.lines[0], fmt)
-        if rendered is not None:
-            text = rendered[skip:]
-            if len(text) > budget:
-                if page.lines:
-                    break  # starts the next page whole
-                page.lines.append(text[:budget])
-                page.line_truncated = True
-                page.next_cursor = f"{position}:{skip + budget}"
-                return page
-            page.lines.append(text)
-            budget -= len(text)
-        skip = 0
-        if raw.next_cursor is None:
-            position = raw.total_bytes
+        if len(raw.offsets) != len(raw.lines):
+            if len(raw.lines) > 1:  # a backend (an older worker) that does not say where lines start: one at a time
+                batch = 1
+                continue
+            raw.offsets = [position]
+        ends = [*raw.offsets[1:], raw.next_cursor if raw.next_cursor is not None else raw.total_bytes]
+        for start, end, line in zip(raw.offsets, ends, raw.lines, strict=True):
+            scanned += 1
+            rendered = _render(line, fmt)
+            if rendered is not None:
+                text = rendered[skip:]
+                if len(text) > budget:
+                    if page.lines:  # starts the next page whole
+                        return _stopped(page, start)
+                    page.lines.append(text[:budget])
+                    page.line_truncated = True
+                    page.next_cursor = f"{start}:{skip + budget}"
+                    return page
+                page.lines.append(text)
+                budget -= len(text)
+            skip = 0
+            position = end
+            if len(page.lines) >= limit or scanned >= _MAX_SCANNED_LINES:
+                break
+        if raw.next_cursor is None and position >= raw.total_bytes:
             page.at_end = True
             break
-        position = raw.next_cursor
+    return _stopped(page, position)
+
+
+def _stopped(page: _Page, position: int) -> _Page:
     page.end_position = position
     page.next_cursor = None if page.at_end else str(position)
     return page

@@ -181,12 +181,14 @@ async def test_list_runs_filters_by_status_cwd_list_and_time(
     here, there = tmp_path / "here", tmp_path / "there"
     here.mkdir()
     there.mkdir()
+    (tmp_path / "link").symlink_to(here)
     async with make_backend(None) as backend:
         a = await backend.submit(build_request("a", config=config, cwd=here))
         b = await backend.submit(build_request("b", config=config, cwd=there, list_id="list-1"))
         for run_id in (a, b):
             await backend.wait(run_id, 60)
         in_here = await backend.list_runs(RunFilter(cwd=str(here.resolve())))
+        through_link = await backend.list_runs(RunFilter(cwd=str(tmp_path / "link")))
         in_list = await backend.list_runs(RunFilter(list_id="list-1"))
         succeeded = await backend.list_runs(RunFilter(status=RunStatus.SUCCESS))
         failed = await backend.list_runs(RunFilter(status=RunStatus.FAILED))
@@ -195,6 +197,7 @@ async def test_list_runs_filters_by_status_cwd_list_and_time(
         by_prefix = await backend.find_ids(a[:8])
     assert by_prefix == [a]
     assert [r.run_id for r in in_here] == [a] and [r.run_id for r in in_list] == [b]
+    assert [r.run_id for r in through_link] == [a]  # cwd compared after resolving symlinks
     assert {r.run_id for r in succeeded} == {a, b} and failed == [] and future == []
     assert [r.run_id for r in one] == [b]  # newest first
 

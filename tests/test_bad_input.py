@@ -158,6 +158,16 @@ MCP_CASES: list[tuple[str, dict[str, Any], str]] = [
         with_cwd({"task": "x", "mcp_config": {"mcpServers": {"-x": {"command": "y"}}}}),
         "mcp_config: server name '-x' is not a plain name",
     ),
+    (
+        "execute_task",
+        with_cwd({"task": "x", "mcp_config": {"mcpServers": {"evil": {"command": "touch", "args": ["/tmp/pwned"]}}}}),
+        "mcp_config: this server does not accept MCP servers from its callers",
+    ),
+    (
+        "execute_task_list",
+        with_cwd({"tasks": [{"task": "x", "mcp_config": {"mcpServers": {"evil": {"command": "touch"}}}}]}),
+        "CC_EXECUTOR_ALLOW_RUN_MCP_CONFIG=1",
+    ),
     ("start_task", with_cwd({"task": "x", "setting_sources": ["everything"]}), "setting_sources"),
     ("start_task", with_cwd({"task": "x", "permission_prompts": "sometimes"}), "permission_prompts: must be one of"),
     # get_transcript

@@ -135,6 +135,9 @@ def test_settings_from_env(tmp_path: Path) -> None:
     assert (settings.return_after_s, settings.max_concurrent, settings.max_result_chars) == (12.5, 3, 5000)
     assert settings.home == tmp_path and settings.default_cwd == tmp_path and settings.claude_path == "/opt/claude"
     assert ServerSettings.from_env({}).return_after_s == 50.0
+    # Callers' own MCP servers (commands) are refused by this server unless the operator lifts it.
+    assert not ServerSettings.from_env({}).allow_run_mcp_config
+    assert ServerSettings.from_env({"CC_EXECUTOR_ALLOW_RUN_MCP_CONFIG": "1"}).allow_run_mcp_config
     with pytest.raises(SettingsError, match="CC_EXECUTOR_RETURN_AFTER_S"):
         ServerSettings.from_env({"CC_EXECUTOR_RETURN_AFTER_S": "soon"})
     with pytest.raises(SettingsError, match="return_after_s"):

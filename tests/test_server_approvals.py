@@ -211,7 +211,7 @@ async def test_a_nested_servers_form_is_shown_to_the_hosts_person(
         return ElicitResult(action="accept", content={"name": "Ada"})
 
     env = {**settings.cli_env, "ENABLE_TOOL_SEARCH": "false"}
-    server = create_server(dataclasses.replace(settings, cli_env=env))
+    server = create_server(dataclasses.replace(settings, cli_env=env, allow_run_mcp_config=True))
     echo = {"command": sys.executable, "args": [str(Path(__file__).with_name("echo_mcp.py"))]}
     args = {
         "task": "greet me",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cc_executor.errors import InvalidRequestError, TranscriptNotFoundError
-from cc_executor.registry.transcripts import TranscriptWriter, iter_lines, read_page
+from cc_executor.registry.transcripts import TranscriptWriter, iter_lines, read_page, tail_offset
 
 
 def _writer(tmp_path: Path) -> TranscriptWriter:
@@ -174,3 +174,17 @@ def test_bad_limits(tmp_path: Path) -> None:
         read_page(tmp_path / "run.jsonl", limit=0)
     with pytest.raises(InvalidRequestError):
         read_page(tmp_path / "run.jsonl", max_bytes=0)
+
+
+def test_each_line_of_a_page_carries_a_cursor_that_resumes_at_it(tmp_path: Path) -> None:
+    lines = [json.dumps({"n": i, "text": "é" * i}) for i in range(40)]  # multi-byte, so chars != bytes
+    with _writer(tmp_path) as writer:
+        for line in lines:
+            writer.write_line(line.encode())
+    path = tmp_path / "run.jsonl"
+    page = read_page(path, limit=100)
+    assert page.lines == lines and len(page.offsets) == len(lines)
+    for i in (1, 17, 39):
+        assert read_page(path, cursor=page.offsets[i], limit=2).lines == lines[i : i + 2]
+    assert read_page(path, cursor=tail_offset(path, 3)).lines == lines[-3:]
+    assert tail_offset(path, 100) == 0

@@ -30,6 +30,8 @@ from cc_executor.backends.protocol import (
     TranscriptChunk,
     TranscriptQuery,
 )
+from cc_executor.backends.run_queries import matching_runs
+from cc_executor.backends.transcript_chunks import read_chunk
 from cc_executor.engine import process
 from cc_executor.engine.approvals import decide
 from cc_executor.engine.cancel import cancel_run
@@ -46,7 +48,6 @@ from cc_executor.models import (
     RunRequest,
     RunStatus,
 )
-from cc_executor.registry import transcripts
 from cc_executor.registry.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -437,14 +438,7 @@ class LocalBackend:
         return None
 
     async def list_runs(self, query: RunFilter) -> list[RunRecord]:
-        store = await self._registry()
-        return await store.list_runs(
-            status=query.status,
-            cwd=query.cwd,
-            since=query.since.isoformat() if query.since else None,
-            list_id=query.list_id,
-            limit=query.limit,
-        )
+        return await matching_runs(await self._registry(), query)
 
     async def find_ids(self, prefix: str, limit: int = 10) -> list[str]:
         """Run ids starting with ``prefix`` (for front ends that accept a short id)."""
@@ -454,17 +448,7 @@ class LocalBackend:
         record = await self.status(run_id)
         if not record.transcript_path:
             raise TranscriptNotFoundError(f"run {run_id} kept no transcript (save_transcript was off)")
-        path = Path(record.transcript_path)
-        cursor = query.cursor if query.tail is None else transcripts.tail_offset(path, query.tail)
-        page = transcripts.read_page(path, cursor=cursor, limit=query.limit, max_bytes=query.max_bytes)
-        return TranscriptChunk(
-            run_id=run_id,
-            lines=page.lines,
-            cursor=page.cursor,
-            next_cursor=page.next_cursor,
-            total_bytes=page.total_bytes,
-            running=not record.status.finished,
-        )
+        return read_chunk(Path(record.transcript_path), run_id, query, finished=record.status.finished)
 
     # --- task lists ----------------------------------------------------------------------------------------------
 

@@ -76,6 +76,10 @@ class TranscriptChunk(BaseModel):
     next_cursor: int | None = Field(description="Where the next page starts; None when this page reached the end.")
     total_bytes: int = Field(description="The transcript's size in bytes when read.")
     running: bool = Field(description="The run has not finished: more lines may come.")
+    offsets: list[int] = Field(
+        default_factory=list,
+        description="Byte offset where each line starts (a cursor resuming at that line); empty from older workers.",
+    )
 
 
 class ListRequest(BaseModel):

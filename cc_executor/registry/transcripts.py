@@ -99,6 +99,7 @@ class TranscriptPage:
     cursor: int
     next_cursor: int | None
     total_bytes: int
+    offsets: list[int]  # where each line starts: a cursor that resumes at that line
 
 
 def read_page(
@@ -112,24 +113,20 @@ def read_page(
         raise InvalidRequestError(f"limit and max_bytes must be at least 1, got {limit} and {max_bytes}")
     with _open_for_reading(path) as file:
         _check_cursor(file, cursor)
-        lines, position = _read_lines(file, limit, max_bytes)
+        lines, offsets, position = _read_lines(file, limit, max_bytes)
         total = os.fstat(file.fileno()).st_size
     next_cursor = None if position >= total else position
-    return TranscriptPage(lines=lines, cursor=cursor, next_cursor=next_cursor, total_bytes=total)
+    return TranscriptPage(lines=lines, cursor=cursor, next_cursor=next_cursor, total_bytes=total, offsets=offsets)
 
 
 def tail_offset(path: Path, count: int) -> int:
     """Byte offset where the ``count``-th complete line from the end starts (0 when the file has fewer lines)."""
     starts: deque[int] = deque(maxlen=count)
     position = 0
-    while True:
-        page = read_page(path, cursor=position, limit=1, max_bytes=1)
-        if not page.lines:
-            break
-        starts.append(position)
-        if page.next_cursor is None:
-            break
-        position = page.next_cursor
+    with _open_for_reading(path) as file:  # one pass, one open: a long transcript has many thousand lines
+        while (line := _next_line(file, 1, skip_long=True)) is not None:
+            starts.append(position)
+            position += line.length
     return starts[0] if starts else 0
 
 
@@ -152,9 +149,10 @@ class _Line:
     truncated: bool
 
 
-def _read_lines(file: BinaryIO, limit: int, max_bytes: int) -> tuple[list[str], int]:
-    """Collect lines while they fit the budget; return them and the offset where the next page starts."""
+def _read_lines(file: BinaryIO, limit: int, max_bytes: int) -> tuple[list[str], list[int], int]:
+    """Collect lines while they fit the budget; return them, where each starts, and where the next page starts."""
     lines: list[str] = []
+    offsets: list[int] = []
     position = file.tell()
     used = 0
     while len(lines) < limit and used < max_bytes:
@@ -163,9 +161,10 @@ def _read_lines(file: BinaryIO, limit: int, max_bytes: int) -> tuple[list[str], 
         if line is None or (lines and line.truncated):
             break
         lines.append(line.text)
+        offsets.append(position)
         position += line.length
         used += line.length - 1
-    return lines, position
+    return lines, offsets, position
 
 
 def _next_line(file: BinaryIO, cap: int, *, skip_long: bool) -> _Line | None:

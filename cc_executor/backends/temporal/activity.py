@@ -29,7 +29,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from cc_executor.backends.protocol import TranscriptQuery
-from cc_executor.backends.temporal.transcript_pages import read_chunk
+from cc_executor.backends.transcript_chunks import read_chunk
 from cc_executor.engine.runner import prepare_run
 from cc_executor.engine.slots import RunSlots
 from cc_executor.errors import ERROR_CLASSES, CCExecutorError

@@ -45,14 +45,15 @@ from cc_executor.backends.protocol import (
     TranscriptChunk,
     TranscriptQuery,
 )
+from cc_executor.backends.run_queries import matching_runs
 from cc_executor.backends.temporal.client import connect
 from cc_executor.backends.temporal.list_events import ListLog
 from cc_executor.backends.temporal.observation import Observation, events_from, observe
 from cc_executor.backends.temporal.rows import record_progress, record_result
 from cc_executor.backends.temporal.settings import TemporalSettings
-from cc_executor.backends.temporal.transcript_pages import read_chunk
 from cc_executor.backends.temporal.worker import transcript_queue
 from cc_executor.backends.temporal.workflow import CANCEL_SIGNAL, RUN_WORKFLOW, TRANSCRIPT_WORKFLOW
+from cc_executor.backends.transcript_chunks import read_chunk
 from cc_executor.engine.recovery import connect_registry
 from cc_executor.engine.task_list_runner import ListMember, TaskList, UpdateCallback
 from cc_executor.errors import InvalidRequestError, RunNotFoundError, TranscriptNotFoundError
@@ -334,14 +335,7 @@ class TemporalBackend:
         store = await self.store()
         for record in await store.unfinished_runs(backend=BACKEND):
             await self._sync_quietly(record.run_id)
-        cwd = str(await anyio.Path(query.cwd).resolve()) if query.cwd else None
-        return await store.list_runs(
-            status=query.status,
-            cwd=cwd,
-            since=query.since.isoformat() if query.since else None,
-            list_id=query.list_id,
-            limit=query.limit,
-        )
+        return await matching_runs(store, query)
 
     async def find_ids(self, prefix: str, limit: int = 10) -> list[str]:
         """Run ids in this front end's registry starting with ``prefix``."""

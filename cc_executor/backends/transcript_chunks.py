@@ -1,5 +1,6 @@
-"""A ``TranscriptChunk`` (raw stream-json lines) from a transcript file: used by the worker that wrote it and by
-the front end for the copy the result shipped back."""
+"""A ``TranscriptChunk`` (raw stream-json lines) from a transcript file: the one way every backend pages a
+transcript it can read (the local and durable backends their own files, a Temporal worker the file it wrote, a
+Temporal front end the copy a result shipped back)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 from cc_executor.backends.protocol import TranscriptChunk, TranscriptQuery
 from cc_executor.errors import TranscriptNotFoundError
 from cc_executor.registry.transcripts import read_page, tail_offset
+
+__all__ = ["read_chunk"]
 
 
 def read_chunk(path: Path, run_id: str, query: TranscriptQuery, *, finished: bool) -> TranscriptChunk:
@@ -24,4 +27,5 @@ def read_chunk(path: Path, run_id: str, query: TranscriptQuery, *, finished: boo
         next_cursor=page.next_cursor,
         total_bytes=page.total_bytes,
         running=not finished,
+        offsets=page.offsets,
     )

@@ -1,7 +1,7 @@
 """Benchmark 6: what worktree isolation costs per run, against a trivial run.
 
-Per run, isolation adds: validating the request (rev-parse, show-ref, status side by side; check-ref-format too for
-a named branch), ``git worktree add`` (itself ``git branch``, ``symbolic-ref`` and ``reset --hard``: the checkout of
+Per run, isolation adds: validating the request (a rev-parse that also says whether the branch exists, beside a
+status; check-ref-format too for a named branch; ``git --version`` once per process), ``git worktree add`` (itself ``git branch``, ``symbolic-ref`` and ``reset --hard``: the checkout of
 the whole tree), the ``.worktreeinclude`` listing, and at the end ``git add -A`` and one commit, then the base..head
 log and diff beside the branch's rev-parse, an ``ls-files --stage`` (no gitlink: the tree is proven clean) and
 ``git worktree remove`` (``--force`` once proven, so git does not re-run ``status``). Those steps are timed directly
@@ -283,7 +283,7 @@ async def run(options: Options) -> Section:
             for phase in ("plan", "create", "finish", "total", "cpu")
         ),
         "",
-        "plan: validating the request (3 git processes side by side, nothing created); create: `git worktree add` "
+        "plan: validating the request (2 git processes side by side, nothing created); create: `git worktree add` "
         "of the base commit (itself 4 git processes and the checkout) plus the `.worktreeinclude` check; finish: "
         "`git add -A`, one commit, then the base..head log and diff (files and diffstat together) beside the "
         "branch's rev-parse and `ls-files --stage`, then `git worktree remove --force` (our commit proved the tree "

@@ -98,27 +98,33 @@ async def plan_worktree(request: RunRequest, root: Path) -> WorktreePlan:
         raise InvalidRequestError(f"{exc} Or use isolation='none'.") from None
     base_ref = request.base_ref or "HEAD"
     branch = request.branch or default_branch(request.run_id)
-    # One rev-parse answers three questions: the top level, the base commit and the checked-out branch.
-    # (base_ref never starts with "-": the request refuses that.)
+    # One rev-parse answers four questions: the top level, the base commit, the checked-out branch and whether
+    # the new branch exists (after --revs-only a missing ref prints nothing instead of failing; the arguments
+    # before it still fail loudly). base_ref never starts with "-": the request refuses that.
     # A branch the caller named is checked for validity at the same time (a generated one is valid).
     named = [(["check-ref-format", "--branch", branch], cwd)] if request.branch is not None else []
-    where, exists, status, *valid = await git_parallel(
-        (["rev-parse", "--show-toplevel", f"{base_ref}^{{commit}}", "--symbolic-full-name", "HEAD"], cwd),
-        (["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], cwd),
+    where, status, *valid = await git_parallel(
+        (
+            [
+                *("rev-parse", "--show-toplevel", f"{base_ref}^{{commit}}", "--symbolic-full-name", "HEAD"),
+                *("--revs-only", f"refs/heads/{branch}"),
+            ],
+            cwd,
+        ),
         (["status", "--porcelain", "--untracked-files=normal"], cwd),
         *named,
     )
+    if valid and valid[0].returncode != 0:  # before the rev-parse answer: an invalid name can confuse it
+        raise InvalidRequestError(f"branch {branch!r} is not a valid git branch name")
     lines = where.stdout.splitlines()
-    if where.returncode != 0 or len(lines) != 3:
+    if where.returncode != 0 or len(lines) not in (3, 4):
         await _explain_bad_start(cwd, base_ref)  # always raises
     repo_root, root = _resolved(Path(lines[0]), root)
     if root == repo_root or root.is_relative_to(repo_root):
         raise InvalidRequestError(
             f"worktree_dir {root} is inside the repository {repo_root}; worktrees must live outside it"
         )
-    if valid and valid[0].returncode != 0:
-        raise InvalidRequestError(f"branch {branch!r} is not a valid git branch name")
-    if exists.returncode == 0:
+    if len(lines) == 4:
         await _refuse_existing_branch(repo_root, branch)
     path = root / request.run_id
     if path.exists():

@@ -1,11 +1,12 @@
 """Benchmark 6: what worktree isolation costs per run, against a trivial run.
 
 Per run, isolation adds: validating the request (a rev-parse that also says whether the branch exists, beside a
-status; check-ref-format too for a named branch; ``git --version`` once per process), ``git worktree add`` (itself ``git branch``, ``symbolic-ref`` and ``reset --hard``: the checkout of
-the whole tree), the ``.worktreeinclude`` listing, and at the end ``git add -A`` and one commit, then the base..head
-log and diff beside the branch's rev-parse, an ``ls-files --stage`` (no gitlink: the tree is proven clean) and
-``git worktree remove`` (``--force`` once proven, so git does not re-run ``status``). Those steps are timed directly
-through the engine (the same code the runner calls), each run writing one small file so the commit path is exercised:
+status; check-ref-format too for a named branch; ``git --version`` once per process), ``git worktree add`` (itself
+``git branch``, ``symbolic-ref`` and ``reset --hard``: the checkout of the whole tree), the ``.worktreeinclude``
+check, and at the end ``git add -A`` and one commit, then the base..head log and diff beside the branch's
+rev-parse, an ``ls-files --stage`` (no gitlink: the tree is proven clean) and ``git worktree remove`` (``--force``
+once proven, so git does not re-run ``status``). Those steps are timed directly through the engine (the same code
+the runner calls), each run writing one small file so the commit path is exercised:
 
 * on a repacked clone of this repository (the usual state of a user's repository) in the default worktree root
   (``<state dir>/worktrees``): the target row;

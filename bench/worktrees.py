@@ -6,7 +6,8 @@ status; check-ref-format too for a named branch; ``git --version`` once per proc
 check, and at the end ``git add -A`` and one commit, then the base..head log and diff beside the branch's
 rev-parse, an ``ls-files --stage`` (no gitlink: the tree is proven clean) and ``git worktree remove`` (``--force``
 once proven, so git does not re-run ``status``). Those steps are timed directly through the engine (the same code
-the runner calls), each run writing one small file so the commit path is exercised:
+the runner calls), each run writing one small file so the commit path is exercised, and lasting ``RUN_S`` (not
+timed) as a real run does:
 
 * on a repacked clone of this repository (the usual state of a user's repository) in the default worktree root
   (``<state dir>/worktrees``): the target row;
@@ -29,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import anyio
 from common import CLAUDE, MODEL, Options, Row, Section, median, ms
 
 from cc_executor import CCExecutorConfig, cc_execute
@@ -113,6 +115,12 @@ def cpu_seconds(*, own: bool = False) -> float:
     return total
 
 
+RUN_S = 1.05
+"""The run itself, between enter and leave (not timed): long enough that the checkout's files are older than the
+second the index is next written in. git then trusts their cached stat data; within the same second it re-reads
+every file in each command (its racily-clean check), which a run of any real length never sees."""
+
+
 async def one_cycle(repo: Path, root: Path) -> dict[str, float]:
     """Plan, enter and leave one worktree around a one-file change; seconds per phase (and CPU seconds)."""
     cpu = cpu_seconds(own=True)
@@ -124,6 +132,7 @@ async def one_cycle(repo: Path, root: Path) -> dict[str, float]:
     moved, error = await worktree.enter(request, None, {}, time.monotonic() + 600)
     assert error is None, error
     t2 = time.perf_counter()
+    await anyio.sleep(RUN_S)  # the run
     (moved.cwd / "bench_output.txt").write_text("written by the benchmark\n")
     t3 = time.perf_counter()
     outcome = await worktree.leave()

@@ -298,7 +298,10 @@ async def run(options: Options) -> Section:
         "`git add -A`, one commit, then the base..head log and diff (files and diffstat together) beside the "
         "branch's rev-parse and `ls-files --stage`, then `git worktree remove --force` (our commit proved the tree "
         "clean, so git's own `status` re-check is skipped; a tree with a submodule or nested repository gets the "
-        "plain, checked removal). 13 git processes per run; cpu: user + system time of all of it.",
+        "plain, checked removal). 13 git processes per run; cpu: user + system time of all of it. Each cycle "
+        f"lasts {RUN_S:g} s between create and finish (not counted), as a run does: the checkout leaves every index "
+        "entry racily clean, so `git add -A` at the end re-reads every file once (git's guard against changes within "
+        "the second the index was written).",
         "",
         *_reading(small_cost, fast_cost, floor_s, baseline, baseline_cpu, len(tracked), disk, loose_cost),
     ]

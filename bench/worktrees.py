@@ -329,7 +329,9 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
         "entry racily clean, so `git add -A` at the end re-reads every file once (git's guard against changes within "
         "the second the index was written).",
         "",
-        *_reading(small_cost, fast_cost, (floor_s, tmp_floor_s), (baseline, baseline_cpu), len(tracked), disk, loose_cost),
+        *_reading(
+            small_cost, fast_cost, (floor_s, tmp_floor_s), (baseline, baseline_cpu), len(tracked), disk, loose_cost
+        ),
     ]
     return section
 

@@ -156,8 +156,9 @@ def _median_phases(samples: list[dict[str, float]]) -> dict[str, float]:
 
 async def run(options: Options) -> Section:
     section = Section("6. Worktree isolation: setup and teardown per run")
-    # Repositories and worktrees go where a user's default <state dir>/worktrees is (the bench's own state dir is
-    # a temporary one under /tmp, which on this VM creates files several times slower than the rest of the disk).
+    # Repositories and worktrees go where a user's default <state dir>/worktrees is (the bench's own state dir is a
+    # temporary one under /tmp). On this VM the cost of creating a file varies tenfold and more between directories
+    # and moments on the same disk, so the floor is measured beside the worktrees, at the same time (and under /tmp).
     workspace = Path(tempfile.mkdtemp(prefix="cc-bench-worktrees-", dir=_made(user_state_base())))
     on_tmpfs = filesystem_of(TMPFS).startswith("tmpfs")
     fast_root = Path(tempfile.mkdtemp(prefix="cc-bench-worktrees-", dir=TMPFS)) if on_tmpfs else None
@@ -351,8 +352,8 @@ def _reading(
         f"Reading: isolation costs {ms(small['total'])} per run here, {small['total'] / baseline * 100:.0f} % of a "
         f"trivial run ({ms(baseline, 0)} wall, {ms(baseline_cpu, 0)} CPU). Of that, {ms(floor_s)} is the filesystem "
         f"floor: creating and deleting {files} empty files beside the worktrees ({disk}), before git reads or writes "
-        f"a byte. Under /tmp the same floor is {ms(tmp_floor_s)} on this VM (file creation there is much slower than "
-        "elsewhere on the same disk; earlier versions of this benchmark measured there). "
+        f"a byte (under /tmp, where earlier versions of this benchmark worked, the same floor was {ms(tmp_floor_s)}: "
+        "on this VM creating a file costs tenfold more or less by directory and moment). "
     )
     if fast is not None:
         met = "within" if fast["total"] / baseline <= TARGET else "above"

@@ -86,3 +86,19 @@ async def test_a_head_the_agent_moved_keeps_the_worktree_and_a_plain_run_removes
     assert plain.worktree_path is None and plain.files_created == ["p.txt"]  # ignored build output does not keep it
     assert plain.head_sha == git(repo, "rev-parse", plain.branch or "")
     assert not (Path(moved.worktree_path).parent / plain.run_id).exists()
+
+
+async def test_no_git_hook_can_stop_or_alter_the_commit_that_saves_the_work(
+    fake_api: FakeAnthropic, bash_config: CCExecutorConfig, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    hooks = repo / ".git" / "hooks"
+    hooks.mkdir(exist_ok=True)
+    for name, body in [("prepare-commit-msg", "exit 1"), ("post-commit", "echo from-hook > hook-was-here.txt")]:
+        (hooks / name).write_text(f"#!/bin/sh\n{body}\n")
+        (hooks / name).chmod(0o755)
+    fake_api.scenario = scenarios.bash("echo work > work.txt")
+    result = await cc_execute("work", config=bash_config, cwd=repo, isolation="worktree")
+
+    assert result.files_created == ["work.txt"] and len(result.commits) == 1  # saved despite the failing hook
+    assert result.worktree_path is None and not (repo / "hook-was-here.txt").exists()

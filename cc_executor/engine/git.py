@@ -24,6 +24,7 @@ __all__ = [
     "IDENTITY",
     "MIN_GIT_ISOLATION",
     "MIN_GIT_MERGE",
+    "NO_HOOKS",
     "GitOutput",
     "check_git_version",
     "git",
@@ -32,6 +33,10 @@ __all__ = [
     "parse_git_version",
     "version_text",
 ]
+
+NO_HOOKS: tuple[str, ...] = ("-c", "core.hooksPath=/dev/null")
+"""For the commit that saves a run's work: no hook runs (``--no-verify`` skips only pre-commit and commit-msg; a
+failing prepare-commit-msg would leave the work uncommitted, a post-commit could push it or write files)."""
 
 MIN_GIT_ISOLATION: tuple[int, int] = (2, 31)
 """Oldest git for ``isolation="worktree"``: ``git rev-parse --path-format=absolute`` (2.31) is the newest thing a

@@ -31,7 +31,7 @@ from pathlib import Path
 import anyio
 
 from cc_executor.engine import process, worktree_include
-from cc_executor.engine.git import IDENTITY, MIN_GIT_ISOLATION, GitOutput, check_git_version, git
+from cc_executor.engine.git import IDENTITY, MIN_GIT_ISOLATION, NO_HOOKS, GitOutput, check_git_version, git
 from cc_executor.errors import InvalidRequestError, RunError, RunTimeoutError, WorktreeError, WorktreeSetupError
 from cc_executor.models import ExecutionResult, RunRequest, WorktreeCommit
 from cc_executor.paths import ensure_private_dir, state_dir
@@ -310,7 +310,7 @@ class RunWorktree:
         subject = f"cc-executor: {one_line(self.task, 60)}"
         body = f"Work of cc-executor run {plan.run_id}, committed when the run ended."
         commit = ["commit", "--quiet", "--no-verify", "-m", subject, "-m", body]
-        committed = await git(commit, cwd=plan.path, prefix=IDENTITY, check=False)
+        committed = await git(commit, cwd=plan.path, prefix=(*IDENTITY, *NO_HOOKS), check=False)
         if committed.returncode not in (0, 1):  # 1: nothing to commit
             raise WorktreeError(f"git commit failed in {plan.path}: {(committed.stderr or committed.stdout).strip()}")
         # The branch is measured (log + diff in the main checkout, by ref) while the worktree is checked and
@@ -327,7 +327,7 @@ class RunWorktree:
 
         async def check_and_remove() -> None:
             try:
-                removal.append(await _check_and_remove(plan))
+                removal.append(await _check_and_remove(plan, committed=committed.returncode == 0))
             except (WorktreeError, OSError) as exc:
                 failed.append(exc)
 
@@ -366,13 +366,14 @@ class RunWorktree:
 Removal = tuple[str, str | None]  # the branch head, and the worktree path when it was kept
 
 
-async def _check_and_remove(plan: WorktreePlan) -> Removal:
+async def _check_and_remove(plan: WorktreePlan, *, committed: bool) -> Removal:
     """Read the branch head, then remove the worktree unless that could lose something.
 
     Kept (its path returned): HEAD is no longer the run's branch (the agent moved it: commits may sit on a
     detached HEAD), or git refuses the removal. Our ``add --all`` and commit just made the tree clean, so git's own
     re-check (a ``git status`` child of ``worktree remove``, a quarter of leaving) is skipped with ``--force``, but
-    only when the index holds no gitlink (a submodule or nested repository keeps its own uncommitted work and
+    only when our commit was made (exit 0; "nothing to commit" shares its exit status 1 with failures), the index
+    holds no gitlink (a submodule or nested repository keeps its own uncommitted work and
     commits, which our commit does not save) and no submodule was initialised (``<git dir>/modules``); otherwise
     plain ``worktree remove`` decides, which refuses a worktree with an initialised submodule."""
     refs, index = await git_parallel(
@@ -385,7 +386,8 @@ async def _check_and_remove(plan: WorktreePlan) -> Removal:
     if checked_out != f"refs/heads/{plan.branch}":
         return head, str(plan.path)
     proven_clean = (
-        index.returncode == 0
+        committed
+        and index.returncode == 0
         and not any(entry.startswith("160000 ") for entry in index.stdout.split("\0"))
         and bool(git_dir)
         and not _exists(Path(git_dir) / "modules")

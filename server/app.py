@@ -251,7 +251,7 @@ async def get_run(run_id: RunId, ctx: Ctx) -> RunResult:
     """A run's status, latest progress message and — once finished — its result. Returns at once."""
     state = _state(ctx)
     with runs.tool_errors():
-        list_id = lists.find_list(state, run_id)
+        list_id = await lists.find_list(state, run_id)
         if list_id is not None:
             return await lists.describe_entry(state, list_id, run_id)
         return await runs.describe(state, run_id)
@@ -275,7 +275,7 @@ async def wait_run(
     person = HostPerson(ctx)
     with runs.tool_errors():
         async with runs.cancelling_on_peer_cancel(state, run_id, peer_cancel_check(ctx)):
-            list_id = lists.find_list(state, run_id)
+            list_id = await lists.find_list(state, run_id)
             if list_id is not None:
                 return await lists.wait_entry(state, list_id, run_id, sink=sink, timeout_s=wait_s)
             if person.via_input_required:
@@ -297,7 +297,7 @@ async def cancel_run(
     (the reason is kept). Cancelling a finished run changes nothing and says so."""
     state = _state(ctx)
     with runs.tool_errors():
-        list_id = lists.find_list(state, run_id)
+        list_id = await lists.find_list(state, run_id)
         if list_id is not None:
             return await lists.cancel_entry(state, list_id, run_id, reason)
         return await runs.cancel(state, run_id, reason)

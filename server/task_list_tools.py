@@ -44,9 +44,11 @@ _KEEP_FINISHED_LISTS = 50
 # --- one task of a list: get_run, wait_run, cancel_run -------------------------------------------------------------
 
 
-def find_list(state: AppState, run_id: str) -> str | None:
-    """The id of the list this server started that ``run_id`` belongs to, if any."""
-    return state.list_members.get(run_id)
+async def find_list(state: AppState, run_id: str) -> str | None:
+    """The id of the list ``run_id`` belongs to, if any: one this server started, or one the backend can reach
+    (a durable list recorded by an earlier server on the same state dir)."""
+    known = state.list_members.get(run_id)
+    return known if known is not None else await (await state.backend()).list_of(run_id)
 
 
 async def _member(state: AppState, list_id: str, run_id: str) -> ListMemberState:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import anyio
@@ -15,9 +17,9 @@ import pytest
 from cc_executor import cc_execute
 from cc_executor.api import build_request
 from cc_executor.backends.durable import DurableBackend, RunHandle
-from cc_executor.backends.protocol import RunEvent
+from cc_executor.backends.protocol import ListRequest, RunEvent, RunFilter
 from cc_executor.engine.process import marked_processes, pid_alive
-from cc_executor.errors import InvalidRequestError
+from cc_executor.errors import CCExecutorError, InvalidRequestError, RunNotFoundError
 from cc_executor.models import CCExecutorConfig, RunRequest, RunStatus
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
@@ -174,3 +176,79 @@ async def test_pruning_a_finished_durable_run_takes_its_request_and_events_too(
         assert await store.events_after(run_id, 0) and await store.load_request(run_id)
         assert await store.delete_runs([run_id]) == 1
         assert await store.events_after(run_id, 0) == [] and await store.load_request(run_id) is None
+
+
+def _list_supervisors(home: Path) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if "cc_executor.engine.list_supervisor" in line and str(home) in line]
+
+
+async def test_a_parallel_list_goes_on_without_its_front_end_within_max_parallel(
+    config: CCExecutorConfig, fake_api: FakeAnthropic, workdir: Path, state_home: Path
+) -> None:
+    fake_api.scenario = scenarios.slow(steps=2, seconds=1, final="member done")
+    bash = config.model_copy(update={"allowed_tools": ["Bash"]})
+    list_id = str(uuid.uuid4())
+    requests = [build_request(f"job {i}", config=bash, cwd=workdir, list_id=list_id) for i in range(3)]
+    async with DurableBackend(state_home) as first:
+        await first.submit_list(ListRequest(list_id=list_id, requests=requests, mode="parallel", max_parallel=2))
+    async with DurableBackend(state_home) as second:  # the front end that submitted it has gone
+        events = [e async for e in second.events(list_id)]
+        outcome = await second.list_outcome(list_id)
+        rows = [await second.status(r.run_id) for r in requests]
+    assert outcome.status == "success" and outcome.mode == "parallel" and outcome.succeeded == 3
+    assert events[-1].kind == "finished" and any("[3/3]" in (e.progress.message if e.progress else "") for e in events)
+    spans = [(r.started_at or "", r.finished_at or "") for r in rows]
+    at_once = max(sum(s <= start < f for s, f in spans) for start, _ in spans)
+    assert at_once == 2, spans  # two ran side by side, never three
+    assert all(r.context is None for r in rows)  # parallel members are not told about each other
+    await until(10, lambda: not _list_supervisors(state_home), "the list's supervisor is still running")
+    assert not any(marked_processes(r.run_id) for r in requests)
+
+
+async def test_a_list_with_a_refused_member_starts_and_records_nothing(
+    config: CCExecutorConfig, workdir: Path, state_home: Path
+) -> None:
+    missing = config.model_copy(update={"claude_path": str(workdir / "no-claude")})
+    list_id = str(uuid.uuid4())
+    requests = [
+        build_request("fine", config=config, cwd=workdir, list_id=list_id),
+        build_request("refused", config=missing, cwd=workdir, list_id=list_id),
+    ]
+    async with DurableBackend(state_home) as backend:
+        with pytest.raises(CCExecutorError, match="no-claude"):
+            await backend.submit_list(ListRequest(list_id=list_id, requests=requests))
+        with pytest.raises(RunNotFoundError):
+            await backend.list_outcome(list_id)
+        assert await backend.list_runs(RunFilter()) == []
+    assert not _list_supervisors(state_home)
+    assert not (state_home / "supervisors").exists() or not list((state_home / "supervisors").iterdir())
+
+
+async def test_a_dead_list_supervisor_is_reconciled_at_the_next_start_and_pruning_takes_the_ended_list(
+    config: CCExecutorConfig, fake_api: FakeAnthropic, workdir: Path, state_home: Path
+) -> None:
+    from cc_executor.engine.recovery import open_store
+
+    fake_api.scenario = scenarios.slow(steps=30, seconds=1)
+    list_id = str(uuid.uuid4())
+    requests = [slow_request(config, workdir).model_copy(update={"list_id": list_id}) for _ in range(2)]
+    async with DurableBackend(state_home) as backend:
+        await backend.submit_list(ListRequest(list_id=list_id, requests=requests))
+        with anyio.fail_after(30):
+            while (await backend.list_outcome(list_id)).running == 0:  # noqa: ASYNC110
+                await anyio.sleep(0.1)
+        supervisor = await until_running(backend, requests[0].run_id)
+    os.kill(supervisor, signal.SIGKILL)  # nobody is looking: only the next front end's start can notice
+    await nothing_left(requests[0].run_id, supervisor)
+    async with open_store(state_home / "runs.db") as store:  # what every front end does first
+        row = await store.get_list(list_id)
+        statuses = [(await store.get(r.run_id)).status for r in requests]
+        assert row is not None and row.status == "failed" and f"process {supervisor}" in (row.error or "")
+        assert statuses == [RunStatus.LOST, RunStatus.SKIPPED]
+        assert (await store.list_events_after(list_id, 0))[-1][1] == "finished"
+        assert await store.delete_runs([requests[0].run_id]) == 1
+        assert await store.get_list(list_id) is not None  # a member is left
+        assert await store.delete_runs([requests[1].run_id]) == 1
+        assert await store.get_list(list_id) is None and await store.list_events_after(list_id, 0) == []
+        assert await store.list_of(requests[0].run_id) is None

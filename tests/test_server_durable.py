@@ -6,6 +6,7 @@ with no process of its runs left: no claude, no tool, no supervisor."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -240,3 +241,125 @@ async def test_two_servers_on_one_state_dir_share_forty_runs_and_each_others_can
 def _supervisors_running(home: Path) -> list[str]:
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
     return [line for line in out.splitlines() if "cc_executor.engine.supervisor" in line and str(home) in line]
+
+
+# --- task lists outlive the server too ---------------------------------------------------------------------------
+
+LIST_ROUTES = {
+    "ALPHA": scenarios.slow(steps=4, seconds=1, final="ALPHA-DONE wrote the parser"),
+    "BETA": scenarios.text("BETA-DONE"),
+    "GAMMA": scenarios.text("GAMMA-DONE"),
+}
+
+
+async def start_list(client: ClientSession, workdir: Path, **options: Any) -> tuple[str, list[str]]:
+    """A sequential list ALPHA (slow, Bash), BETA, GAMMA handed off at once; returns when ALPHA runs a tool."""
+    tasks = [{"task": "task ALPHA", "allowed_tools": ["Bash"]}, {"task": "task BETA"}, {"task": "task GAMMA"}]
+    args = {"tasks": tasks, "cwd": str(workdir), "return_after_s": 0, **options}
+    handed = ok(await client.call_tool("execute_task_list", args))
+    run_ids = [str(t["run_id"]) for t in handed["tasks"]]
+    with anyio.fail_after(30):
+        while "Bash" not in (ok(await client.call_tool("get_run", {"run_id": run_ids[0]}))["last_progress"] or ""):  # noqa: ASYNC110
+            await anyio.sleep(0.1)
+    return str(handed["list_id"]), run_ids
+
+
+async def nothing_of_the_list_left(run_ids: list[str], supervisor: int, timeout_s: float = 10) -> None:
+    for run_id in run_ids:
+        await nothing_left(run_id, supervisor, timeout_s)
+
+
+async def test_sigkilled_server_the_list_goes_on_in_order_and_a_new_server_sees_it_end(
+    params: StdioServerParameters, fake_api: FakeAnthropic, workdir: Path, state_home: Path
+) -> None:
+    fake_api.routes = LIST_ROUTES
+    async with session(params) as first:
+        list_id, run_ids = await start_list(first, workdir)
+        supervisor = await supervisor_of(state_home, run_ids[0])  # the list's supervisor owns its members
+        server = parent_of(supervisor)
+        os.kill(server, signal.SIGKILL)
+        await until(5, lambda: not pid_alive(server), "the server is still alive")
+    await anyio.sleep(1)
+    assert marked_processes(run_ids[0]), "the running member died with the server"
+    async with session(params) as second:
+        pending = ok(await second.call_tool("get_run", {"run_id": run_ids[2]}))  # no row yet: found via its list
+        last = ok(await second.call_tool("wait_run", {"run_id": run_ids[2], "timeout_s": 90}))
+        each = [ok(await second.call_tool("get_run", {"run_id": run_id})) for run_id in run_ids]
+    async with DurableBackend(state_home) as backend:
+        outcome = await backend.list_outcome(list_id)
+        rows = [await backend.status(run_id) for run_id in run_ids]
+    assert pending["status"] in ("pending", "queued", "running") and pending["list_id"] == list_id
+    assert last["status"] == "success" and last["result"] == "GAMMA-DONE"
+    assert [r["status"] for r in each] == ["success"] * 3
+    assert outcome.status == "success" and [m.run_id for m in outcome.members] == run_ids
+    assert [m.result.result if m.result else None for m in outcome.members] == [
+        "ALPHA-DONE wrote the parser",
+        "BETA-DONE",
+        "GAMMA-DONE",
+    ]
+    assert all(a.finished_at and b.started_at and a.finished_at <= b.started_at for a, b in itertools.pairwise(rows))
+    assert "ALPHA-DONE wrote the parser" in (rows[1].context or "")  # member 2 was told what member 1 produced
+    assert any("ALPHA-DONE" in r.text and "task BETA" in r.text for r in fake_api.message_requests)
+    await nothing_of_the_list_left(run_ids, supervisor)
+
+
+async def test_a_new_server_cancels_members_of_a_list_it_did_not_start(
+    params: StdioServerParameters, fake_api: FakeAnthropic, workdir: Path, state_home: Path
+) -> None:
+    fake_api.routes = {**LIST_ROUTES, "ALPHA": scenarios.slow(steps=30, seconds=1)}
+    async with session(params) as first:
+        list_id, run_ids = await start_list(first, workdir)
+    supervisor = await supervisor_of(state_home, run_ids[0])
+    assert marked_processes(run_ids[0]), "the list stopped with the server (stdin EOF)"
+    async with session(params) as second:
+        skipped = ok(await second.call_tool("cancel_run", {"run_id": run_ids[2], "reason": "not needed"}))
+        started = time.monotonic()
+        cancelled = ok(await second.call_tool("cancel_run", {"run_id": run_ids[0], "reason": "too slow"}))
+        cancel_s = time.monotonic() - started
+        second_member = ok(await second.call_tool("wait_run", {"run_id": run_ids[1], "timeout_s": 30}))
+    async with DurableBackend(state_home) as backend:
+        outcome = await backend.list_outcome(list_id, timeout_s=30)
+    assert skipped["status"] == "skipped" and "not needed" in skipped["message"]
+    assert cancelled["status"] == "cancelled" and cancelled["error"] == "cancelled via cancel_run: too slow"
+    assert cancel_s < 5, cancel_s
+    assert second_member["status"] == "skipped"  # stop_on_error: the list stopped at the cancelled member
+    assert outcome.status == "cancelled" and [m.state for m in outcome.members] == ["finished", "skipped", "skipped"]
+    assert not any("task BETA" in r.text or "task GAMMA" in r.text for r in fake_api.message_requests)
+    await nothing_of_the_list_left(run_ids, supervisor)
+
+
+async def test_cancel_list_from_another_process_cancels_the_running_member_and_skips_the_rest(
+    params: StdioServerParameters, fake_api: FakeAnthropic, workdir: Path, state_home: Path
+) -> None:
+    fake_api.routes = {**LIST_ROUTES, "ALPHA": scenarios.slow(steps=30, seconds=1)}
+    async with session(params) as client:
+        list_id, run_ids = await start_list(client, workdir)
+        supervisor = await supervisor_of(state_home, run_ids[0])
+        async with DurableBackend(state_home) as backend:  # this test process: not the list's front end
+            assert await backend.cancel_list(list_id, "stop the whole list")
+            outcome = await backend.list_outcome(list_id)
+            again = await backend.cancel_list(list_id, "again")
+        rows = [ok(await client.call_tool("get_run", {"run_id": run_id})) for run_id in run_ids]
+    assert outcome.status == "cancelled" and (outcome.skipped, outcome.running, outcome.pending) == (2, 0, 0)
+    assert [r["status"] for r in rows] == ["cancelled", "skipped", "skipped"]
+    assert rows[0]["error"] == "stop the whole list" and again is False
+    await nothing_of_the_list_left(run_ids, supervisor)
+
+
+async def test_sigkilled_list_supervisor_its_member_is_lost_the_rest_skipped_nothing_left(
+    params: StdioServerParameters, fake_api: FakeAnthropic, workdir: Path, state_home: Path
+) -> None:
+    fake_api.routes = {**LIST_ROUTES, "ALPHA": scenarios.slow(steps=30, seconds=1)}
+    async with session(params) as first:
+        list_id, run_ids = await start_list(first, workdir)
+    supervisor = await supervisor_of(state_home, run_ids[0])
+    os.kill(supervisor, signal.SIGKILL)
+    await nothing_of_the_list_left(run_ids, supervisor)  # claude and its tools went with it (pdeathsig)
+    async with session(params) as second:  # its start reconciles: the list and its members are recorded
+        each = [ok(await second.call_tool("get_run", {"run_id": run_id})) for run_id in run_ids]
+    async with DurableBackend(state_home) as backend:
+        outcome = await backend.list_outcome(list_id)
+    assert [r["status"] for r in each] == ["lost", "skipped", "skipped"]
+    assert f"process {supervisor}" in (each[0]["error"] or "")
+    assert outcome.status == "failed" and [m.state for m in outcome.members] == ["finished", "skipped", "skipped"]
+    assert all(f"supervisor (process {supervisor}) died" in (m.reason or "") for m in outcome.members[1:])

@@ -15,9 +15,18 @@ dead (``owner_alive``), it records the run ``lost`` (one conditional write, so a
 and its ``finished`` event, and kills anything still carrying the run's marker. The registry's reconcile does the
 same for every row at the next start of any front end.
 
-Task lists: each member is a durable run, but the list's order (sequential, stop on error) is kept by the front
-end that submitted it (LocalBackend's machinery): if that front end goes away, the member running goes on to its
-end, and members not yet started are not started.
+Task lists outlive their front end too. ``submit_list`` records the list (``task_lists``: mode, max_parallel,
+stop_on_error, owner; ``task_list_members``: each member's request without secrets, in order) and starts one list
+supervisor (``engine.list_supervisor``, the same start-and-release pattern as a run's), which drives the one list
+engine (``TaskList``: order, context preamble, parallelism, stop_on_error, skipped rows) and executes every member
+itself as a durable run it owns (row, request, numbered events, file slots, row-watched cancel): one ~25 MB
+process per list rather than one more per running member. So any front end on the state dir reads
+``list_outcome`` (members not started included: they are ``pending`` until the list ends), follows
+``events(list_id)`` (``list_events``), waits for any member by its run id before it has a row, and cancels the
+list or one member (a request on the list's rows that its supervisor acts on within 0.5 s). A dead list
+supervisor takes its running members' claude with it (pdeathsig); whoever looks next (or the next reconcile)
+records those members ``lost``, the members it never started ``skipped``, and the list ``failed``, saying why.
+Lists of ``LocalBackend`` (the library's attached use) stay in that process.
 """
 
 from __future__ import annotations
@@ -34,15 +43,19 @@ from types import TracebackType
 
 import anyio
 
+from cc_executor.backends.list_outcomes import outcome_of_recorded
 from cc_executor.backends.local import LocalBackend
-from cc_executor.backends.protocol import CancelReport, RunEvent, RunFilter
+from cc_executor.backends.protocol import CancelReport, ListOutcome, ListRequest, RunEvent, RunFilter
 from cc_executor.engine import process
 from cc_executor.engine.cancel import cancel_run
+from cc_executor.engine.list_supervisor import list_secrets, start_list_supervisor
+from cc_executor.engine.recovery import end_lost_list
 from cc_executor.engine.runner import preflight, prepare_run
-from cc_executor.engine.supervisor import release, start_supervisor
-from cc_executor.errors import InvalidRequestError
+from cc_executor.engine.supervisor import recordable, release, secrets_of, start_supervisor
+from cc_executor.errors import InvalidRequestError, RunNotFoundError
 from cc_executor.models import ExecutionResult, ProgressUpdate, RunRecord, RunRequest, RunStatus
 from cc_executor.paths import DB_NAME, TRANSCRIPTS_NAME, state_dir
+from cc_executor.registry.store import TaskListRow
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +64,13 @@ WAIT_POLL_S = 0.1  # a waiter sees the recorded end within this (one indexed SEL
 LIVENESS_EVERY_S = 1.0  # how often a follower checks that the supervisor of an unfinished run is alive
 CANCEL_SETTLE_S = 15.0  # after a cancel, how long to wait for the supervisor to record the end
 SUPERVISOR_EXIT_S = 3.0  # aclose: how long supervisors of ended runs get to exit
+
+
+def owner_alive_list(row: TaskListRow) -> bool:
+    """Whether a recorded list's supervisor still runs (as ``owner_alive``)."""
+    if row.owner_pid == os.getpid():
+        return True
+    return process.owner_alive(row.owner_pid, row.owner_start, row.owner_boot)
 
 
 def owner_alive(record: RunRecord) -> bool:
@@ -97,12 +117,18 @@ class DurableBackend(LocalBackend):
         are given a moment to exit, so a front end that closes after its runs leaves no process of ours behind."""
         if self._store is not None:
             with anyio.CancelScope(shield=True), anyio.move_on_after(SUPERVISOR_EXIT_S):
-                for run_id, supervisor in list(self._supervisors.items()):
-                    if supervisor.poll() is None and await self._store.has_finished_event(run_id):
+                for key, supervisor in list(self._supervisors.items()):
+                    if supervisor.poll() is None and await self._has_ended(key):
                         while supervisor.poll() is None:  # noqa: ASYNC110 (a child's exit: no event to wait on)
                             await anyio.sleep(0.02)
         self._reap()
         await super().aclose()
+
+    async def _has_ended(self, key: str) -> bool:
+        """Whether the run or list ``key`` (a supervisor this backend started) has recorded its end."""
+        store = await self._registry()
+        row = await store.get_list(key)
+        return row.finished if row is not None else await store.has_finished_event(key)
 
     # --- starting runs -------------------------------------------------------------------------------------------
 
@@ -119,7 +145,7 @@ class DurableBackend(LocalBackend):
         self._reap()
         preflight(request)  # bad input is refused before any process starts
         supervisor = start_supervisor(
-            request.run_id, self.home, secrets=_secrets(request), max_concurrent=self.max_concurrent
+            request.run_id, self.home, secrets=secrets_of(request), max_concurrent=self.max_concurrent
         )
         self._supervisors[request.run_id] = supervisor
         # A supervisor is our child until we exit: a thread waits for it, so it never lingers as a zombie (it has
@@ -131,7 +157,7 @@ class DurableBackend(LocalBackend):
             run = await prepare_run(request, store, transcript_dir=self.transcript_dir, owner=owner)
             if run.mcp_config_file is not None:  # the supervisor writes its own copy
                 run.mcp_config_file.unlink(missing_ok=True)
-            await store.save_request(request.run_id, _recordable(run.request, run.stdout_path.parent))
+            await store.save_request(request.run_id, recordable(run.request, run.stdout_path.parent))
             go = True
         except InvalidRequestError:
             if await self._known(request.run_id):  # another front end recorded this id first: that one runs it
@@ -193,6 +219,11 @@ class DurableBackend(LocalBackend):
                     yield event
                 return
         store = await self._registry()
+        if await store.get_list(run_id) is not None:
+            async for event in self._follow_list(run_id, after):
+                yield event
+            return
+        await self._until_row(run_id)  # a member of a recorded list not started yet
         if not await self._is_durable(run_id):
             await store.get(run_id)  # RunNotFoundError for an unknown id
             async for event in self._follow_row(run_id, after):
@@ -239,11 +270,13 @@ class DurableBackend(LocalBackend):
         """The recorded result once the run has ended (its supervisor's ``finished`` event), or None after
         ``timeout_s``. Several front ends may wait on one run: only the supervisor records it."""
         member = self._list_member(run_id)  # a task of a list, maybe not started (no row yet)
-        if member is None:
-            await (await self._registry()).get(run_id)  # RunNotFoundError before waiting on a typo
+        store = await self._registry()
+        if member is None and await store.list_of(run_id) is None:
+            await store.get(run_id)  # RunNotFoundError before waiting on a typo
         with anyio.move_on_after(timeout_s):
             if member is not None:
                 await member.done.wait()
+            await self._until_row(run_id)
             return await self._result(run_id)
         return None
 
@@ -262,6 +295,165 @@ class DurableBackend(LocalBackend):
         for run_id in stale:
             await self._ended(run_id)
         return await super().list_runs(query) if stale else records
+
+    # --- task lists: recorded, and driven by a list supervisor ----------------------------------------------------
+
+    async def submit_list(self, request: ListRequest) -> str:
+        """Record the list (mode, options, every member's request without secrets), start its supervisor, return
+        its id (idempotent on the id). Every member is preflighted first: bad input starts and records nothing."""
+        store = await self._registry()
+        async with self._submit_lock:
+            if await store.get_list(request.list_id) is not None:
+                return request.list_id
+            if not request.requests:
+                raise InvalidRequestError("tasks: the list is empty")
+            for member in request.requests:
+                preflight(member)
+            self._reap()
+            supervisor = start_list_supervisor(
+                request.list_id, self.home, secrets=list_secrets(request.requests), max_concurrent=self.max_concurrent
+            )
+            self._supervisors[request.list_id] = supervisor
+            threading.Thread(target=supervisor.wait, name=f"reap-{request.list_id[:8]}", daemon=True).start()
+            go = False
+            try:
+                row = TaskListRow(
+                    list_id=request.list_id,
+                    mode=request.mode,
+                    max_parallel=request.max_parallel,
+                    stop_on_error=request.stop_on_error,
+                    owner_pid=supervisor.pid,
+                    owner_start=process.process_start(supervisor.pid),
+                    owner_boot=process.boot_id(),
+                )
+                transcripts = self.transcript_dir or self.home / TRANSCRIPTS_NAME
+                await store.create_list(row, [recordable(r, transcripts) for r in request.requests])
+                go = True
+            finally:
+                release(supervisor, go=go)
+                if not go:
+                    await _stopped(supervisor)
+        return request.list_id
+
+    async def _recorded_list(self, list_id: str) -> TaskListRow | None:
+        """The list's row, its end recorded first if its supervisor died (members lost or skipped: see
+        ``end_lost_list``). None: not a durable list (a list of this process's LocalBackend machinery, or unknown)."""
+        store = await self._registry()
+        row = await store.get_list(list_id)
+        if row is None or row.finished or owner_alive_list(row):
+            return row
+        await end_lost_list(store, row)
+        return await store.get_list(list_id)
+
+    async def _list_done(self, list_id: str, timeout_s: float) -> TaskListRow | None:
+        """Wait up to ``timeout_s`` for a recorded list to end; its row (finished or not), None if not recorded."""
+        row = await self._recorded_list(list_id)
+        with anyio.move_on_after(timeout_s):
+            checked = time.monotonic()
+            while row is not None and not row.finished:
+                await anyio.sleep(WAIT_POLL_S)
+                if time.monotonic() - checked >= LIVENESS_EVERY_S:
+                    checked = time.monotonic()
+                    row = await self._recorded_list(list_id)
+                else:
+                    row = await (await self._registry()).get_list(list_id)
+        return row
+
+    async def cancel_list(self, list_id: str, reason: str = "cancelled") -> bool:
+        """Ask the list's supervisor to stop it (from any process): running members cancelled, the rest skipped;
+        returns once it has recorded the end (bounded). False if the list had already ended."""
+        row = await self._recorded_list(list_id)
+        if row is None:
+            return await super().cancel_list(list_id, reason)
+        if row.finished or not await (await self._registry()).request_list_cancel(list_id, reason):
+            return False
+        await self._list_done(list_id, CANCEL_SETTLE_S)
+        return True
+
+    async def list_outcome(self, list_id: str, timeout_s: float = 0.0) -> ListOutcome:
+        row = await self._list_done(list_id, timeout_s)
+        if row is None:
+            return await super().list_outcome(list_id, timeout_s)
+        store = await self._registry()
+        members: list[tuple[str, RunRequest, RunRecord | None]] = []
+        for run_id, raw, _ in await store.list_members(list_id):
+            try:
+                record: RunRecord | None = await store.get(run_id)
+            except RunNotFoundError:
+                record = None
+            members.append((run_id, RunRequest.model_validate_json(raw), record))
+        return outcome_of_recorded(row, members)
+
+    async def list_of(self, run_id: str) -> str | None:
+        return await super().list_of(run_id) or await (await self._registry()).list_of(run_id)
+
+    async def _until_row(self, run_id: str) -> None:
+        """A member of a recorded list not started yet: wait until it has started (its row and request are
+        recorded) or ended (a skipped row). Returns at once for any other id."""
+        store = await self._registry()
+        list_id = await store.list_of(run_id)
+        while list_id is not None:
+            if await self._is_durable(run_id) or await self._member_ended(run_id):
+                return
+            row = await self._recorded_list(list_id)
+            if row is not None and row.finished and not await self._known(run_id):
+                return  # ended without recording it (it should have): the caller's get() says unknown
+            await anyio.sleep(WAIT_POLL_S)
+
+    async def _member_ended(self, run_id: str) -> bool:
+        try:
+            return (await (await self._registry()).get(run_id)).status.finished
+        except RunNotFoundError:
+            return False
+
+    async def _cancel_member(self, list_id: str, run_id: str, reason: str) -> CancelReport:
+        """Ask the list's supervisor to stop one member (pending: skipped, running: cancelled), wait (bounded)."""
+        store = await self._registry()
+        if await self._known(run_id) and (await store.get(run_id)).status.finished:
+            return await self._report(run_id, False)
+        await store.request_member_cancel(run_id, reason)
+        with anyio.move_on_after(CANCEL_SETTLE_S):
+            while not (await self._known(run_id) and (await store.get(run_id)).status.finished):
+                await anyio.sleep(WAIT_POLL_S)
+                await self._recorded_list(list_id)  # a dead list supervisor: its members get recorded
+        status = (await store.get(run_id)).status if await self._known(run_id) else RunStatus.QUEUED
+        return CancelReport(
+            run_id=run_id,
+            cancelled=status in (RunStatus.CANCELLED, RunStatus.SKIPPED),
+            status=status,
+            owner="elsewhere",
+            remaining=len(process.marked_processes(run_id)),
+        )
+
+    async def cancel(self, run_id: str, reason: str = "cancelled") -> CancelReport:
+        """As LocalBackend; a member of a recorded list still running is stopped through its list's supervisor."""
+        if self._list_member(run_id) is None:
+            store = await self._registry()
+            list_id = await store.list_of(run_id)
+            row = await store.get_list(list_id) if list_id is not None else None
+            if list_id is not None and row is not None and not row.finished:
+                return await self._cancel_member(list_id, run_id, reason)
+        return await super().cancel(run_id, reason)
+
+    async def _follow_list(self, list_id: str, after: int) -> AsyncIterator[RunEvent]:
+        """A recorded list's numbered events (``list_events``), live until its ``finished`` one."""
+        store = await self._registry()
+        checked = 0.0
+        while True:
+            rows = await store.list_events_after(list_id, after)
+            for seq, kind, payload in rows:
+                after = seq
+                if kind == "finished":
+                    yield RunEvent(run_id=list_id, seq=seq, kind="finished")
+                    return
+                progress = ProgressUpdate.model_validate_json(payload)
+                yield RunEvent(run_id=list_id, seq=seq, kind="progress", progress=progress)
+            if rows:
+                continue
+            if time.monotonic() - checked >= LIVENESS_EVERY_S:
+                checked = time.monotonic()
+                await self._recorded_list(list_id)  # a dead supervisor: the list's end and finished event recorded
+            await anyio.sleep(EVENT_POLL_S)
 
     # --- the end of a run ----------------------------------------------------------------------------------------
 
@@ -302,19 +494,6 @@ async def _stopped(supervisor: subprocess.Popen[bytes]) -> None:
         supervisor.kill()
         while supervisor.poll() is None:  # noqa: ASYNC110 (a child's exit: no event to wait on)
             await anyio.sleep(0.01)
-
-
-def _secrets(request: RunRequest) -> dict[str, object]:
-    """What may hold secrets (``config.env``, ``config.mcp_config``: server env): handed to the supervisor in its
-    environment, never written to the registry."""
-    return {"env": dict(request.config.env), "mcp_config": request.config.mcp_config}
-
-
-def _recordable(request: RunRequest, transcript_dir: Path) -> str:
-    """The request as the supervisor loads it: the secrets left out (``_secrets``), the transcript dir made
-    explicit (the supervisor writes where this front end would)."""
-    config = request.config.model_copy(update={"env": {}, "mcp_config": None, "transcript_dir": transcript_dir})
-    return request.model_copy(update={"config": config}).model_dump_json()
 
 
 def _event(run_id: str, seq: int, kind: str, payload: str) -> RunEvent:

@@ -4,11 +4,13 @@ for a list this process did not run (another front end, or before a restart), fr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
 
 from cc_executor.backends.protocol import ListMemberState, ListOutcome
 from cc_executor.engine.task_list_runner import TaskList
-from cc_executor.models import RunRecord
+from cc_executor.models import RunRecord, RunRequest, RunStatus
+from cc_executor.registry.store import TaskListRow
 
 
 def outcome_of(task_list: TaskList, *, finished: bool) -> ListOutcome:
@@ -71,4 +73,51 @@ def outcome_from_rows(list_id: str, rows: Sequence[RunRecord]) -> ListOutcome:
     )
 
 
-__all__ = ["outcome_from_rows", "outcome_of"]
+def outcome_of_recorded(row: TaskListRow, members: Sequence[tuple[str, RunRequest, RunRecord | None]]) -> ListOutcome:
+    """A durable list from the registry, readable by any process: its recorded order and mode, and each member from
+    its row (none yet: pending while the list runs, skipped once it has ended)."""
+    states = [_member_state(i, row, *member) for i, member in enumerate(members, start=1)]
+    results = [m.result for m in states if m.result is not None]
+    failed = sum(not r.ok for r in results)
+    status = row.status if row.finished and row.status in _ENDED else "failed" if row.finished else "running"
+    end = _parse(row.finished_at) if row.finished_at else datetime.now(UTC)
+    return ListOutcome(
+        list_id=row.list_id,
+        mode="parallel" if row.mode == "parallel" else "sequential",
+        status=cast(Literal["running", "success", "failed", "cancelled"], status),
+        members=states,
+        succeeded=len(results) - failed,
+        failed=failed,
+        skipped=sum(m.state == "skipped" for m in states),
+        running=sum(m.state == "running" for m in states),
+        pending=sum(m.state == "pending" for m in states),
+        cost_usd=round(sum(r.cost_usd or 0.0 for r in results), 6),
+        elapsed_s=round(max(0.0, (end - _parse(row.created_at)).total_seconds()), 3) if row.created_at else 0.0,
+    )
+
+
+_ENDED = ("success", "failed", "cancelled")
+
+
+def _member_state(
+    index: int, row: TaskListRow, run_id: str, request: RunRequest, record: RunRecord | None
+) -> ListMemberState:
+    base: dict[str, Any] = {"index": index, "run_id": run_id, "task": request.task, "cwd": str(request.cwd)}
+    if record is None:
+        if row.finished:
+            return ListMemberState(**base, state="skipped", reason=row.error or "skipped: the task list stopped")
+        return ListMemberState(**base, state="pending")
+    if record.status is RunStatus.SKIPPED:
+        return ListMemberState(**base, state="skipped", reason=record.error)
+    if not record.status.finished:
+        return ListMemberState(**base, state="running")
+    reason = record.error if record.status is RunStatus.CANCELLED else None
+    return ListMemberState(**base, state="finished", reason=reason, result=record.to_result())
+
+
+def _parse(stamp: str) -> datetime:
+    value = datetime.fromisoformat(stamp)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+__all__ = ["outcome_from_rows", "outcome_of", "outcome_of_recorded"]

@@ -497,6 +497,12 @@ class LocalBackend:
             await live.done.wait()
         return live.outcome()
 
+    async def list_of(self, run_id: str) -> str | None:
+        for list_id, live in self._lists.items():
+            if live.core.member(run_id) is not None:
+                return list_id
+        return None
+
     async def _outcome_from_rows(self, list_id: str) -> ListOutcome:
         """A list this backend did not run (or has forgotten): what its rows say."""
         rows = await (await self._registry()).list_runs(list_id=list_id, limit=500)

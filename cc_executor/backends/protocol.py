@@ -213,6 +213,12 @@ class Backend(Protocol):
         ``RunNotFoundError`` (with the list id) for a list this backend does not know."""
         ...
 
+    async def list_of(self, run_id: str) -> str | None:
+        """The id of the list ``run_id`` is a member of, when this backend can reach that list (its members are
+        reachable by run id even before they start); None otherwise. A durable backend knows every recorded
+        list on its state dir, so a front end started later (a restarted server) finds them too."""
+        ...
+
     async def approve(
         self,
         run_id: str,

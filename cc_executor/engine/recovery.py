@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,8 +13,10 @@ from pathlib import Path
 import anyio
 
 from cc_executor.engine import process
+from cc_executor.errors import InvalidRequestError, RunNotFoundError
+from cc_executor.models import RunRequest, RunStatus
 from cc_executor.paths import db_path
-from cc_executor.registry.store import RunStore
+from cc_executor.registry.store import RunStore, TaskListRow
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,36 @@ async def reconcile(store: RunStore) -> list[str]:
             continue  # it finished while we looked
         log.info("run %s marked lost: %s", record.run_id, note)
         lost.append(record.run_id)
+    for row in await store.unfinished_lists():
+        if not process.owner_alive(row.owner_pid, row.owner_start, row.owner_boot):
+            await end_lost_list(store, row)
     return lost
+
+
+async def end_lost_list(store: RunStore, row: TaskListRow) -> None:
+    """A durable list whose supervisor died: its running members (owned by that supervisor, their claude gone with
+    it through pdeathsig) are recorded lost and any leftover killed, the members it never started get skipped rows,
+    and the list is recorded failed with the reason, then its ``finished`` event. Safe to run from several front
+    ends at once (each write is conditional)."""
+    why = f"the list's supervisor (process {row.owner_pid}) died"
+    for run_id, raw, _ in await store.list_members(row.list_id):
+        try:
+            record = await store.get(run_id)
+        except RunNotFoundError:
+            with contextlib.suppress(InvalidRequestError):  # another front end recorded it first
+                await store.record_skipped(RunRequest.model_validate_json(raw), f"skipped: {why}")
+            continue
+        if record.status.finished or process.owner_alive(record.owner_pid, record.owner_start, record.owner_boot):
+            continue
+        killed = process.kill_marked_group(record.pgid, run_id)
+        note = f"{why}; {killed} leftover process(es) killed" if killed else why
+        if await store.mark_lost_if_unfinished(run_id, note):
+            log.info("run %s marked lost: %s", run_id, note)
+        if await store.load_request(run_id) is not None:
+            await store.append_finished_event(run_id, json.dumps({"status": RunStatus.LOST.value}))
+    if await store.finish_list(row.list_id, "failed", why):
+        log.info("task list %s ended: %s", row.list_id, why)
+    await store.append_list_finished_event(row.list_id)
 
 
 async def connect_registry(path: Path | None = None) -> RunStore:

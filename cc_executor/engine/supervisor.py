@@ -30,7 +30,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ import anyio
 from cc_executor.engine import process
 from cc_executor.engine.file_slots import FileSlots
 from cc_executor.engine.runner import Run, adopt_run
-from cc_executor.models import ProgressUpdate, RunRequest, RunStatus
+from cc_executor.models import ExecutionResult, ProgressUpdate, RunRequest, RunStatus
 from cc_executor.paths import check_run_id, ensure_private_dir
 from cc_executor.registry.store import RunStore
 
@@ -51,7 +51,7 @@ environment, never stored."""
 KEEP_EVENTS = 200
 _TRIM_EVERY = 50
 _WATCH_S = 0.5
-_GO = b"go\n"
+GO = b"go\n"
 
 
 def supervisors_dir(home: Path) -> Path:
@@ -64,14 +64,23 @@ def start_supervisor(
     """Start the supervisor of ``run_id`` (it waits for ``release``). Not in our session or process group, and
     without pdeathsig: it must outlive this process."""
     check_run_id(run_id)
+    return spawn_detached("cc_executor.engine.supervisor", run_id, home, secrets, max_concurrent, log_name=run_id)
+
+
+def spawn_detached(
+    module: str, key: str, home: Path, secrets: object, max_concurrent: int | None, *, log_name: str
+) -> subprocess.Popen[bytes]:
+    """``python -m module KEY --home HOME`` in its own session, stdin a pipe (see ``release``), output appended to
+    ``<state>/supervisors/<log_name>.log``; ``secrets`` reach it in its environment only."""
     logs = ensure_private_dir(supervisors_dir(home))
-    argv = [sys.executable, "-m", "cc_executor.engine.supervisor", run_id, "--home", str(home)]
+    argv = [sys.executable, "-m", module, "--home", str(home)]
     if max_concurrent is not None:
         argv += ["--max-concurrent", str(max_concurrent)]
+    argv += ["--", key]  # a key is data, never an option
     env = {**os.environ, ENV_REQUEST_ENV: json.dumps(secrets)}
     # cwd: where this cc_executor package is importable from, installed or not (PYTHONPATH would leak into claude).
     package_root = Path(__file__).resolve().parents[2]
-    fd = os.open(logs / f"{run_id}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = os.open(logs / f"{log_name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         return subprocess.Popen(
             argv,
@@ -87,6 +96,26 @@ def start_supervisor(
         os.close(fd)
 
 
+def secrets_of(request: RunRequest) -> dict[str, object]:
+    """What may hold secrets (``config.env``, ``config.mcp_config``: server env): handed to the supervisor in its
+    environment, never written to the registry."""
+    return {"env": dict(request.config.env), "mcp_config": request.config.mcp_config}
+
+
+def with_secrets(request: RunRequest, secrets: dict[str, Any]) -> RunRequest:
+    """A recorded request with its secrets (``secrets_of``) put back."""
+    request.config.env = dict(secrets.get("env") or {})
+    request.config.mcp_config = secrets.get("mcp_config")
+    return request
+
+
+def recordable(request: RunRequest, transcript_dir: Path) -> str:
+    """The request as a supervisor loads it: the secrets left out (``secrets_of``), the transcript dir made
+    explicit (the supervisor writes where the front end would)."""
+    config = request.config.model_copy(update={"env": {}, "mcp_config": None, "transcript_dir": transcript_dir})
+    return request.model_copy(update={"config": config}).model_dump_json()
+
+
 def release(supervisor: subprocess.Popen[bytes], *, go: bool) -> None:
     """Tell a started supervisor to run (``go``: the run is recorded) or to exit without doing anything."""
     pipe = supervisor.stdin
@@ -94,7 +123,7 @@ def release(supervisor: subprocess.Popen[bytes], *, go: bool) -> None:
         return
     try:
         if go:
-            pipe.write(_GO)
+            pipe.write(GO)
         pipe.close()
     except OSError:
         pass  # it died already: the row's owner is dead and the run will be marked lost
@@ -127,14 +156,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         format=f"%(asctime)s %(levelname)s supervisor {os.getpid()} {args.run_id[:8]}: %(message)s",
     )
     secrets = json.loads(os.environ.pop(ENV_REQUEST_ENV, "{}") or "{}")
-    if sys.stdin.buffer.readline() != _GO:
+    if sys.stdin.buffer.readline() != GO:
         log.info("the front end did not record the run: nothing to do")
         return 0
-    _detach_stdin()
+    detach_stdin()
     return anyio.run(supervise, args.run_id, args.home, secrets, args.max_concurrent)
 
 
-def _detach_stdin() -> None:
+def detach_stdin() -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
@@ -174,10 +203,31 @@ async def _execute(
     raw = await store.load_request(run_id)
     if raw is None:
         raise RuntimeError("no request was recorded for this run")
-    request = RunRequest.model_validate_json(raw)
-    request.config.env = dict(secrets.get("env") or {})
-    request.config.mcp_config = secrets.get("mcp_config")
+    request = with_secrets(RunRequest.model_validate_json(raw), secrets)
     run = await adopt_run(request, store)
+    events = EventLog(store, run_id, await store.last_event_seq(run_id))
+    scope = anyio.CancelScope()
+    async with anyio.create_task_group() as group:
+        group.start_soon(_watch_signals, run, scope)
+        with scope:
+            result = await execute_watched(store, run, home, max_concurrent, events.progress)
+        group.cancel_scope.cancel()
+    if scope.cancelled_caught:
+        return (await store.get(run_id)).status
+    return result.status
+
+
+async def execute_watched(
+    store: RunStore,
+    run: Run,
+    home: Path,
+    max_concurrent: int | None,
+    on_progress: Callable[[ProgressUpdate], Awaitable[None]],
+) -> ExecutionResult:
+    """Run a recorded durable run here (a run's or a list's supervisor): slots shared through the state dir (FIFO
+    among durable runs), and the row watched for a cancel request from another process. A cancel of the caller
+    propagates (the runner records it)."""
+    run_id = run.request.run_id
 
     async def ahead() -> int:
         """Earlier durable runs still waiting for a slot: queued, not holding one, their supervisor alive."""
@@ -186,17 +236,15 @@ async def _execute(
         return sum(1 for rid, owner in earlier if rid not in holding and owner and process.pid_alive(owner))
 
     slots = FileSlots(home / "slots", max_concurrent, holder=run_id, ahead=ahead)
-    events = EventLog(store, run_id, await store.last_event_seq(run_id))
     scope = anyio.CancelScope()
     async with anyio.create_task_group() as group:
-        group.start_soon(_watch_signals, run, scope)
         group.start_soon(_watch_row, store, run, scope)
         with scope:
-            result = await run.execute(on_progress=events.progress, slots=slots)
+            result = await run.execute(on_progress=on_progress, slots=slots)
         group.cancel_scope.cancel()
     if scope.cancelled_caught:
-        return (await store.get(run_id)).status
-    return result.status
+        return (await store.get(run_id)).to_result()
+    return result
 
 
 async def _watch_signals(run: Run, scope: anyio.CancelScope) -> None:

@@ -109,6 +109,7 @@ class ListMember:
     reason: str | None = None  # why it was skipped, or cancelled by the list
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     done: anyio.Event = field(default_factory=anyio.Event)  # finished or skipped
+    recorded: bool = False  # skipped, and its row written
 
     @property
     def run_id(self) -> str:
@@ -273,6 +274,7 @@ class TaskList:
             return False
         if member.state == "pending":
             self._skip(member, reason)
+            await self._record_skipped(member)  # now, not at the end: other processes read the list from its rows
         else:
             await self._cancel_running(member, reason)
             await member.done.wait()
@@ -319,11 +321,15 @@ class TaskList:
                     self._skip(member, self.stop_reason or "skipped: the task list stopped")
                 elif member.state == "running":
                     await self._from_row(member)
-                if member.state == "skipped":
-                    await self.store.record_skipped(member.request, member.reason or "skipped")
+                if member.state == "skipped" and not member.recorded:
+                    await self._record_skipped(member)
             except Exception:
                 log.exception("could not record how task %d of list %s ended", member.index, self.list_id)
                 self._skip(member, member.reason or "skipped")  # done either way: nobody may wait forever
+
+    async def _record_skipped(self, member: ListMember) -> None:
+        await self.store.record_skipped(member.request, member.reason or "skipped")
+        member.recorded = True
 
     @staticmethod
     def _finish(member: ListMember, result: ExecutionResult) -> None:

@@ -221,3 +221,54 @@ async def m008_run_events(db: aiosqlite.Connection) -> None:
         )
         """
     )
+
+
+@migration
+async def m009_task_lists(db: aiosqlite.Connection) -> None:
+    """Durable task lists: the list as its supervisor loads it (mode, options, the members' requests without secrets,
+    in order), its owner (the list supervisor: pid + start time + boot id, as runs have), a cancel request any front
+    end may write (``cancel_reason``, per list and per member), its status once ended, and numbered list events
+    (``list_events``: every member's progress, prefixed with its place, then ``finished``; bounded like run_events).
+    A member that has not started has no row in ``runs``: ``task_list_members`` maps its run id to its list."""
+    await db.execute(
+        """
+        CREATE TABLE task_lists (
+            list_id TEXT PRIMARY KEY,
+            mode TEXT NOT NULL,
+            max_parallel INTEGER NOT NULL,
+            stop_on_error INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            cancel_reason TEXT,
+            error TEXT,
+            owner_pid INTEGER,
+            owner_start INTEGER,
+            owner_boot TEXT,
+            created_at TEXT NOT NULL,
+            finished_at TEXT
+        )
+        """
+    )
+    await db.execute(
+        """
+        CREATE TABLE task_list_members (
+            run_id TEXT PRIMARY KEY,
+            list_id TEXT NOT NULL REFERENCES task_lists(list_id),
+            idx INTEGER NOT NULL,
+            request TEXT NOT NULL,
+            cancel_reason TEXT
+        )
+        """
+    )
+    await db.execute("CREATE INDEX idx_task_list_members_list ON task_list_members (list_id, idx)")
+    await db.execute(
+        """
+        CREATE TABLE list_events (
+            list_id TEXT NOT NULL REFERENCES task_lists(list_id),
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (list_id, seq)
+        )
+        """
+    )

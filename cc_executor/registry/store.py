@@ -12,6 +12,7 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,29 @@ _UNFINISHED = (RunStatus.QUEUED.value, RunStatus.RUNNING.value, RunStatus.WAITIN
 # What a cancel request wrote that the run's own result must not overwrite (finish_run's compare-and-set).
 _CANCEL_KEEPS = ("status", "error_class", "error", "finished_at")
 _DELETE_CHUNK = 400  # ids per DELETE: under SQLite's default limit of host parameters
+LIST_RUNNING = "running"  # a durable list's status until its end is recorded (then success/failed/cancelled)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskListRow:
+    """A durable task list as recorded (m009); its members are in ``task_list_members``."""
+
+    list_id: str
+    mode: str
+    max_parallel: int
+    stop_on_error: bool
+    status: str = LIST_RUNNING
+    cancel_reason: str | None = None
+    error: str | None = None
+    owner_pid: int | None = None
+    owner_start: int | None = None
+    owner_boot: str | None = None
+    created_at: str = ""
+    finished_at: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status != LIST_RUNNING
 
 
 def utc_now() -> str:
@@ -430,6 +454,121 @@ class RunStore:
             touched = await self._write(sql, (RunStatus.LOST.value, reason, utc_now(), run_id, *_UNFINISHED))
         return bool(touched)
 
+    # --- durable task lists (m009) -------------------------------------------------------------------------------
+
+    async def create_list(self, row: TaskListRow, requests: list[str]) -> None:
+        """Record a durable list and its members' requests (JSON, in list order) in one transaction; raises
+        InvalidRequestError if the list id is taken."""
+        sql = (
+            "INSERT INTO task_lists (list_id, mode, max_parallel, stop_on_error, status, owner_pid, owner_start, "
+            "owner_boot, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        member_sql = "INSERT INTO task_list_members (run_id, list_id, idx, request) VALUES (?, ?, ?, ?)"
+        async with self._lock:
+            try:
+                async with self._transaction():
+                    await self._write(
+                        sql,
+                        (
+                            row.list_id,
+                            row.mode,
+                            row.max_parallel,
+                            int(row.stop_on_error),
+                            LIST_RUNNING,
+                            row.owner_pid,
+                            row.owner_start,
+                            row.owner_boot,
+                            utc_now(),
+                        ),
+                    )
+                    for index, request in enumerate(requests, start=1):
+                        run_id = json.loads(request)["run_id"]
+                        await self._write(member_sql, (run_id, row.list_id, index, request))
+            except sqlite3.IntegrityError as exc:
+                raise InvalidRequestError(f"list id {row.list_id!r} or one of its run ids already exists") from exc
+
+    async def get_list(self, list_id: str) -> TaskListRow | None:
+        async with self._lock:
+            rows = list(await self._db.execute_fetchall("SELECT * FROM task_lists WHERE list_id = ?", (list_id,)))
+        return _list_row(rows[0]) if rows else None
+
+    async def unfinished_lists(self) -> list[TaskListRow]:
+        async with self._lock:
+            rows = await self._db.execute_fetchall("SELECT * FROM task_lists WHERE status = ?", (LIST_RUNNING,))
+        return [_list_row(row) for row in rows]
+
+    async def list_members(self, list_id: str) -> list[tuple[str, str, str | None]]:
+        """(run id, request JSON, cancel request) of each member, in list order."""
+        sql = "SELECT run_id, request, cancel_reason FROM task_list_members WHERE list_id = ? ORDER BY idx"
+        async with self._lock:
+            rows = await self._db.execute_fetchall(sql, (list_id,))
+        return [(str(r[0]), str(r[1]), None if r[2] is None else str(r[2])) for r in rows]
+
+    async def member_cancels(self, list_id: str) -> list[tuple[str, str]]:
+        """(run id, reason) of the members some front end asked to stop."""
+        sql = "SELECT run_id, cancel_reason FROM task_list_members WHERE list_id = ? AND cancel_reason IS NOT NULL"
+        async with self._lock:
+            rows = await self._db.execute_fetchall(sql, (list_id,))
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    async def list_of(self, run_id: str) -> str | None:
+        """The durable list ``run_id`` is a member of, if any."""
+        async with self._lock:
+            rows = list(
+                await self._db.execute_fetchall("SELECT list_id FROM task_list_members WHERE run_id = ?", (run_id,))
+            )
+        return str(rows[0][0]) if rows else None
+
+    async def request_list_cancel(self, list_id: str, reason: str) -> bool:
+        """Ask a running list's supervisor to stop it (the first reason wins); False if it has ended."""
+        sql = "UPDATE task_lists SET cancel_reason = COALESCE(cancel_reason, ?) WHERE list_id = ? AND status = ?"
+        async with self._lock:
+            return bool(await self._write(sql, (reason, list_id, LIST_RUNNING)))
+
+    async def request_member_cancel(self, run_id: str, reason: str) -> None:
+        """Ask a list's supervisor to stop one member (pending: skipped, running: cancelled); first reason wins."""
+        sql = "UPDATE task_list_members SET cancel_reason = COALESCE(cancel_reason, ?) WHERE run_id = ?"
+        async with self._lock:
+            await self._write(sql, (reason, run_id))
+
+    async def finish_list(self, list_id: str, status: str, error: str | None = None) -> bool:
+        """Record how the list ended, once (only a running list takes it)."""
+        sql = "UPDATE task_lists SET status = ?, error = ?, finished_at = ? WHERE list_id = ? AND status = ?"
+        async with self._lock:
+            return bool(await self._write(sql, (status, error, utc_now(), list_id, LIST_RUNNING)))
+
+    async def append_list_event(self, list_id: str, seq: int, kind: str, payload: str) -> None:
+        sql = "INSERT INTO list_events (list_id, seq, kind, payload, created_at) VALUES (?, ?, ?, ?, ?)"
+        async with self._lock:
+            await self._write(sql, (list_id, seq, kind, payload, utc_now()))
+
+    async def append_list_finished_event(self, list_id: str) -> None:
+        """The list's one ``finished`` event (whoever records the end first writes it)."""
+        async with self._lock, self._transaction():
+            rows = list(
+                await self._db.execute_fetchall(
+                    "SELECT MAX(seq), SUM(kind = 'finished') FROM list_events WHERE list_id = ?", (list_id,)
+                )
+            )
+            if rows[0][1]:
+                return
+            sql = "INSERT INTO list_events (list_id, seq, kind, payload, created_at) VALUES (?, ?, 'finished', '{}', ?)"
+            await self._write(sql, (list_id, (rows[0][0] or 0) + 1, utc_now()))
+
+    async def list_events_after(self, list_id: str, after: int, *, limit: int = 500) -> list[tuple[int, str, str]]:
+        sql = "SELECT seq, kind, payload FROM list_events WHERE list_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        async with self._lock:
+            rows = await self._db.execute_fetchall(sql, (list_id, after, _check_limit(limit)))
+        return [(int(row[0]), str(row[1]), str(row[2])) for row in rows]
+
+    async def trim_list_events(self, list_id: str, *, keep: int) -> None:
+        sql = (
+            "DELETE FROM list_events WHERE list_id = ? AND kind = 'progress' AND seq <= "
+            "(SELECT MAX(seq) FROM list_events WHERE list_id = ?) - ?"
+        )
+        async with self._lock:
+            await self._write(sql, (list_id, list_id, keep))
+
     # --- retention ----------------------------------------------------------------------------------------------
 
     async def prunable(self, *, before: str, statuses: Iterable[RunStatus] | None = None) -> list[RunRecord]:
@@ -448,7 +587,8 @@ class RunStore:
     async def delete_runs(self, run_ids: Iterable[str]) -> int:
         """Delete these runs' rows, attempts, approvals and durable events/requests in one transaction; unfinished
         rows are kept. Returns how many runs went. Their transcript files are the caller's
-        (registry.transcripts.delete_transcripts)."""
+        (registry.transcripts.delete_transcripts). A durable list that has ended goes once none of its members is
+        left."""
         ids = list(dict.fromkeys(run_ids))
         deleted = 0
         async with self._lock, self._transaction():
@@ -461,7 +601,20 @@ class RunStore:
                         f"DELETE FROM {table} WHERE run_id IN (SELECT id FROM runs WHERE {finished})",
                         (*chunk, *_UNFINISHED),
                     )
+                # Members of ended durable lists go with their runs (an unfinished list keeps its members).
+                await self._write(
+                    f"DELETE FROM task_list_members WHERE run_id IN (SELECT id FROM runs WHERE {finished}) AND "
+                    "list_id IN (SELECT list_id FROM task_lists WHERE status != ?)",
+                    (*chunk, *_UNFINISHED, LIST_RUNNING),
+                )
                 deleted += await self._write(f"DELETE FROM runs WHERE {finished}", (*chunk, *_UNFINISHED))
+            # An ended list with no member left goes too, with its events.
+            empty = (
+                "SELECT list_id FROM task_lists l WHERE status != ? AND NOT EXISTS "
+                "(SELECT 1 FROM task_list_members m WHERE m.list_id = l.list_id)"
+            )
+            await self._write(f"DELETE FROM list_events WHERE list_id IN ({empty})", (LIST_RUNNING,))
+            await self._write(f"DELETE FROM task_lists WHERE list_id IN ({empty})", (LIST_RUNNING,))
         return deleted
 
     # --- internals ----------------------------------------------------------------------------------------------
@@ -660,6 +813,23 @@ def _result_values(result: ExecutionResult) -> dict[str, dict[str, Any]]:
         "base_sha": result.base_sha,
     }
     return {"overwrite": overwrite, "keep": keep}
+
+
+def _list_row(row: sqlite3.Row) -> TaskListRow:
+    return TaskListRow(
+        list_id=str(row["list_id"]),
+        mode=str(row["mode"]),
+        max_parallel=int(row["max_parallel"]),
+        stop_on_error=bool(row["stop_on_error"]),
+        status=str(row["status"]),
+        cancel_reason=row["cancel_reason"],
+        error=row["error"],
+        owner_pid=row["owner_pid"],
+        owner_start=row["owner_start"],
+        owner_boot=row["owner_boot"],
+        created_at=str(row["created_at"]),
+        finished_at=row["finished_at"],
+    )
 
 
 def _int_or_none(value: Any) -> int | None:

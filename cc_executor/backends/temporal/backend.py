@@ -437,6 +437,9 @@ class TemporalBackend:
             await task_list.done.wait()
         return outcome_of(task_list, finished=task_list.done.is_set())
 
+    async def list_of(self, run_id: str) -> str | None:
+        return next((list_id for list_id, tl in self._lists.items() if tl.member(run_id) is not None), None)
+
     async def _outcome_from_rows(self, list_id: str) -> ListOutcome:
         """A list another front end (or this one before a restart) ran: what its rows say, refreshed."""
         rows = await (await self.store()).list_runs(list_id=list_id, limit=500)

@@ -14,6 +14,7 @@ import signal
 import socket
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import anyio
 from temporalio.worker import PollerBehaviorSimpleMaximum, UnsandboxedWorkflowRunner, Worker
@@ -24,10 +25,12 @@ from cc_executor.backends.temporal.settings import TemporalSettings
 from cc_executor.backends.temporal.workflow import RunWorkflow, TranscriptPageWorkflow
 from cc_executor.engine.recovery import connect_registry
 from cc_executor.engine.slots import RunSlots
+from cc_executor.paths import DB_NAME, TRANSCRIPTS_NAME, ensure_private_dir, state_dir
 
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACEFUL_S = 600.0
+WORKER_DIR = "worker"  # under the state dir: the worker's own runs.db and transcripts/
 MIN_POLLS = 5  # the SDK's default number of workflow task polls
 
 
@@ -37,6 +40,14 @@ def default_identity() -> str:
 
 def default_max_concurrent() -> int:
     return os.cpu_count() or 1
+
+
+def worker_state_dir() -> Path:
+    """``<state dir>/worker``: a worker's registry and transcripts, apart from a front end's. A worker and a front
+    end on one machine share the state dir by default (docs/scale-out.md's one-machine example); in one runs.db the
+    worker's copy of a run would replace the front end's row for it (same run id), and its transcript the copy the
+    front end keeps."""
+    return ensure_private_dir(state_dir() / WORKER_DIR)
 
 
 def transcript_queue(task_queue: str, identity: str) -> str:
@@ -57,9 +68,16 @@ async def run_worker(
     limit = max_concurrent or default_max_concurrent()
     client = await connect(settings, identity=identity)
     # The worker's own registry: reconciling it kills what a previous worker here left behind (SIGKILL).
-    store = await connect_registry()
+    home = worker_state_dir()
+    store = await connect_registry(home / DB_NAME)
     own_queue = transcript_queue(settings.task_queue, identity)
-    activities = RunActivities(identity=identity, transcript_queue=own_queue, store=store, slots=RunSlots(limit))
+    activities = RunActivities(
+        identity=identity,
+        transcript_queue=own_queue,
+        store=store,
+        slots=RunSlots(limit),
+        transcript_dir=ensure_private_dir(home / TRANSCRIPTS_NAME),
+    )
     throttle = timedelta(seconds=1)
     runs = Worker(
         client,

@@ -1,0 +1,166 @@
+"""The front ends' side of list workflows (``list_workflow``): what Temporal says about a list, the spec that starts
+one, the ``ListOutcome`` built from its state, and its numbered events for any front end that follows it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
+
+import anyio
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.service import RPCError, RPCStatusCode
+
+from cc_executor.backends.protocol import ListMemberState, ListOutcome, ListRequest, RunEvent
+from cc_executor.backends.temporal.list_workflow import LIST_WORKFLOW, STATE_QUERY
+from cc_executor.models import ExecutionResult, ProgressUpdate, RunRecord
+
+MEMBERS_MEMO = "members"  # the list workflow's memo: its members' run ids, so a front end finds a pending member's list
+
+
+@dataclass
+class ListState:
+    """A list workflow as Temporal has it now: its query's answer (or result, once closed) and its times."""
+
+    list_id: str
+    mode: Literal["sequential", "parallel"]
+    ended: bool
+    status: str
+    members: list[dict[str, Any]]
+    started: datetime | None = None
+    closed: datetime | None = None
+
+    def member(self, run_id: str) -> dict[str, Any] | None:
+        return next((m for m in self.members if m["run_id"] == run_id), None)
+
+
+def list_spec(request: ListRequest, run_spec: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """What starts a list workflow: its options and every member's run spec (as the run workflow takes it)."""
+    return {
+        "list_id": request.list_id,
+        "mode": request.mode,
+        "max_parallel": request.max_parallel,
+        "stop_on_error": request.stop_on_error,
+        "members": [run_spec(member) for member in request.requests],
+    }
+
+
+async def list_state(client: Client, list_id: str, *, wait_s: float = 0.0) -> ListState | None:
+    """The list workflow ``list_id`` (waiting up to ``wait_s`` for it to end); None when there is no such list."""
+    handle = client.get_workflow_handle(list_id)
+    try:
+        description = await handle.describe()
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    if description.workflow_type != LIST_WORKFLOW:
+        return None
+    raw: dict[str, Any] | None = None
+    if wait_s > 0 and description.close_time is None:
+        with anyio.move_on_after(wait_s):
+            raw = dict(await handle.result())
+            description = await handle.describe()
+    if raw is None:
+        if description.close_time is None:
+            raw = dict(await handle.query(STATE_QUERY))
+        else:
+            try:
+                raw = dict(await handle.result())
+            except WorkflowFailureError as exc:  # terminated or failed outside cc-executor: its last known state
+                raw = dict(await handle.query(STATE_QUERY))
+                raw.update(ended=True, status="failed", stop_reason=str(exc.cause or exc))
+    return ListState(
+        list_id=list_id,
+        mode="parallel" if raw.get("mode") == "parallel" else "sequential",
+        ended=bool(raw.get("ended")),
+        status=str(raw.get("status") or "running"),
+        members=list(raw.get("members") or []),
+        started=description.start_time,
+        closed=description.close_time,
+    )
+
+
+async def list_holding(client: Client, run_id: str) -> str | None:
+    """The running list workflow that has ``run_id`` among its members (its memo), if any."""
+    query = f"WorkflowType = '{LIST_WORKFLOW}' AND ExecutionStatus = 'Running'"
+    async for execution in client.list_workflows(query):
+        memo = await execution.memo()
+        if run_id in (memo.get(MEMBERS_MEMO) or []):
+            return execution.id
+    return None
+
+
+def outcome_from_state(state: ListState, rows: dict[str, RunRecord]) -> ListOutcome:
+    """The list's ``ListOutcome``: its members in list order, each finished one from this front end's row (brought up
+    to date from Temporal; the workflow's copy of the result when there is no row)."""
+    members = [_member(m, rows.get(m["run_id"])) for m in state.members]
+    results = [m.result for m in members if m.result is not None]
+    failed = sum(not r.ok for r in results)
+    end = state.closed or datetime.now(UTC)
+    status = state.status if state.ended and state.status in ("success", "failed", "cancelled") else "running"
+    return ListOutcome(
+        list_id=state.list_id,
+        mode=state.mode,
+        status=cast(Literal["running", "success", "failed", "cancelled"], status),
+        members=members,
+        succeeded=len(results) - failed,
+        failed=failed,
+        skipped=sum(m.state == "skipped" for m in members),
+        running=sum(m.state == "running" for m in members),
+        pending=sum(m.state == "pending" for m in members),
+        cost_usd=round(sum(r.cost_usd or 0.0 for r in results), 6),
+        elapsed_s=round(max(0.0, (end - state.started).total_seconds()), 3) if state.started else 0.0,
+    )
+
+
+def _member(member: dict[str, Any], row: RunRecord | None) -> ListMemberState:
+    state = member["state"]
+    result: ExecutionResult | None = None
+    if state == "finished":
+        if row is not None and row.status.finished:
+            result = row.to_result()
+        else:
+            result = ExecutionResult.model_validate(member["result"] or {"run_id": member["run_id"], "status": "lost"})
+    return ListMemberState(
+        index=int(member["index"]),
+        run_id=str(member["run_id"]),
+        task=str(member["task"]),
+        cwd=str(member["cwd"]),
+        state=state,
+        reason=member.get("reason"),
+        result=result,
+    )
+
+
+Snapshot = Callable[[], Awaitable[tuple[ListState, dict[str, RunRecord]]]]
+
+
+async def follow_list(list_id: str, after: int, snapshot: Snapshot, poll_s: float) -> AsyncIterator[RunEvent]:
+    """A list's numbered events (from ``after``) for any front end: each running member's latest progress as its row
+    shows it, prefixed with its place (``[2/3] ...``), then ``finished`` once the list workflow has ended."""
+    seq, seen = after, dict[str, str]()
+    while True:
+        state, rows = await snapshot()
+        total = len(state.members)
+        for member in state.members:
+            record = rows.get(member["run_id"])
+            message = record.last_progress if record is not None else None
+            if member["state"] != "running" or not message or seen.get(member["run_id"]) == message:
+                continue
+            seen[member["run_id"]] = message
+            seq += 1
+            index = int(member["index"])
+            update = ProgressUpdate(
+                run_id=member["run_id"],
+                kind="heartbeat",
+                message=f"[{index}/{total}] {message}",
+                list_index=index,
+                list_total=total,
+            )
+            yield RunEvent(run_id=list_id, seq=seq, kind="progress", progress=update)
+        if state.ended:
+            yield RunEvent(run_id=list_id, seq=seq + 1, kind="finished")
+            return
+        await anyio.sleep(poll_s)

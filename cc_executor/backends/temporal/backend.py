@@ -59,7 +59,6 @@ from cc_executor.backends.temporal.list_workflow import CANCEL_LIST_SIGNAL, LIST
 from cc_executor.backends.temporal.lists import (
     MEMBERS_MEMO,
     ListState,
-    follow_list,
     list_holding,
     list_spec,
     list_state,
@@ -364,7 +363,7 @@ class TemporalBackend:
     async def events(self, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
         if not await self._has_row(run_id) and await self._list_snapshot(run_id) is not None:
             # A list id (its workflow): its members' progress, then finished, for any front end.
-            async for event in follow_list(run_id, after, partial(self._list_snapshot_of, run_id), self.poll_s):
+            async for event in self._follow_list(run_id, after):
                 yield event
             return
         await self._until_submitted(run_id, float("inf"))
@@ -553,27 +552,63 @@ class TemporalBackend:
         return await list_holding(await self.client(), run_id)
 
     async def _list_snapshot(
-        self, list_id: str, *, wait_s: float = 0.0
+        self, list_id: str, *, wait_s: float = 0.0, sync: bool = True
     ) -> tuple[ListState, dict[str, RunRecord]] | None:
         """The list workflow's state (waiting up to ``wait_s`` for it to end) and its started members' rows here,
         created as members start and brought up to date from Temporal; None when ``list_id`` is no list workflow."""
         state = await list_state(await self.client(), list_id, wait_s=wait_s)
         if state is None:
             return None
-        rows = await self._member_rows(state)
+        rows = await self._member_rows(state, sync=sync)
         if state.ended:
             self._list_ids.discard(list_id)
         else:
             self._list_ids.add(list_id)
         return state, rows
 
-    async def _list_snapshot_of(self, list_id: str) -> tuple[ListState, dict[str, RunRecord]]:
-        snapshot = await self._list_snapshot(list_id)
-        if snapshot is None:
-            raise RunNotFoundError(list_id)
-        return snapshot
+    async def _follow_list(self, list_id: str, after: int) -> AsyncIterator[RunEvent]:
+        """A list's numbered events (from ``after``) for any front end: its members' progress as their workers
+        report it (a member that ended between two polls: the updates its result shipped), each prefixed with the
+        member's place (``[2/3] ...``), then ``finished`` once the list workflow has ended."""
+        seq, last, done = after, dict[str, int](), set[str]()
+        while True:
+            snapshot = await self._list_snapshot(list_id, sync=False)
+            if snapshot is None:
+                raise RunNotFoundError(list_id)
+            state = snapshot[0]
+            total = len(state.members)
+            for member in state.members:
+                run_id, index = str(member["run_id"]), int(member["index"])
+                if member["state"] not in ("running", "finished") or run_id in done:
+                    continue
+                try:
+                    observation = await self._observe(run_id)
+                except RunNotFoundError:
+                    continue  # its workflow is being started by the list
+                events = list(observation.events)
+                if observation.finished:
+                    events += events_from(run_id, (observation.envelope or {}).get("events") or [], None)
+                    done.add(run_id)
+                await self._sync(run_id, observation)
+                for event in sorted(events, key=lambda e: e.seq):
+                    if event.progress is None or event.seq <= last.get(run_id, 0):
+                        continue
+                    last[run_id] = event.seq
+                    seq += 1
+                    update = event.progress.model_copy(
+                        update={
+                            "message": f"[{index}/{total}] {event.progress.message}",
+                            "list_index": index,
+                            "list_total": total,
+                        }
+                    )
+                    yield RunEvent(run_id=list_id, seq=seq, kind="progress", progress=update)
+            if state.ended and all(str(m["run_id"]) in done for m in state.members if m["state"] == "finished"):
+                yield RunEvent(run_id=list_id, seq=seq + 1, kind="finished")
+                return
+            await anyio.sleep(self.poll_s)
 
-    async def _member_rows(self, state: ListState) -> dict[str, RunRecord]:
+    async def _member_rows(self, state: ListState, *, sync: bool = True) -> dict[str, RunRecord]:
         """A row here for every member its list has started (as ``submit`` makes for a single run) or skipped."""
         store = await self.store()
         rows: dict[str, RunRecord] = {}
@@ -593,7 +628,7 @@ class TemporalBackend:
                     with contextlib.suppress(InvalidRequestError):  # another observer here made it meanwhile
                         await store.create_run(request, argv=[], owner_pid=os.getpid(), backend=BACKEND)
                 record = await store.get(run_id)
-            if record.backend == BACKEND and (not record.status.finished or record.finished_at is None):
+            if sync and record.backend == BACKEND and (not record.status.finished or record.finished_at is None):
                 with contextlib.suppress(RunNotFoundError):  # its workflow is being started by the list
                     record = await self._sync(run_id)
             rows[run_id] = record

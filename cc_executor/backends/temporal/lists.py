@@ -1,9 +1,9 @@
 """The front ends' side of list workflows (``list_workflow``): what Temporal says about a list, the spec that starts
-one, the ``ListOutcome`` built from its state, and its numbered events for any front end that follows it."""
+one, and the ``ListOutcome`` built from its state."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
@@ -12,9 +12,9 @@ import anyio
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
-from cc_executor.backends.protocol import ListMemberState, ListOutcome, ListRequest, RunEvent
+from cc_executor.backends.protocol import ListMemberState, ListOutcome, ListRequest
 from cc_executor.backends.temporal.list_workflow import LIST_WORKFLOW, STATE_QUERY
-from cc_executor.models import ExecutionResult, ProgressUpdate, RunRecord
+from cc_executor.models import ExecutionResult, RunRecord
 
 MEMBERS_MEMO = "members"  # the list workflow's memo: its members' run ids, so a front end finds a pending member's list
 
@@ -132,35 +132,3 @@ def _member(member: dict[str, Any], row: RunRecord | None) -> ListMemberState:
         reason=member.get("reason"),
         result=result,
     )
-
-
-Snapshot = Callable[[], Awaitable[tuple[ListState, dict[str, RunRecord]]]]
-
-
-async def follow_list(list_id: str, after: int, snapshot: Snapshot, poll_s: float) -> AsyncIterator[RunEvent]:
-    """A list's numbered events (from ``after``) for any front end: each running member's latest progress as its row
-    shows it, prefixed with its place (``[2/3] ...``), then ``finished`` once the list workflow has ended."""
-    seq, seen = after, dict[str, str]()
-    while True:
-        state, rows = await snapshot()
-        total = len(state.members)
-        for member in state.members:
-            record = rows.get(member["run_id"])
-            message = record.last_progress if record is not None else None
-            if member["state"] != "running" or not message or seen.get(member["run_id"]) == message:
-                continue
-            seen[member["run_id"]] = message
-            seq += 1
-            index = int(member["index"])
-            update = ProgressUpdate(
-                run_id=member["run_id"],
-                kind="heartbeat",
-                message=f"[{index}/{total}] {message}",
-                list_index=index,
-                list_total=total,
-            )
-            yield RunEvent(run_id=list_id, seq=seq, kind="progress", progress=update)
-        if state.ended:
-            yield RunEvent(run_id=list_id, seq=seq + 1, kind="finished")
-            return
-        await anyio.sleep(poll_s)

@@ -208,3 +208,54 @@ async def test_list_outcome_from_rows_waits_for_its_members(
         assert early.status == "running" and early.running == 1
         waited = await other.list_outcome(list_id, timeout_s=60)
     assert waited.status == "success" and [m.run_id for m in waited.members] == [run_id]
+
+
+async def test_a_parallel_list_stops_at_its_first_failure(
+    backend: TemporalBackend, fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
+    list_id = "61111111-2222-4333-8444-555555555555"
+    fake_api.routes = {"FAIL-TASK": scenarios.api_error(400), "SLOW-TASK": scenarios.slow(steps=30, seconds=1.0)}
+    with_bash = config.model_copy(update={"allowed_tools": ["Bash"]})
+    tasks = ("SLOW-TASK", "FAIL-TASK", "SLOW-TASK 2")
+    requests = [RunRequest(task=t, cwd=workdir, config=with_bash, list_id=list_id) for t in tasks]
+    listed = ListRequest(list_id=list_id, requests=requests, mode="parallel", max_parallel=2, stop_on_error=True)
+    await backend.submit_list(listed)
+    outcome = await backend.list_outcome(list_id, timeout_s=60)
+
+    assert outcome.status == "failed", outcome
+    slow, failed = (m.result for m in outcome.members[:2])
+    assert failed is not None and failed.status is RunStatus.FAILED
+    assert slow is not None and slow.status is RunStatus.CANCELLED
+    assert slow.error == "cancelled: task 2 ended failed and stop_on_error is set"
+    assert outcome.members[2].state == "skipped"
+    assert outcome.members[2].reason == "skipped: task 2 ended failed and stop_on_error is set"
+    assert (await backend.status(requests[2].run_id)).status is RunStatus.SKIPPED
+    assert await until_no_marked(requests[0].run_id) == []
+
+
+async def test_a_list_is_read_from_its_memo_while_no_worker_answers(
+    temporal_workers: Workers, fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
+    list_id = "71111111-2222-4333-8444-555555555555"
+    settings = temporal_workers.dedicated("lists")
+    fake_api.scenario = scenarios.slow(steps=30, seconds=1.0)
+    requests = three(workdir, config, list_id)[:2]
+    async with TemporalBackend(settings, poll_s=0.2) as backend:
+        await backend.submit_list(ListRequest(list_id=list_id, requests=requests))
+        with anyio.fail_after(30):
+            status = (await backend.status(requests[0].run_id)).status
+            while status is not RunStatus.RUNNING:
+                await anyio.sleep(0.2)
+                status = (await backend.status(requests[0].run_id)).status
+        temporal_workers.signal("lists", signal.SIGSTOP)  # its only worker stops answering
+        try:
+            with anyio.fail_after(20):
+                outcome = await backend.list_outcome(list_id)
+            assert outcome.status == "running" and [m.state for m in outcome.members] == ["running", "pending"]
+            assert [m.task for m in outcome.members] == [r.task for r in requests]
+        finally:
+            temporal_workers.signal("lists", signal.SIGCONT)
+        assert await backend.cancel_list(list_id, "stop it") is True
+        outcome = await backend.list_outcome(list_id)
+    assert outcome.status == "cancelled" and [m.state for m in outcome.members] == ["finished", "skipped"]
+    assert await until_no_marked(requests[0].run_id) == []

@@ -57,9 +57,9 @@ from cc_executor.backends.temporal.client import connect
 from cc_executor.backends.temporal.list_events import follow_rows
 from cc_executor.backends.temporal.list_workflow import CANCEL_LIST_SIGNAL, LIST_WORKFLOW, SKIP_MEMBER_SIGNAL
 from cc_executor.backends.temporal.lists import (
-    MEMBERS_MEMO,
     ListState,
     list_holding,
+    list_memo,
     list_spec,
     list_state,
     outcome_from_state,
@@ -515,7 +515,7 @@ class TemporalBackend:
                 id=request.list_id,
                 task_queue=self.settings.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                memo={MEMBERS_MEMO: [member.run_id for member in request.requests]},
+                memo=list_memo(request),
             )
         self._lists.update((member.run_id, request.list_id) for member in request.requests)
         self._list_ids.add(request.list_id)
@@ -615,11 +615,15 @@ class TemporalBackend:
         for member in state.members:
             run_id = str(member["run_id"])
             self._lists[run_id] = state.list_id
-            if member["state"] == "pending":
-                continue
             record: RunRecord | None = None
             with contextlib.suppress(RunNotFoundError):
                 record = await store.get(run_id)
+            if state.from_memo and record is not None:  # no worker answered: the row says how far it got
+                skipped = record.status is RunStatus.SKIPPED
+                member["state"] = "skipped" if skipped else "finished" if record.status.finished else "running"
+                member["reason"] = record.error if skipped else None
+            if member["state"] == "pending" or (record is None and member.get("request") is None):
+                continue
             if record is None:
                 request = RunRequest.model_validate(member["request"])
                 if member["state"] == "skipped":

@@ -3,9 +3,10 @@ one, and the ``ListOutcome`` built from its state."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
 import anyio
@@ -16,7 +17,8 @@ from cc_executor.backends.protocol import ListMemberState, ListOutcome, ListRequ
 from cc_executor.backends.temporal.list_workflow import LIST_WORKFLOW, STATE_QUERY
 from cc_executor.models import ExecutionResult, RunRecord
 
-MEMBERS_MEMO = "members"  # the list workflow's memo: its members' run ids, so a front end finds a pending member's list
+MEMBERS_MEMO = "members"  # the list workflow's memo: its members, so a front end finds a pending member's list
+QUERY_TIMEOUT = timedelta(seconds=5)  # a list's state query is answered by a worker; without one, the memo is read
 
 
 @dataclass
@@ -30,6 +32,7 @@ class ListState:
     members: list[dict[str, Any]]
     started: datetime | None = None
     closed: datetime | None = None
+    from_memo: bool = False  # no worker answered its query: members' states come from this front end's rows
 
     def member(self, run_id: str) -> dict[str, Any] | None:
         return next((m for m in self.members if m["run_id"] == run_id), None)
@@ -59,18 +62,23 @@ async def list_state(client: Client, list_id: str, *, wait_s: float = 0.0) -> Li
         return None
     raw: dict[str, Any] | None = None
     if wait_s > 0 and description.close_time is None:
-        with anyio.move_on_after(wait_s):
+        with anyio.move_on_after(wait_s), contextlib.suppress(WorkflowFailureError):
             raw = dict(await handle.result())
-            description = await handle.describe()
+        description = await handle.describe()
     if raw is None:
-        if description.close_time is None:
-            raw = dict(await handle.query(STATE_QUERY))
-        else:
-            try:
-                raw = dict(await handle.result())
-            except WorkflowFailureError as exc:  # terminated or failed outside cc-executor: its last known state
-                raw = dict(await handle.query(STATE_QUERY))
-                raw.update(ended=True, status="failed", stop_reason=str(exc.cause or exc))
+        try:
+            if description.close_time is None:
+                raw = dict(await handle.query(STATE_QUERY, rpc_timeout=QUERY_TIMEOUT))
+            else:
+                try:
+                    raw = dict(await handle.result())
+                except WorkflowFailureError as exc:  # cancelled or terminated in Temporal: its last known state
+                    raw = dict(await handle.query(STATE_QUERY, rpc_timeout=QUERY_TIMEOUT))
+                    ended(raw, f"skipped: the task list ended in Temporal ({exc.cause or exc})")
+        except RPCError:
+            # No worker answered the query (none running, or all busy): what the list was given, every member
+            # pending until its row here says otherwise (``from_memo``).
+            raw = await _from_memo(description, ended_=description.close_time is not None)
     return ListState(
         list_id=list_id,
         mode="parallel" if raw.get("mode") == "parallel" else "sequential",
@@ -79,7 +87,48 @@ async def list_state(client: Client, list_id: str, *, wait_s: float = 0.0) -> Li
         members=list(raw.get("members") or []),
         started=description.start_time,
         closed=description.close_time,
+        from_memo=bool(raw.get("from_memo")),
     )
+
+
+def ended(raw: dict[str, Any], reason: str) -> None:
+    """A list workflow that ended without its own result: its members not started are skipped."""
+    for member in raw.get("members") or []:
+        if member.get("state") in ("pending", "running"):
+            member.update(state="skipped" if member["state"] == "pending" else "finished", reason=reason)
+            if member["state"] == "finished":
+                member["result"] = None  # the front end's row says how the member's own workflow ended
+    raw.update(ended=True, status="failed" if raw.get("status") in (None, "running") else raw["status"])
+
+
+async def _from_memo(description: Any, *, ended_: bool) -> dict[str, Any]:
+    memo = await description.memo()
+    members = [
+        {
+            "index": i,
+            "run_id": m["run_id"],
+            "task": m.get("task", ""),
+            "cwd": m.get("cwd", ""),
+            "state": "pending",
+            "reason": None,
+            "result": None,
+            "request": None,
+        }
+        for i, m in enumerate(memo.get(MEMBERS_MEMO) or [], start=1)
+    ]
+    return {
+        "mode": memo.get("mode", "sequential"),
+        "ended": ended_,
+        "status": "failed" if ended_ else "running",
+        "members": members,
+        "from_memo": True,
+    }
+
+
+def list_memo(request: ListRequest) -> dict[str, Any]:
+    """The list workflow's memo: its mode and members (run id, task, cwd), readable without a worker."""
+    members = [{"run_id": r.run_id, "task": r.task, "cwd": str(r.cwd)} for r in request.requests]
+    return {"mode": request.mode, MEMBERS_MEMO: members}
 
 
 async def list_holding(client: Client, run_id: str) -> str | None:
@@ -87,7 +136,7 @@ async def list_holding(client: Client, run_id: str) -> str | None:
     query = f"WorkflowType = '{LIST_WORKFLOW}' AND ExecutionStatus = 'Running'"
     async for execution in client.list_workflows(query):
         memo = await execution.memo()
-        if run_id in (memo.get(MEMBERS_MEMO) or []):
+        if any(m.get("run_id") == run_id for m in memo.get(MEMBERS_MEMO) or []):
             return execution.id
     return None
 

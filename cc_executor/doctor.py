@@ -355,6 +355,30 @@ async def check_node(env: Mapping[str, str]) -> list[Check]:
     return checks
 
 
+async def check_git(env: Mapping[str, str]) -> Check:
+    """git's version against what isolation="worktree" (2.31) and merge_run (2.38) use."""
+    from cc_executor.engine.git import MIN_GIT_ISOLATION, MIN_GIT_MERGE, parse_git_version, version_text
+
+    found = shutil.which("git", path=env.get("PATH"))
+    upgrade = "install a newer git (or put one first on PATH)"
+    if found is None:
+        return Check("git", "warn", "git not on PATH: isolation='worktree' is unavailable", upgrade)
+    output = await run_bounded([found, "--version"], env=env)
+    version = parse_git_version(output.stdout) if output.returncode == 0 else None
+    if version is None:
+        said = "timed out" if output.returncode is None else (output.stderr or output.stdout)[-200:]
+        return Check("git", "warn", f"`{found} --version` failed: {said}", upgrade)
+    text = f"git {version_text(version)} ({found})"
+    if version[:2] < MIN_GIT_ISOLATION:
+        return Check(
+            "git", "warn", f"{text}: isolation='worktree' needs git {version_text(MIN_GIT_ISOLATION)}+", upgrade
+        )
+    if version[:2] < MIN_GIT_MERGE:
+        detail = f"{text}: isolated runs work; merge_run needs git {version_text(MIN_GIT_MERGE)}+ (merge by hand)"
+        return Check("git", "warn", detail, upgrade)
+    return Check("git", "ok", text)
+
+
 def check_mcp_server() -> Check:
     name = "mcp server"
     try:

@@ -352,7 +352,9 @@ class ExecutionResult(BaseModel):
         default=False, description="The caller's checkout had uncommitted changes; the worktree did not get them."
     )
     worktree_path: str | None = Field(
-        default=None, description="Isolated runs: the worktree directory while it exists (removed when the run ends)."
+        default=None,
+        description="Isolated runs: the worktree directory while it exists (removed when the run ends, unless that "
+        "could lose work: HEAD moved off the branch, an initialised submodule).",
     )
     _exception: Exception | None = PrivateAttr(default=None)  # the typed RunError, when this run produced it
 

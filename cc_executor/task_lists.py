@@ -59,6 +59,11 @@ class ListTask(BaseModel):
     overrides: dict[str, Any] = Field(default_factory=dict, description="CCExecutorConfig fields for this task only.")
     json_schema: dict[str, Any] | None = None
     branch: str | None = Field(default=None, description="isolation 'worktree': this task's branch, exactly.")
+    base_ref: str | None = Field(
+        default=None,
+        description="isolation 'worktree': this task's base (in a sequential list the default is the branch head "
+        "of the task before it).",
+    )
 
 
 def build_list_requests(
@@ -94,7 +99,7 @@ def build_list_requests(
                 cwd=cwd,
                 json_schema=spec.json_schema,
                 list_id=list_id,
-                **_with_branch(fields, spec.branch),
+                **_with_own(fields, branch=spec.branch, base_ref=spec.base_ref),
             )
             policy.enforce(request)  # refuses here; prepare_run applies it again when the task runs
             requests.append(request)
@@ -105,8 +110,14 @@ def build_list_requests(
     return requests
 
 
-def _with_branch(fields: dict[str, Any], branch: str | None) -> dict[str, Any]:
-    return {**fields, "branch": branch} if branch is not None else fields
+def _with_own(fields: dict[str, Any], **own: str | None) -> dict[str, Any]:
+    """The list's fields with the ones a task gives itself on top."""
+    return {**fields, **{k: v for k, v in own.items() if v is not None}}
+
+
+def _first_with_base(item: str | ListTask | dict[str, Any], base_ref: str) -> ListTask:
+    spec = ListTask(task=item) if isinstance(item, str) else ListTask.model_validate(item)
+    return spec if spec.base_ref is not None else spec.model_copy(update={"base_ref": base_ref})
 
 
 async def cc_execute_list(
@@ -128,13 +139,19 @@ async def cc_execute_list(
     the list stops at the first failure. ``sequential=False``: at most ``max_parallel`` at once.
 
     ``isolation``: "worktree" runs each task in its own git worktree and branch (see ``cc_executor.worktrees``);
-    by default a parallel list whose cwd is inside a git repository does so, and its result's ``note`` says so."""
+    by default a parallel list whose cwd is inside a git repository does so, and its result's ``note`` says so.
+    In a sequential list of worktrees ``base_ref`` is the first task's base, and each later task (unless its
+    ``ListTask.base_ref`` says otherwise) starts from the branch head of the task before it: it sees the earlier
+    work, and the last task's branch holds all of it (the ``note`` says so)."""
     from cc_executor.api import open_store
 
     chosen, note = await list_isolation(isolation, sequential=sequential, cwd=cwd)
     extra: dict[str, Any] = {"isolation": chosen}
     if chosen == "worktree":
         extra.update({k: v for k, v in (("base_ref", base_ref), ("setup", setup)) if v is not None})
+    if sequential and chosen == "worktree":  # the list's base is the first task's; the others chain (TaskList)
+        extra.pop("base_ref", None)
+        tasks = [_first_with_base(tasks[0], base_ref), *tasks[1:]] if base_ref is not None and tasks else tasks
     requests = build_list_requests(tasks, config=config, cwd=cwd, **extra)
     if chosen == "worktree":
         from cc_executor.worktrees import check_requests
@@ -155,11 +172,20 @@ async def cc_execute_list(
     return result.model_copy(update={"isolation": chosen, "note": note})
 
 
+SEQUENTIAL_WORKTREES_NOTE = (
+    "sequential tasks in worktrees: each task after the first started from the branch head of the task before it "
+    "(unless it gave its own base_ref), so it saw the earlier work and the last task's branch holds all of it: "
+    "merge that one (merge_run / `cc-executor merge`)"
+)
+
+
 async def list_isolation(
     isolation: Isolation | None, *, sequential: bool, cwd: str | Path | None
 ) -> tuple[Isolation, str | None]:
     """The isolation a list runs with, and a note when it was chosen for the caller: parallel tasks in a git
     repository get worktrees, so they cannot overwrite each other's files."""
+    if sequential and isolation == "worktree":
+        return "worktree", SEQUENTIAL_WORKTREES_NOTE
     if isolation is not None or sequential:
         return isolation or "none", None
     from cc_executor.engine.git import git

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from cc_executor.engine.git import IDENTITY, git
+from cc_executor.engine.git import IDENTITY, MIN_GIT_MERGE, check_git_version, git
 from cc_executor.engine.worktree import plan_worktree, worktree_holding, worktree_root
 from cc_executor.engine.worktree_leftovers import Leftover, find_leftovers
 from cc_executor.errors import InvalidRequestError, MergeConflictError, WorktreeError
@@ -84,6 +84,10 @@ async def merge_run(
         raise InvalidRequestError(f"strategy {strategy!r} is not one of {', '.join(MERGE_STRATEGIES)}")
     record = await _with_store(store, lambda s: s.get(run_id))
     repo, branch = await _repo_and_branch(record)
+    try:
+        await check_git_version(MIN_GIT_MERGE, "merge_run (its conflict check is `git merge-tree --write-tree`)")
+    except WorktreeError as exc:
+        raise WorktreeError(f"{exc} Or merge by hand in {repo}: git merge {branch}") from None
     target = await _check_checkout(record, repo, into)
     head = (await git(["rev-parse", "HEAD"], cwd=repo)).stdout.strip()
     tip = (await git(["rev-parse", f"refs/heads/{branch}"], cwd=repo)).stdout.strip()

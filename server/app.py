@@ -212,8 +212,9 @@ async def execute_task_list(
     mode: Annotated[
         Literal["sequential", "parallel"],
         Field(
-            description="sequential: one after another, each seeing a summary of the earlier results; "
-            "parallel: up to max_parallel at once."
+            description="sequential: one after another, each seeing a summary of the earlier results (with "
+            "isolation 'worktree', each later task starts from the branch head of the task before it unless it "
+            "gives base_ref); parallel: up to max_parallel at once."
         ),
     ] = "sequential",
     max_parallel: Annotated[

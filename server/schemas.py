@@ -191,7 +191,11 @@ IsolationParam = Annotated[
 ]
 BaseRefParam = Annotated[
     GitRef | None,
-    Field(description="isolation 'worktree': start from this branch, tag or sha (default: the commit checked out)."),
+    Field(
+        description="isolation 'worktree': start from this branch, tag or sha (default: the commit checked out; in a "
+        "sequential task list, a list-level base_ref is the first task's and later tasks start from the branch head "
+        "of the task before)."
+    ),
 ]
 BranchParam = Annotated[
     GitRef | None,

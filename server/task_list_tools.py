@@ -126,7 +126,7 @@ async def execute_list(
     from cc_executor.backends import ListRequest
     from cc_executor.task_lists import list_isolation
 
-    requests = await _requests(state, specs, shared, roots or [])
+    requests = await _requests(state, specs, shared, roots or [], sequential=mode == "sequential")
     isolation, note = await list_isolation(shared.isolation, sequential=mode == "sequential", cwd=requests[0].cwd)
     if isolation == "worktree":
         from cc_executor.worktrees import check_requests
@@ -196,13 +196,20 @@ def _remember(state: AppState, list_id: str, requests: list[RunRequest]) -> None
         state.lists.discard(old)
 
 
-async def _requests(state: AppState, specs: list[TaskSpec], shared: RunOptions, roots: list[Path]) -> list[RunRequest]:
+async def _requests(
+    state: AppState, specs: list[TaskSpec], shared: RunOptions, roots: list[Path], *, sequential: bool
+) -> list[RunRequest]:
     from cc_executor.errors import CCExecutorError
 
     list_id = str(uuid.uuid4())
     requests = []
+    # A sequential list's base_ref is its first task's: each later task without its own starts from the branch
+    # head of the task before it (the engine's TaskList fills that in).
+    later = shared.model_copy(update={"base_ref": None}) if sequential else shared
     for i, spec in enumerate(specs):
-        options = RunOptions(**spec.model_dump(exclude={"task"}, exclude_none=True)).merged_over(shared)
+        options = RunOptions(**spec.model_dump(exclude={"task"}, exclude_none=True)).merged_over(
+            shared if i == 0 else later
+        )
         try:
             submission = await runs.make_request(state, spec.task, options, list_id=list_id, roots=roots)
         except (CCExecutorError, ToolError) as exc:

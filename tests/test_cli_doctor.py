@@ -52,6 +52,7 @@ async def test_a_working_setup_passes(env: dict[str, str], claude_bin: Path, sta
     assert checks["state dir"]["status"] == "ok" and str(state_home) in checks["state dir"]["detail"]
     assert checks["sqlite"]["status"] == "ok"
     assert checks["mcp server"]["status"] == "ok"
+    assert checks["git"]["status"] == "ok" and checks["git"]["detail"].startswith("git 2.")
 
 
 async def test_missing_cli_fails_with_where_it_looked_and_how_to_install(env: dict[str, str]) -> None:

@@ -57,6 +57,9 @@ async def test_run_worktree_then_diff_merge_and_discard(
     assert "try/one" in shown.stdout.decode() and result["commits"][0]["sha"][:12] in shown.stdout.decode()
     diff = await cli(env, "diff", result["run_id"][:8])
     assert diff.returncode == 0 and "+one" in diff.stdout.decode()
+    listed = (await cli(env, "runs")).stdout.decode().splitlines()
+    assert listed[0].split()[:7] == ["ID", "STATUS", "STARTED", "DURATION", "COST", "BRANCH", "TASK"]
+    assert "try/one" in listed[1].split()
 
     merged = await cli(env, "merge", result["run_id"][:8], "--strategy", "ff-only")
     assert merged.returncode == 0, merged.stderr

@@ -203,7 +203,7 @@ async def test_hand_off_then_wait_run(settings: ServerSettings, fake_api: FakeAn
         started = time.monotonic()
         args = {"task": "slow work", "cwd": str(workdir), "allowed_tools": ["Bash"], "return_after_s": 1}
         first = ok(await call(client, "execute_task", args))
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 10  # about return_after_s, not the run's ~3 s of work (loose: shared CI)
         assert first["status"] == "running" and first["done"] is False
         assert f"wait_run(run_id='{first['run_id']}')" in first["message"]
         short = ok(await call(client, "wait_run", {"run_id": first["run_id"], "timeout_s": 0.5}))
@@ -223,13 +223,26 @@ async def test_client_cancelling_the_call_kills_the_run(
     settings: ServerSettings, fake_api: FakeAnthropic, workdir: Path, mode: str
 ) -> None:
     fake_api.scenario = scenarios.slow(steps=10, seconds=1)
-    progress: Progress = []
+    seen: Progress = []
     async with connect(settings, mode) as client:
-        with anyio.move_on_after(2.5) as scope:
-            await call(
-                client, "execute_task", {"task": "long", "cwd": str(workdir), "allowed_tools": ["Bash"]}, progress
-            )
-        assert scope.cancelled_caught and progress
+        under_way = anyio.Event()
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            seen.append((progress, total, message))
+            if "step" in (message or ""):
+                under_way.set()
+
+        async with anyio.create_task_group() as group:
+
+            async def execute() -> None:
+                args = {"task": "long", "cwd": str(workdir), "allowed_tools": ["Bash"]}
+                await client.call_tool("execute_task", args, progress_callback=on_progress)
+                pytest.fail("execute_task returned before the client cancelled it")
+
+            group.start_soon(execute)
+            with anyio.fail_after(30):  # the run is under way (a step's progress) when the client gives up
+                await under_way.wait()
+            group.cancel_scope.cancel()
         runs = ok(await call(client, "list_runs", {}))["runs"]
         run_id = runs[0]["run_id"]
         run = ok(await call(client, "wait_run", {"run_id": run_id, "timeout_s": 15}))

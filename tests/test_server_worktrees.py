@@ -118,3 +118,28 @@ async def test_execute_task_worktree_options_and_refusals(
     assert "applies only with isolation='worktree'" in messages["no isolation"]
     assert "uncommitted changes (README.md)" in dirty and (repo / "README.md").read_text() == "dirty\n"
     assert "did not run in a worktree" in not_isolated
+
+
+async def test_a_sequential_worktree_list_chains_each_task_on_the_one_before(
+    fake_api: FakeAnthropic, settings: ServerSettings, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    base = git(repo, "rev-parse", "HEAD")
+    # Later tasks' prompts quote the earlier ones: the newest marker is matched first.
+    fake_api.routes = {"part two": write("two.txt", "two\n"), "part one": write("one.txt", "one\n")}
+    async with Client(create_server(settings)) as client:
+        listed = ok(
+            await client.call_tool(
+                "execute_task_list",
+                {
+                    "tasks": [{"task": "part one"}, {"task": "part two"}],
+                    "cwd": str(repo),
+                    "isolation": "worktree",
+                    "base_ref": base,
+                },
+            )
+        )
+    assert listed["status"] == "success" and "branch head of the task before" in listed["note"]
+    first, second = listed["tasks"]
+    assert first["base_sha"] == base and second["base_sha"] == first["head_sha"]
+    assert second["files_created"] == ["two.txt"] and git(repo, "show", f"{second['branch']}:one.txt") == "one"

@@ -79,6 +79,7 @@ async def run_checks(args: argparse.Namespace, explicit: str | None) -> list[Che
         doctor.check_policy(env),
         state,
         await doctor.check_sqlite(state.status == "ok"),
+        await doctor.check_git(env),
         *await doctor.check_worktrees(state.status == "ok"),
         doctor.check_state_size(state.status == "ok"),
         *await doctor.check_node(env),

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from cc_executor.backends import CancelReport
 
 _COLUMNS = ("ID", "STATUS", "STARTED", "DURATION", "COST", "TASK", "CWD")
+_BRANCH = "BRANCH"  # shown (before TASK) when any listed run is isolated: where its work is
 _TASK_WIDTH = 48
 
 
@@ -60,8 +61,8 @@ def _add_runs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     parser = commands.add_parser(
         "runs",
         help="list recorded runs, newest first",
-        description="List recorded runs, newest first: id, status, start time, duration, cost, task, cwd. "
-        "Give any unique id prefix to `show` or `cancel`.",
+        description="List recorded runs, newest first: id, status, start time, duration, cost, task, cwd "
+        "(and the branch of isolated runs, when any is listed). Give any unique id prefix to `show` or `cancel`.",
     )
     parser.add_argument("--status", choices=[s.value for s in RunStatus], help="only runs with this status")
     parser.add_argument("--cwd", metavar="DIR", help="only runs whose working directory is DIR")
@@ -127,21 +128,30 @@ async def _list_runs(args: argparse.Namespace, cwd: str | None) -> list[RunRecor
         return await backend.list_runs(query)
 
 
-def table_row(record: RunRecord) -> tuple[str, ...]:
+def columns(records: list[RunRecord]) -> tuple[str, ...]:
+    if not any(r.branch for r in records):
+        return _COLUMNS
+    at = _COLUMNS.index("TASK")
+    return (*_COLUMNS[:at], _BRANCH, *_COLUMNS[at:])
+
+
+def table_row(record: RunRecord, *, branch: bool = False) -> tuple[str, ...]:
     return (
         short_id(record.run_id),
         record.status.value,
         format_time(record.started_at or record.created_at),
         format_duration(run_duration(record)),
         format_cost(record.cost_usd),
+        *((record.branch or "-",) if branch else ()),
         one_line(record.task, _TASK_WIDTH),
         home_relative(record.cwd),
     )
 
 
 def _plain_table(records: list[RunRecord]) -> None:
-    rows = [_COLUMNS, *(table_row(r) for r in records)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
+    names = columns(records)
+    rows = [names, *(table_row(r, branch=_BRANCH in names) for r in records)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(names) - 1)]
     for row in rows:
         out("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]]).rstrip())
 
@@ -172,13 +182,14 @@ def _rich_table(records: list[RunRecord]) -> None:
     from cc_executor.cli.common import console
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold", expand=True)
-    for name in _COLUMNS:
+    names = columns(records)
+    for name in names:
         flexible = name in ("TASK", "CWD")
         table.add_column(
             name, no_wrap=True, overflow="ellipsis", ratio=(2 if name == "TASK" else 1) if flexible else None
         )
     for record in records:
-        cells = [Text(cell) for cell in table_row(record)]
+        cells = [Text(cell) for cell in table_row(record, branch=_BRANCH in names)]
         cells[2] = Text(compact_time(record.started_at or record.created_at))
         cells[1].stylize(_STATUS_STYLE.get(record.status.value, "red"))
         table.add_row(*cells)

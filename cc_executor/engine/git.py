@@ -9,6 +9,8 @@ user's configuration is never read for it nor written.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +20,32 @@ import anyio
 
 from cc_executor.errors import WorktreeError
 
-__all__ = ["IDENTITY", "GitOutput", "git", "git_env"]
+__all__ = [
+    "IDENTITY",
+    "MIN_GIT_ISOLATION",
+    "MIN_GIT_MERGE",
+    "NO_HOOKS",
+    "GitOutput",
+    "check_git_version",
+    "git",
+    "git_env",
+    "git_version",
+    "parse_git_version",
+    "version_text",
+]
+
+NO_HOOKS: tuple[str, ...] = ("-c", "core.hooksPath=/dev/null")
+"""For the commit that saves a run's work: no hook runs (``--no-verify`` skips only pre-commit and commit-msg; a
+failing prepare-commit-msg would leave the work uncommitted, a post-commit could push it or write files)."""
+
+MIN_GIT_ISOLATION: tuple[int, int] = (2, 31)
+"""Oldest git for ``isolation="worktree"``: ``git rev-parse --path-format=absolute`` (2.31) is the newest thing a
+run, ``discard`` and the leftover search use (``worktree remove`` is 2.17)."""
+MIN_GIT_MERGE: tuple[int, int] = (2, 38)
+"""Oldest git for ``merge_run``: its conflict check is ``git merge-tree --write-tree`` (2.38)."""
+
+_VERSION = re.compile(r"git version (\d+)\.(\d+)(?:\.(\d+))?")
+_known: dict[str, tuple[int, ...]] = {}  # `git --version` once per process (a git start costs milliseconds)
 
 IDENTITY: tuple[str, ...] = (
     "-c",
@@ -72,3 +99,36 @@ async def git(
         message = (output.stderr or output.stdout).strip() or f"exit status {output.returncode}"
         raise WorktreeError(f"`git {' '.join(args[:3])}` failed in {cwd}: {message}")
     return output
+
+
+def parse_git_version(output: str) -> tuple[int, ...] | None:
+    """``(2, 39, 5)`` from ``git version 2.39.5`` (also ``2.39.3 (Apple Git-146)``, ``2.45.1.windows.1``)."""
+    found = _VERSION.search(output)
+    return tuple(int(x) for x in found.groups() if x is not None) if found else None
+
+
+def version_text(version: tuple[int, ...]) -> str:
+    return ".".join(str(x) for x in version)
+
+
+async def git_version() -> tuple[int, ...]:
+    """The installed git's version (asked once per process). Raises WorktreeError when git is missing or its
+    answer cannot be read."""
+    which = shutil.which("git") or "git"  # keyed by the binary: a changed PATH is asked again
+    if which not in _known:
+        done = await git(["--version"], cwd=Path("/"))
+        version = parse_git_version(done.stdout)
+        if version is None:
+            raise WorktreeError(f"cannot read git's version from {done.stdout.strip()!r}")
+        _known[which] = version
+    return _known[which]
+
+
+async def check_git_version(minimum: tuple[int, int], needed_for: str) -> None:
+    """Raise WorktreeError naming the minimum when the installed git is older than ``minimum``."""
+    version = await git_version()
+    if version[:2] < minimum:
+        raise WorktreeError(
+            f"{needed_for} needs git {version_text(minimum)} or newer; this git is {version_text(version)} "
+            "(`git --version`). Install a newer git (or put one first on PATH)."
+        )

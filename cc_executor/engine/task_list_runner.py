@@ -212,7 +212,7 @@ class TaskList:
             self._skip(member, self.stop_reason)
             return
         if self.mode == "sequential":
-            member.request = self._with_context(member)
+            member.request = self._with_base(member, self._with_context(member))
         member.state = "running"
         result: ExecutionResult | None = None
         with member.scope:
@@ -234,6 +234,17 @@ class TaskList:
         if not earlier:
             return member.request
         return member.request.model_copy(update={"context": context_preamble(earlier)})
+
+    def _with_base(self, member: ListMember, request: RunRequest) -> RunRequest:
+        """Sequential lists of worktrees: a task with no base_ref starts from the branch head of the task before
+        it (when that one ran in a worktree), so it works on top of the earlier work; the front ends leave
+        base_ref unset for exactly those tasks (task_lists.cc_execute_list, the MCP task list tool)."""
+        if request.isolation != "worktree" or request.base_ref is not None or member.index == 1:
+            return request
+        before = self.members[member.index - 2].result
+        if before is None or before.isolation != "worktree" or not before.head_sha:
+            return request
+        return request.model_copy(update={"base_ref": before.head_sha})
 
     async def _progress(self, member: ListMember, update: ProgressUpdate) -> None:
         counts = self.counts()

@@ -12,8 +12,10 @@ Plain git underneath, so a user can inspect, merge or delete the result without 
   gives the request the same relative subdirectory inside the worktree as its cwd.
 * ``RunWorktree.leave`` runs in the runner's ``finally``, whatever the run's end: ``git add -A`` and one commit
   (hooks skipped, our identity, so nothing can stop the work from being saved), then base..head commits, diffstat
-  and created/modified/deleted files (repository-relative), then ``git worktree remove``. A worktree that is not
-  clean after the commit is never removed: its path stays on the result.
+  and created/modified/deleted files (repository-relative), beside ``git worktree remove`` (``--force`` only where
+  our commit proves the tree clean: no submodule, no nested repository). A worktree whose HEAD the agent moved, or
+  that git will not remove (uncommitted work, an initialised submodule) is never removed: its path stays on the
+  result.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 import anyio
 
 from cc_executor.engine import process, worktree_include
-from cc_executor.engine.git import IDENTITY, GitOutput, git
+from cc_executor.engine.git import IDENTITY, MIN_GIT_ISOLATION, NO_HOOKS, GitOutput, check_git_version, git
 from cc_executor.errors import InvalidRequestError, RunError, RunTimeoutError, WorktreeError, WorktreeSetupError
 from cc_executor.models import ExecutionResult, RunRequest, WorktreeCommit
 from cc_executor.paths import ensure_private_dir, state_dir
@@ -90,28 +92,39 @@ async def plan_worktree(request: RunRequest, root: Path) -> WorktreePlan:
     The independent git questions run side by side (git works from any subdirectory): a handful of git
     processes is most of what isolation costs a short run."""
     cwd = request.cwd
+    try:  # asked once per process
+        await check_git_version(MIN_GIT_ISOLATION, "isolation='worktree'")
+    except WorktreeError as exc:
+        raise InvalidRequestError(f"{exc} Or use isolation='none'.") from None
     base_ref = request.base_ref or "HEAD"
     branch = request.branch or default_branch(request.run_id)
-    # One rev-parse answers three questions: the top level, the base commit and the checked-out branch.
-    # (base_ref never starts with "-": the request refuses that.)
-    where, exists, status = await git_parallel(
-        (["rev-parse", "--show-toplevel", f"{base_ref}^{{commit}}", "--symbolic-full-name", "HEAD"], cwd),
-        (["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], cwd),
+    # One rev-parse answers four questions: the top level, the base commit, the checked-out branch and whether
+    # the new branch exists (after --revs-only a missing ref prints nothing instead of failing; the arguments
+    # before it still fail loudly). base_ref never starts with "-": the request refuses that.
+    # A branch the caller named is checked for validity at the same time (a generated one is valid).
+    named = [(["check-ref-format", "--branch", branch], cwd)] if request.branch is not None else []
+    where, status, *valid = await git_parallel(
+        (
+            [
+                *("rev-parse", "--show-toplevel", f"{base_ref}^{{commit}}", "--symbolic-full-name", "HEAD"),
+                *("--revs-only", f"refs/heads/{branch}"),
+            ],
+            cwd,
+        ),
         (["status", "--porcelain", "--untracked-files=normal"], cwd),
+        *named,
     )
+    if valid and valid[0].returncode != 0:  # before the rev-parse answer: an invalid name can confuse it
+        raise InvalidRequestError(f"branch {branch!r} is not a valid git branch name")
     lines = where.stdout.splitlines()
-    if where.returncode != 0 or len(lines) != 3:
+    if where.returncode != 0 or len(lines) not in (3, 4):
         await _explain_bad_start(cwd, base_ref)  # always raises
     repo_root, root = _resolved(Path(lines[0]), root)
     if root == repo_root or root.is_relative_to(repo_root):
         raise InvalidRequestError(
             f"worktree_dir {root} is inside the repository {repo_root}; worktrees must live outside it"
         )
-    if request.branch is not None:
-        valid = await git(["check-ref-format", "--branch", branch], cwd=cwd, check=False)
-        if valid.returncode != 0:
-            raise InvalidRequestError(f"branch {branch!r} is not a valid git branch name")
-    if exists.returncode == 0:
+    if len(lines) == 4:
         await _refuse_existing_branch(repo_root, branch)
     path = root / request.run_id
     if path.exists():
@@ -297,21 +310,35 @@ class RunWorktree:
         subject = f"cc-executor: {one_line(self.task, 60)}"
         body = f"Work of cc-executor run {plan.run_id}, committed when the run ended."
         commit = ["commit", "--quiet", "--no-verify", "-m", subject, "-m", body]
-        committed = await git(commit, cwd=plan.path, prefix=IDENTITY, check=False)
+        committed = await git(commit, cwd=plan.path, prefix=(*IDENTITY, *NO_HOOKS), check=False)
         if committed.returncode not in (0, 1):  # 1: nothing to commit
             raise WorktreeError(f"git commit failed in {plan.path}: {(committed.stderr or committed.stdout).strip()}")
-        refs, outcome = await _refs_and_measure(plan)
-        head, checked_out = [*refs.lines, "", ""][:2]
+        # The branch is measured (log + diff in the main checkout, by ref) while the worktree is checked and
+        # removed: the two do not touch each other, and the removal is the slowest step of leaving.
+        outcomes: list[WorktreeOutcome] = []
+        removal: list[Removal] = []
+        failed: list[WorktreeError | OSError] = []  # raised after both ended: a task group would wrap it
+
+        async def read_changes() -> None:
+            try:
+                outcomes.append(await measure(plan.repo_root, plan.base_sha, f"refs/heads/{plan.branch}"))
+            except (WorktreeError, OSError) as exc:
+                failed.append(exc)
+
+        async def check_and_remove() -> None:
+            try:
+                removal.append(await _check_and_remove(plan, committed=committed.returncode == 0))
+            except (WorktreeError, OSError) as exc:
+                failed.append(exc)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(read_changes)
+            group.start_soon(check_and_remove)
+        if failed:
+            raise failed[0]
+        outcome, (head, kept) = outcomes[0], removal[0]
         outcome.head_sha = head
-        if checked_out != f"refs/heads/{plan.branch}":
-            outcome.kept_path = str(plan.path)  # the agent moved HEAD (commits may sit on a detached HEAD): keep it
-            return outcome
-        # Without --force git refuses a worktree with anything uncommitted (ignored files, such as build output
-        # and copied .worktreeinclude files, do not count): the work is on the branch, or the worktree stays.
-        removed = await git(["worktree", "remove", str(plan.path)], cwd=plan.repo_root, check=False)
-        if removed.returncode != 0:
-            log.warning("run %s: kept its worktree %s: %s", plan.run_id, plan.path, removed.stderr.strip())
-            outcome.kept_path = str(plan.path)
+        outcome.kept_path = kept
         return outcome
 
     def apply(self, result: ExecutionResult, caller_cwd: Path) -> ExecutionResult:
@@ -336,22 +363,44 @@ class RunWorktree:
         )
 
 
-async def _refs_and_measure(plan: WorktreePlan) -> tuple[GitOutput, WorktreeOutcome]:
-    """The branch's head and what HEAD points at, while base..branch is measured (one step, not two)."""
-    refs: list[GitOutput] = []
-    outcome: list[WorktreeOutcome] = []
+Removal = tuple[str, str | None]  # the branch head, and the worktree path when it was kept
 
-    async def read_refs() -> None:
-        args = ["rev-parse", f"refs/heads/{plan.branch}", "--symbolic-full-name", "HEAD"]
-        refs.append(await git(args, cwd=plan.path))
 
-    async def read_changes() -> None:
-        outcome.append(await measure(plan.repo_root, plan.base_sha, f"refs/heads/{plan.branch}"))
+async def _check_and_remove(plan: WorktreePlan, *, committed: bool) -> Removal:
+    """Read the branch head, then remove the worktree unless that could lose something.
 
-    async with anyio.create_task_group() as group:
-        group.start_soon(read_refs)
-        group.start_soon(read_changes)
-    return refs[0], outcome[0]
+    Kept (its path returned): HEAD is no longer the run's branch (the agent moved it: commits may sit on a
+    detached HEAD), or git refuses the removal. Our ``add --all`` and commit just made the tree clean, so git's own
+    re-check (a ``git status`` child of ``worktree remove``, a quarter of leaving) is skipped with ``--force``, but
+    only when our commit was made (exit 0; "nothing to commit" shares its exit status 1 with failures), the index
+    holds no gitlink (a submodule or nested repository keeps its own uncommitted work and
+    commits, which our commit does not save) and no submodule was initialised (``<git dir>/modules``); otherwise
+    plain ``worktree remove`` decides, which refuses a worktree with an initialised submodule."""
+    refs, index = await git_parallel(
+        (["rev-parse", f"refs/heads/{plan.branch}", "--symbolic-full-name", "HEAD", "--absolute-git-dir"], plan.path),
+        (["ls-files", "--stage", "-z"], plan.path),
+    )
+    if refs.returncode != 0:
+        raise WorktreeError(f"git cannot read the branch {plan.branch} in {plan.path}: {refs.stderr.strip()}")
+    head, checked_out, git_dir = [*refs.lines, "", "", ""][:3]
+    if checked_out != f"refs/heads/{plan.branch}":
+        return head, str(plan.path)
+    proven_clean = (
+        committed
+        and index.returncode == 0
+        and not any(entry.startswith("160000 ") for entry in index.stdout.split("\0"))
+        and bool(git_dir)
+        and not _exists(Path(git_dir) / "modules")
+    )
+    # Plain `worktree remove` refuses a worktree with anything uncommitted (ignored files, such as build output
+    # and copied .worktreeinclude files, do not count; neither do they with --force): the work is on the branch,
+    # or the worktree stays.
+    args = ["worktree", "remove", *(["--force"] if proven_clean else []), str(plan.path)]
+    removed = await git(args, cwd=plan.repo_root, check=False)
+    if removed.returncode != 0:
+        log.warning("run %s: kept its worktree %s: %s", plan.run_id, plan.path, removed.stderr.strip())
+        return head, str(plan.path)
+    return head, None
 
 
 async def measure(repo: Path, base_sha: str, head_sha: str) -> WorktreeOutcome:

@@ -22,6 +22,7 @@ from cc_executor.errors import RunNotFoundError
 from cc_executor.models import CCExecutorConfig, ExecutionResult, RunRequest, RunStatus
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
+from cc_executor.testing.git_repos import make_repo, show
 from cc_executor.testing.temporal_cluster import Workers, run_processes
 
 pytestmark = pytest.mark.anyio
@@ -259,3 +260,27 @@ async def test_a_list_is_read_from_its_memo_while_no_worker_answers(
         outcome = await backend.list_outcome(list_id)
     assert outcome.status == "cancelled" and [m.state for m in outcome.members] == ["finished", "skipped"]
     assert await until_no_marked(requests[0].run_id) == []
+
+
+async def test_a_sequential_worktree_list_chains_each_member_on_the_one_before(
+    backend: TemporalBackend, fake_api: FakeAnthropic, config: CCExecutorConfig, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"README.md": "# demo\n"})
+    list_id = "81111111-2222-4333-8444-555555555555"
+    fake_api.routes = {
+        "step two": scenarios.bash("cat one.txt > seen.txt"),
+        "step one": scenarios.bash("echo one > one.txt"),
+    }
+    with_bash = config.model_copy(update={"allowed_tools": ["Bash"]})
+    requests = [
+        RunRequest(task=task, cwd=repo, config=with_bash, list_id=list_id, isolation="worktree")
+        for task in ("step one", "step two")
+    ]
+    await backend.submit_list(ListRequest(list_id=list_id, requests=requests))
+    outcome = await backend.list_outcome(list_id, timeout_s=90)
+
+    assert outcome.status == "success", outcome
+    one, two = (m.result for m in outcome.members)
+    assert one is not None and two is not None and one.head_sha
+    assert two.base_sha == one.head_sha  # it started from the first member's branch head
+    assert show(repo, two.branch or "", "seen.txt") == "one"  # and saw its work

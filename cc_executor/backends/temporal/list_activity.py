@@ -1,5 +1,6 @@
-"""The list workflow's one local activity: a sequential member's request with the summary of the earlier members
-(``context_preamble``, as ``TaskList`` builds it in a process). An activity because the workflow imports only the
+"""The list workflow's one local activity: a sequential member's request as ``TaskList`` builds it in a process, with
+the summary of the earlier members (``context_preamble``) and, in a list of worktrees, the branch head of the member
+before it as its base. An activity because the workflow imports only the
 standard library and temporalio; local because it reads nothing but its input (no task-queue round trip)."""
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from cc_executor.models import ExecutionResult
 
 @activity.defn(name=CONTEXT_ACTIVITY)
 async def member_context(query: dict[str, Any]) -> dict[str, Any]:
-    """``{"request": member request as JSON, "earlier": [{"index", "task", "run_id", "result"}]}`` → the request
-    with ``context`` set."""
+    """``{"request": member request as JSON, "earlier": [{"index", "task", "run_id", "result"}], "before": the result
+    of the member just before it, or None}`` → the request with ``context`` (and maybe ``base_ref``) set."""
     entries = []
     for earlier in query["earlier"]:
         result = ExecutionResult.model_validate(earlier["result"])
@@ -31,4 +32,10 @@ async def member_context(query: dict[str, Any]) -> dict[str, Any]:
         )
     request = dict(query["request"])
     request["context"] = context_preamble(entries)
+    before = query.get("before") or {}
+    # As TaskList._with_base: it works on top of the earlier work (the commit must be in the repository the worker
+    # sees: shared storage, or the same path on one host; docs/scale-out.md).
+    chained = request.get("isolation") == "worktree" and request.get("base_ref") is None
+    if chained and before.get("isolation") == "worktree" and before.get("head_sha"):
+        request["base_ref"] = before["head_sha"]
     return request

@@ -9,7 +9,9 @@ the one before ended, told what the earlier ones produced), ``max_parallel`` (pa
 state (pending ones included), so any front end, also one restarted after a crash, reads the list from here.
 
 Workflow code must be deterministic: it imports only the standard library and temporalio and works on plain dicts.
-The summary a sequential member gets of the earlier ones (``context_preamble``) is built by a local activity.
+What a sequential member gets from the earlier ones is built by a local activity, as ``TaskList`` builds it: the
+summary of their outcomes (``context_preamble``) and, in a list of worktrees, its base (the branch head of the
+member before it, unless it gave its own ``base_ref``).
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ class ListWorkflow:
             if earlier:
                 run_spec["request"] = await workflow.execute_local_activity(
                     CONTEXT_ACTIVITY,
-                    {"request": run_spec["request"], "earlier": earlier},
+                    {"request": run_spec["request"], "earlier": earlier, "before": self._members[index - 1]["result"]},
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=RetryPolicy(maximum_attempts=3),
                 )

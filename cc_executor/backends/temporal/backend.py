@@ -14,6 +14,10 @@ events, list) and, while the backend is entered (``async with``), by a backgroun
 Ask mode: a run's questions come with its heartbeat and land in the registry like a local run's; ``approve``
 records an answer here and signals it to the run's workflow (``questions``).
 
+Task lists live in Temporal too: one list workflow per list (``list_workflow``) starts the members as child run
+workflows, so a member is a run like any other here; any front end reads the list from the workflow's query (its
+memo when no worker answers), fills the members' rows as they start and end, follows, waits for and cancels it.
+
 A live transcript is read from the worker that writes it, through a short workflow on that worker's own task
 queue; when that worker does not answer, the front end says so and returns the latest progress it has.
 """

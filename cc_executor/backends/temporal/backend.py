@@ -587,8 +587,10 @@ class TemporalBackend:
                     continue
                 try:
                     observation = await self._observe(run_id)
-                except RunNotFoundError:
-                    continue  # its workflow is being started by the list
+                except RunNotFoundError:  # its workflow is being started by the list (or never was: list ended)
+                    if state.ended:
+                        done.add(run_id)
+                    continue
                 events = list(observation.events)
                 if observation.finished:
                     events += events_from(run_id, (observation.envelope or {}).get("events") or [], None)

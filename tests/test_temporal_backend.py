@@ -431,3 +431,34 @@ async def test_the_mcp_server_runs_tasks_on_workers(
     assert in_order["status"] == "success" and [t["result"] for t in in_order["tasks"]] == ["FIRST-DONE", "second"]
     assert "FIRST-DONE" in fake_api.message_requests[-1].text  # the sequential list passed the result forward
     assert any(message.startswith("[2/2] ") for message in seen), seen
+
+
+async def test_a_worker_sharing_the_front_end_s_state_dir_keeps_its_own_registry(
+    temporal_workers: Workers, fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
+    """docs/scale-out.md's one-machine example: worker and front end with the same CC_EXECUTOR_HOME. The worker's
+    copy of a run lives in <home>/worker, so the front end's row stays its own (a Temporal row) all along."""
+    from cc_executor.backends.temporal.worker import transcript_queue
+
+    temporal_workers.ensure("w1")
+    home = temporal_workers.directory / "w1"  # w1's CC_EXECUTOR_HOME, shared by this front end
+    fake_api.scenario = scenarios.slow(steps=2, seconds=1, final="shared home done")
+    request = RunRequest(task="two steps", cwd=workdir, config=with_bash(config))
+    on_w1 = transcript_queue(temporal_workers.settings.task_queue, "w1")
+    async with TemporalBackend(
+        temporal_workers.settings, store_path=home / "runs.db", transcript_dir=home / "transcripts", poll_s=0.2
+    ) as front_end:
+        run_id = await front_end.submit(request, activity_queue=on_w1)
+        live = await until_running(front_end, run_id)
+        result = await front_end.wait(run_id, 60)
+        record = await front_end.status(run_id)
+    assert live.backend == "temporal" and live.worker == "w1"
+    assert result is not None and result.result == "shared home done"
+    assert record.backend == "temporal" and record.transcript_path == str(home / "transcripts" / f"{run_id}.jsonl")
+    worker_store = await RunStore.connect(home / "worker" / "runs.db")
+    try:
+        worker_copy = await worker_store.get(run_id)
+    finally:
+        await worker_store.close()
+    assert worker_copy.backend != "temporal" and worker_copy.status is RunStatus.SUCCESS
+    assert Path(worker_copy.transcript_path or "").parent == home / "worker" / "transcripts"

@@ -44,7 +44,7 @@ async def test_a_long_transcript_is_completed_from_the_worker(
     result = await backend.wait(run_id, 120)
     assert result is not None and result.ok and result.result == LONG_ANSWER and result.worker, result
 
-    on_worker = temporal_workers.directory / result.worker / "transcripts" / f"{run_id}.jsonl"
+    on_worker = temporal_workers.directory / result.worker / "worker" / "transcripts" / f"{run_id}.jsonl"
     assert on_worker.stat().st_size > SHIP_TRANSCRIPT_BYTES  # longer than the result ships
     assert result.transcript_path is not None
     assert Path(result.transcript_path).read_bytes() == on_worker.read_bytes()  # the whole of it, here

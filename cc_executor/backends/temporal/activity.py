@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gzip
 import logging
 from collections import deque
@@ -36,8 +37,8 @@ from cc_executor.backends.temporal.workflow import DECISIONS_QUERY
 from cc_executor.backends.transcript_chunks import read_chunk
 from cc_executor.engine.runner import Run, prepare_run
 from cc_executor.engine.slots import RunSlots
-from cc_executor.errors import ERROR_CLASSES, CCExecutorError
-from cc_executor.models import ExecutionResult, ProgressUpdate, RunRequest
+from cc_executor.errors import ERROR_CLASSES, CCExecutorError, RunNotFoundError
+from cc_executor.models import ExecutionResult, ProgressUpdate, RunRecord, RunRequest
 from cc_executor.paths import transcript_paths
 from cc_executor.registry.store import RunStore
 
@@ -93,8 +94,17 @@ class Beat:
 class RunActivities:
     """The activities one worker serves; ``store`` is the worker's own registry (rows of the runs it executed)."""
 
-    def __init__(self, *, identity: str, transcript_queue: str, store: RunStore, slots: RunSlots) -> None:
+    def __init__(
+        self,
+        *,
+        identity: str,
+        transcript_queue: str,
+        store: RunStore,
+        slots: RunSlots,
+        transcript_dir: Path | None = None,
+    ) -> None:
         self.identity = identity
+        self.transcript_dir = transcript_dir  # None: the state dir's (tests); run_worker gives the worker's own
         self.transcript_queue = transcript_queue
         self.store = store
         self.slots = slots
@@ -126,7 +136,10 @@ class RunActivities:
 
     async def _execute(self, request: RunRequest, beat: Beat) -> ExecutionResult:
         # A retried attempt on the worker that ran an earlier one starts afresh: this registry is the worker's copy.
-        await self.store.delete_run(request.run_id)
+        # (Looked up first: deleting is a write transaction, ~1 ms on every run's way in, and there is rarely a row.)
+        with contextlib.suppress(RunNotFoundError):
+            await self.store.get(request.run_id)
+            await self.store.delete_run(request.run_id)
         try:
             run = await prepare_run(request, self.store)
         except CCExecutorError as exc:
@@ -175,7 +188,8 @@ class RunActivities:
                 non_retryable=True,
             )
         config = dict(data.get("config") or {})
-        config.update(max_attempts=1, transcript_dir=None, stream_output=False)
+        transcript_dir = str(self.transcript_dir) if self.transcript_dir is not None else None
+        config.update(max_attempts=1, transcript_dir=transcript_dir, stream_output=False)
         data["config"] = config
         try:
             return RunRequest.model_validate(data)
@@ -213,13 +227,23 @@ class RunActivities:
             next_retry_delay=None if wait is None else _delta(wait),
         )
 
+    def _transcript_of(self, record: RunRecord) -> Path:
+        """Where this worker wrote a run's transcript (its row says; else where it would have)."""
+        if record.transcript_path:
+            return Path(record.transcript_path)
+        return transcript_paths(record.run_id, self.transcript_dir)[0]
+
     @activity.defn(name="cc_executor.transcript_page")
     async def transcript_page(self, query: dict[str, Any]) -> dict[str, Any]:
         """A page of a transcript this worker wrote (served on the worker's own task queue)."""
         run_id = str(query["run_id"])
         try:
             record = await self.store.get(run_id)
-            path = Path(record.transcript_path) if record.transcript_path else transcript_paths(run_id)[0]
+            path = (
+                Path(record.transcript_path)
+                if record.transcript_path
+                else transcript_paths(run_id, self.transcript_dir)[0]
+            )
             chunk = read_chunk(
                 path, run_id, TranscriptQuery.model_validate(query["query"]), finished=record.status.finished
             )
@@ -236,7 +260,9 @@ class RunActivities:
             record = await self.store.get(run_id)
         except CCExecutorError as exc:
             raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
-        path = Path(record.transcript_path) if record.transcript_path else transcript_paths(run_id)[0]
+        path = (
+            Path(record.transcript_path) if record.transcript_path else transcript_paths(run_id, self.transcript_dir)[0]
+        )
         offset, length = int(query["offset"]), min(int(query["length"]), FETCH_TRANSCRIPT_BYTES)
         try:
             with path.open("rb") as file:

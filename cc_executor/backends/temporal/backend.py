@@ -5,8 +5,9 @@ Temporal; the front end keeps its SQLite registry filled from what it observes, 
 work as before:
 - while the run is live, from ``describe``: the pending activity's attempt, its worker, and the heartbeat, which
   carries the latest progress updates with their sequence numbers (only the current attempt's heartbeat counts);
-- when it ends, from the workflow's result, which also says which worker ran it, how many attempts it took, and
-  ships the transcript (gzipped; its last MiB when longer) so the front end keeps a copy that outlives the worker.
+- when it ends, from its result, which also says which worker ran it, how many attempts it took, and ships the
+  transcript (gzipped; its last MiB when longer) so the front end keeps a copy that outlives the worker. A waiting
+  front end reads it from the history as soon as the activity completed (the workflow returns it unchanged).
 Nothing here needs to stay up for a run to go on: a restarted front end finds its runs through the registry rows
 marked ``backend = 'temporal'`` and Temporal. Rows are brought up to date when a run is looked at (status, wait,
 events, list) and, while the backend is entered (``async with``), by a background sweep.
@@ -31,7 +32,7 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -90,6 +91,7 @@ _DRAIN_S = 2.0  # how long wait() lets followers deliver a finished run's last e
 _ORPHAN_AFTER_S = 60.0  # a row whose workflow Temporal does not know after this long is lost
 _SKIP_WAIT_S = 30.0  # how long a pending member's cancel waits for its list workflow to skip it
 _CANCEL_LIST_WAIT_S = 60.0  # cancel_list: how long it waits for the list to end (running members stop on workers)
+_OUTCOMES_KEPT = 256
 
 
 @dataclass
@@ -129,6 +131,7 @@ class TemporalBackend:
         self._synced_attempts: dict[str, int] = {}
         self._follows: dict[str, _Follow] = {}
         self._finishing: dict[str, anyio.Lock] = {}
+        self._outcomes: dict[str, Observation] = {}  # finished runs' outcomes, oldest first
 
     # --- lifecycle --------------------------------------------------------------------------------------------
 
@@ -673,7 +676,17 @@ class TemporalBackend:
     # --- Temporal → registry ----------------------------------------------------------------------------------
 
     async def _observe(self, run_id: str, *, wait_s: float = 0.0) -> Observation:
-        return await observe(await self.client(), run_id, wait_s=wait_s)
+        outcome = self._outcomes.get(run_id)
+        if outcome is not None:
+            return outcome
+        observation = await observe(await self.client(), run_id, wait_s=wait_s)
+        if observation.finished:
+            # Kept: the outcome can come from the history before the workflow has closed (observation._outcome),
+            # and a follower describing the run in that window must not think it is still running.
+            self._outcomes[run_id] = observation
+            while len(self._outcomes) > _OUTCOMES_KEPT:
+                self._outcomes.pop(next(iter(self._outcomes)))
+        return observation
 
     async def _sync(self, run_id: str, observation: Observation | None = None) -> RunRecord:
         """Bring the registry row up to date with what Temporal says (every attempt recorded)."""
@@ -691,6 +704,8 @@ class TemporalBackend:
                 )
             self._finishing.pop(run_id, None)
             self._synced_attempts.pop(run_id, None)
+            if run_id in self._outcomes:  # the shipped transcript is kept now: don't hold it in memory too
+                self._outcomes[run_id] = replace(observation, envelope={**observation.envelope, "transcript": None})
         elif observation.attempt:
             seen = await record_progress(store, run_id, observation, self._synced_attempts.get(run_id))
             if seen is not None:

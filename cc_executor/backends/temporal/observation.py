@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from cc_executor.backends.protocol import RunEvent
+from cc_executor.backends.temporal.workflow import EXECUTE_ACTIVITY
 from cc_executor.errors import RunNotFoundError
 from cc_executor.models import ProgressUpdate
 
@@ -34,13 +35,14 @@ class Observation:
 
 
 async def observe(client: Client, run_id: str, *, wait_s: float = 0.0) -> Observation:
-    """Describe the workflow (waiting up to ``wait_s`` for it to close); its result once closed."""
+    """Describe the workflow (waiting up to ``wait_s`` for its outcome first); its result once it has one."""
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(run_id)
-    if wait_s > 0:
-        with anyio.move_on_after(wait_s):
-            with contextlib.suppress(WorkflowFailureError):
-                return Observation(finished=True, envelope=dict(await handle.result()))
     try:
+        if wait_s > 0:
+            with anyio.move_on_after(wait_s):
+                outcome = await _outcome(client, handle)
+                if outcome is not None:
+                    return outcome
         description = await handle.describe()
     except RPCError as exc:
         if exc.status is RPCStatusCode.NOT_FOUND:
@@ -53,6 +55,28 @@ async def observe(client: Client, run_id: str, *, wait_s: float = 0.0) -> Observ
         except WorkflowFailureError as exc:
             return Observation(finished=True, envelope=failed_workflow(run_id, exc))
     return await _pending(client, run_id, description.raw_description.pending_activities)
+
+
+async def _outcome(client: Client, handle: WorkflowHandle[Any, Any]) -> Observation | None:
+    """Follow the workflow's history (long polls) until the run has an outcome. A completed ``execute_run`` is
+    the outcome: the workflow returns its result unchanged, one more workflow task (~10 ms) later, so this does
+    not wait for that. Any other ending is the workflow's own result (None: it failed; describe says how)."""
+    runs: set[int] = set()  # event ids of the scheduled execute_run activities
+    async for event in handle.fetch_history_events(wait_new_event=True):
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            if event.activity_task_scheduled_event_attributes.activity_type.name == EXECUTE_ACTIVITY:
+                runs.add(event.event_id)
+        elif (
+            event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+            and event.activity_task_completed_event_attributes.scheduled_event_id in runs
+        ):
+            payloads = event.activity_task_completed_event_attributes.result.payloads
+            decoded = await client.data_converter.decode(payloads)
+            if decoded and isinstance(decoded[0], dict):
+                return Observation(finished=True, envelope=dict(decoded[0]))
+    with contextlib.suppress(WorkflowFailureError):  # closed: the history's last event was its close
+        return Observation(finished=True, envelope=dict(await handle.result()))
+    return None
 
 
 async def _pending(client: Client, run_id: str, pending: Any) -> Observation:

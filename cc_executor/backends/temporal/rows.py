@@ -13,7 +13,7 @@ from typing import Any
 from cc_executor.backends.temporal.observation import Observation
 from cc_executor.backends.temporal.questions import close_questions, parse_questions, record_questions
 from cc_executor.models import ExecutionResult, RunStatus
-from cc_executor.paths import transcript_paths
+from cc_executor.paths import ensure_private_dir, transcript_paths
 from cc_executor.registry.store import RunStore, utc_now
 
 
@@ -81,7 +81,7 @@ async def record_result(
         path = keep_transcript(run_id, shipped, transcript_dir, head=head, worker=worker)
         result = result.model_copy(update={"transcript_path": str(path)})
     await store.finish_run(result)
-    recorded = {int(a["n"]) for a in await store.list_attempts(run_id)}
+    recorded = {int(a["n"]) for a in await store.list_attempts(run_id)} if result.attempts > 1 else set()
     for n in range(1, result.attempts):
         if n not in recorded:  # ended while no front end was looking: Temporal keeps no detail of it
             await store.record_attempt(
@@ -106,7 +106,8 @@ def keep_transcript(
     first line says how much of the transcript is missing and where it stayed."""
     path, _ = transcript_paths(run_id, transcript_dir)
     data = gzip.decompress(base64.b64decode(shipped["gz"]))
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    ensure_private_dir(path.parent)  # a configured dir may not exist yet; never written through a planted link
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as file:
         skipped = int(shipped.get("skipped") or 0)
         if skipped and head is not None and len(head) == skipped:

@@ -14,9 +14,10 @@ import signal
 import socket
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import anyio
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, UnsandboxedWorkflowRunner, Worker
 
 from cc_executor.backends.temporal.activity import RunActivities
 from cc_executor.backends.temporal.client import connect
@@ -26,10 +27,13 @@ from cc_executor.backends.temporal.settings import TemporalSettings
 from cc_executor.backends.temporal.workflow import RunWorkflow, TranscriptPageWorkflow
 from cc_executor.engine.recovery import connect_registry
 from cc_executor.engine.slots import RunSlots
+from cc_executor.paths import DB_NAME, TRANSCRIPTS_NAME, ensure_private_dir, state_dir
 
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACEFUL_S = 600.0
+WORKER_DIR = "worker"  # under the state dir: the worker's own runs.db and transcripts/
+MIN_POLLS = 5  # the SDK's default number of workflow task polls
 
 
 def default_identity() -> str:
@@ -38,6 +42,14 @@ def default_identity() -> str:
 
 def default_max_concurrent() -> int:
     return os.cpu_count() or 1
+
+
+def worker_state_dir() -> Path:
+    """``<state dir>/worker``: a worker's registry and transcripts, apart from a front end's. A worker and a front
+    end on one machine share the state dir by default (docs/scale-out.md's one-machine example); in one runs.db the
+    worker's copy of a run would replace the front end's row for it (same run id), and its transcript the copy the
+    front end keeps."""
+    return ensure_private_dir(state_dir() / WORKER_DIR)
 
 
 def transcript_queue(task_queue: str, identity: str) -> str:
@@ -58,9 +70,16 @@ async def run_worker(
     limit = max_concurrent or default_max_concurrent()
     client = await connect(settings, identity=identity)
     # The worker's own registry: reconciling it kills what a previous worker here left behind (SIGKILL).
-    store = await connect_registry()
+    home = worker_state_dir()
+    store = await connect_registry(home / DB_NAME)
     own_queue = transcript_queue(settings.task_queue, identity)
-    activities = RunActivities(identity=identity, transcript_queue=own_queue, store=store, slots=RunSlots(limit))
+    activities = RunActivities(
+        identity=identity,
+        transcript_queue=own_queue,
+        store=store,
+        slots=RunSlots(limit),
+        transcript_dir=ensure_private_dir(home / TRANSCRIPTS_NAME),
+    )
     throttle = timedelta(seconds=1)
     runs = Worker(
         client,
@@ -71,6 +90,13 @@ async def run_worker(
         # environment; the sandbox would re-import them for every run at a cost of CPU per workflow task.
         workflow_runner=UnsandboxedWorkflowRunner(),
         max_concurrent_activities=limit,
+        # Every run is a new workflow: its first workflow task comes through the shared (non-sticky) queue, which
+        # the SDK's default gives one of a worker's 5 workflow polls. A burst of runs then waits on that poll's
+        # round trips: 16 runs submitted at once to 2 workers here got their first workflow task over 1.1 s (the
+        # last activity started 1.5-2.4 s after the submits), against 0.2 s (0.8 s) with a poll per slot, half of
+        # them non-sticky. Activity polls stay at the SDK's 5: a poll per slot as well made a lone run ~6 ms slower.
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(max(MIN_POLLS, limit)),
+        nonsticky_to_sticky_poll_ratio=0.5,
         identity=identity,
         graceful_shutdown_timeout=timedelta(seconds=graceful_s),
         max_heartbeat_throttle_interval=throttle,

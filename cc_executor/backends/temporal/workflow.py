@@ -56,6 +56,8 @@ class RunWorkflow:
         if self._cancel_reason is not None:
             self._activity.cancel()
         try:
+            # Unchanged: a front end takes the result from the history at the activity's completion, without
+            # waiting for this workflow task (observation._outcome).
             return dict(await self._activity)
         except ActivityError as err:
             return _failed(spec, err, self._cancel_reason)

@@ -1,12 +1,15 @@
-"""A task list whose front end crashes mid-list: its submitted member goes on in Temporal, and a restarted front end
-follows the list through the members' rows (``events(list_id)``, ``list_outcome`` with a timeout). Real dev
-server, real workers, the real `claude` against the fake API; the crashing front end is a real process."""
+"""A task list lives in Temporal, not in the front end that submitted it: a front end SIGKILLed mid-list, or one that
+closes cleanly, leaves the list going on, and a new front end reads it (pending members included), follows it,
+waits for its members, and cancels it or one of its members. Real dev server, real workers, the real `claude`
+against the fake API; the first front end is a real process."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,17 +19,16 @@ import pytest
 from cc_executor.backends.protocol import ListRequest, RunEvent
 from cc_executor.backends.temporal.backend import TemporalBackend
 from cc_executor.errors import RunNotFoundError
-from cc_executor.models import CCExecutorConfig, RunRequest, RunStatus
+from cc_executor.models import CCExecutorConfig, ExecutionResult, RunRequest, RunStatus
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
+from cc_executor.testing.git_repos import make_repo, show
 from cc_executor.testing.temporal_cluster import Workers, run_processes
 
 pytestmark = pytest.mark.anyio
 
-LIST_ID = "21111111-2222-4333-8444-555555555555"
-
 # A front end that submits the list (read as JSON on stdin), says "running" once its first task has started on a
-# worker, and then waits to be killed.
+# worker, and then either waits to be killed ("kill") or leaves cleanly ("close").
 FRONT_END = """
 import sys, anyio
 from cc_executor.backends.protocol import ListRequest
@@ -42,7 +44,8 @@ async def main() -> None:
         while (await backend.status(first)).status.value != "running" or not (await backend.status(first)).worker:
             await anyio.sleep(0.2)
         print("running", flush=True)
-        await anyio.sleep_forever()
+        if sys.argv[3] == "kill":
+            await anyio.sleep_forever()
 
 anyio.run(main)
 """
@@ -55,47 +58,138 @@ async def backend(temporal_workers: Workers) -> AsyncIterator[TemporalBackend]:
         yield front_end
 
 
-async def test_a_restarted_front_end_follows_a_list_through_its_rows(
+async def run_front_end(temporal_workers: Workers, listed: ListRequest, how: str) -> None:
+    """Submit ``listed`` from another process, which is SIGKILLed ("kill") or leaves cleanly ("close") once the
+    list's first member runs on a worker. It shares this test's registry (CC_EXECUTOR_HOME)."""
+    settings = temporal_workers.settings
+    argv = [sys.executable, "-c", FRONT_END, settings.address, settings.task_queue, how]
+    async with await anyio.open_process(argv, env=dict(os.environ)) as front_end:
+        assert front_end.stdin is not None and front_end.stdout is not None
+        try:
+            await front_end.stdin.send(listed.model_dump_json().encode())
+            await front_end.stdin.aclose()
+            with anyio.fail_after(60):
+                line = await front_end.stdout.receive()
+            assert line.strip() == b"running"
+            if how == "close":
+                with anyio.fail_after(30):
+                    assert await front_end.wait() == 0
+        finally:
+            if front_end.returncode is None:
+                front_end.send_signal(signal.SIGKILL)
+                await front_end.wait()
+
+
+async def until_no_marked(run_id: str, timeout_s: float = 10.0) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    left = run_processes(run_id)
+    while left and time.monotonic() < deadline:
+        await anyio.sleep(0.1)
+        left = run_processes(run_id)
+    return left
+
+
+def three(workdir: Path, config: CCExecutorConfig, list_id: str) -> list[RunRequest]:
+    with_bash = config.model_copy(update={"allowed_tools": ["Bash"]})
+    return [RunRequest(task=f"{name}-TASK", cwd=workdir, config=with_bash, list_id=list_id) for name in NAMES]
+
+
+NAMES = ("ALPHA", "BRAVO", "CHARLIE")
+
+
+async def test_a_list_outlives_its_sigkilled_front_end(
     backend: TemporalBackend,
     temporal_workers: Workers,
     fake_api: FakeAnthropic,
     config: CCExecutorConfig,
     workdir: Path,
 ) -> None:
-    fake_api.routes = {"first": scenarios.slow(steps=2, seconds=1.5, final="one"), "second": scenarios.text("two")}
-    with_bash = config.model_copy(update={"allowed_tools": ["Bash"]})
-    requests = [RunRequest(task=t, cwd=workdir, config=with_bash, list_id=LIST_ID) for t in ("first", "second")]
-    listed = ListRequest(list_id=LIST_ID, requests=requests, mode="sequential")
-    settings = temporal_workers.settings
-    argv = [sys.executable, "-c", FRONT_END, settings.address, settings.task_queue]
-    # The same registry (CC_EXECUTOR_HOME) as the restarted front end below.
-    async with await anyio.open_process(argv, env=dict(os.environ)) as crashing:
-        assert crashing.stdin is not None and crashing.stdout is not None
-        try:
-            await crashing.stdin.send(listed.model_dump_json().encode())
-            await crashing.stdin.aclose()
-            with anyio.fail_after(60):
-                line = await crashing.stdout.receive()
-            assert line.strip() == b"running"
-        finally:
-            crashing.send_signal(signal.SIGKILL)
-            await crashing.wait()
+    list_id = "21111111-2222-4333-8444-555555555555"
+    fake_api.routes = {
+        "ALPHA-TASK": scenarios.slow(steps=2, seconds=1.5, final="ALPHA-DONE"),
+        "BRAVO-TASK": scenarios.text("BRAVO-DONE"),
+        "CHARLIE-TASK": scenarios.text("CHARLIE-DONE"),
+    }
+    requests = three(workdir, config, list_id)
+    await run_front_end(temporal_workers, ListRequest(list_id=list_id, requests=requests), "kill")
 
-    # The restarted front end (this one) never ran the list: it follows it through the members' rows.
-    with anyio.fail_after(60):
-        events: list[RunEvent] = [event async for event in backend.events(LIST_ID)]
+    # A new front end (this one) never saw the list: it finds it by a member not started yet, reads it, waits for
+    # that member and follows the list to its end.
+    last = requests[2].run_id
+    assert await backend.list_of(last) == list_id
+    early = await backend.list_outcome(list_id)
+    assert early.status == "running" and [m.state for m in early.members][1:] == ["pending", "pending"]
+    assert (await backend.status(last)).status is RunStatus.QUEUED
+    waited: list[ExecutionResult | None] = []
+
+    async def wait_last() -> None:
+        waited.append(await backend.wait(last, 90))
+
+    with anyio.fail_after(90):
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait_last)
+            events: list[RunEvent] = [event async for event in backend.events(list_id)]
     assert events[-1].kind == "finished" and [e.seq for e in events] == list(range(1, len(events) + 1))
-    assert any(e.progress is not None and e.progress.message.startswith("[1/1] ") for e in events), events
-    outcome = await backend.list_outcome(LIST_ID, timeout_s=30)
-    (first,) = outcome.members  # the second task was never submitted: the crashed front end held it
-    assert first.run_id == requests[0].run_id and first.result is not None
-    assert first.result.status is RunStatus.SUCCESS and first.result.result == "one"  # it went on in Temporal
-    with pytest.raises(RunNotFoundError):
-        await backend.status(requests[1].run_id)
+    assert any(e.progress is not None and e.progress.message.startswith("[1/3] ") for e in events), events
+    assert waited[0] is not None and waited[0].ok and waited[0].result == "CHARLIE-DONE"
+
+    outcome = await backend.list_outcome(list_id, timeout_s=30)
+    assert outcome.status == "success" and outcome.succeeded == 3
+    assert [m.run_id for m in outcome.members] == [r.run_id for r in requests]
+    assert [m.result.result if m.result else None for m in outcome.members] == [f"{n}-DONE" for n in NAMES]
+    rows = [await backend.status(r.run_id) for r in requests]
+    assert all(row.status is RunStatus.SUCCESS and row.backend == "temporal" for row in rows)
+    for earlier, later in itertools.pairwise(rows):  # in order: each started after the one before ended
+        assert earlier.finished_at is not None and later.started_at is not None
+        assert earlier.finished_at <= later.started_at
+    # The context was forwarded: the last task was told what the earlier two produced.
+    charlie = [r.text for r in fake_api.message_requests if "CHARLIE-TASK" in r.text]
+    assert charlie and "ALPHA-DONE" in charlie[0] and "BRAVO-DONE" in charlie[0]
+    assert all(run_processes(r.run_id) == [] for r in requests)
     with pytest.raises(RunNotFoundError):
         async for _ in backend.events("31111111-2222-4333-8444-555555555555"):  # no such run or list
             pass
-    assert run_processes(requests[0].run_id) == []
+
+
+async def test_a_new_front_end_cancels_a_list_its_closed_front_end_left_running(
+    backend: TemporalBackend,
+    temporal_workers: Workers,
+    fake_api: FakeAnthropic,
+    config: CCExecutorConfig,
+    workdir: Path,
+) -> None:
+    list_id = "51111111-2222-4333-8444-555555555555"
+    fake_api.scenario = scenarios.slow(steps=30, seconds=1.0, final="never")
+    requests = three(workdir, config, list_id)
+    # The submitting front end closes cleanly: that no longer cancels anything (the list lives in Temporal).
+    await run_front_end(temporal_workers, ListRequest(list_id=list_id, requests=requests), "close")
+    first, second, last = (r.run_id for r in requests)
+    await anyio.sleep(1.0)
+    assert (await backend.status(first)).status is RunStatus.RUNNING
+
+    # One pending member cancelled on its own: skipped at once, the list goes on.
+    report = await backend.cancel(last, "not needed")
+    assert report.cancelled and report.status is RunStatus.SKIPPED
+    skipped = await backend.wait(last, 5)
+    assert skipped is not None and skipped.status is RunStatus.SKIPPED
+    outcome = await backend.list_outcome(list_id)
+    assert [m.state for m in outcome.members] == ["running", "pending", "skipped"]
+    assert outcome.members[2].reason == "not needed"
+
+    assert await backend.cancel_list(list_id, "stop the list") is True
+    outcome = await backend.list_outcome(list_id)
+    assert outcome.status == "cancelled"
+    assert [m.state for m in outcome.members] == ["finished", "skipped", "skipped"]
+    cancelled = outcome.members[0].result
+    assert cancelled is not None and cancelled.status is RunStatus.CANCELLED
+    assert (await backend.status(first)).error == "stop the list"
+    assert outcome.members[1].reason == "stop the list" and outcome.members[2].reason == "not needed"
+    assert (await backend.status(second)).status is RunStatus.SKIPPED
+    assert await backend.cancel_list(list_id) is False  # already ended
+    assert await until_no_marked(first) == []  # nothing of the cancelled member left on any worker (same host)
+    requests_seen = len(fake_api.message_requests)
+    await anyio.sleep(2.0)
+    assert len(fake_api.message_requests) == requests_seen  # no API request after the cancel
 
 
 async def test_list_outcome_from_rows_waits_for_its_members(
@@ -115,3 +209,78 @@ async def test_list_outcome_from_rows_waits_for_its_members(
         assert early.status == "running" and early.running == 1
         waited = await other.list_outcome(list_id, timeout_s=60)
     assert waited.status == "success" and [m.run_id for m in waited.members] == [run_id]
+
+
+async def test_a_parallel_list_stops_at_its_first_failure(
+    backend: TemporalBackend, fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
+    list_id = "61111111-2222-4333-8444-555555555555"
+    fake_api.routes = {"FAIL-TASK": scenarios.api_error(400), "SLOW-TASK": scenarios.slow(steps=30, seconds=1.0)}
+    with_bash = config.model_copy(update={"allowed_tools": ["Bash"]})
+    tasks = ("SLOW-TASK", "FAIL-TASK", "SLOW-TASK 2")
+    requests = [RunRequest(task=t, cwd=workdir, config=with_bash, list_id=list_id) for t in tasks]
+    listed = ListRequest(list_id=list_id, requests=requests, mode="parallel", max_parallel=2, stop_on_error=True)
+    await backend.submit_list(listed)
+    outcome = await backend.list_outcome(list_id, timeout_s=60)
+
+    assert outcome.status == "failed", outcome
+    slow, failed = (m.result for m in outcome.members[:2])
+    assert failed is not None and failed.status is RunStatus.FAILED
+    assert slow is not None and slow.status is RunStatus.CANCELLED
+    assert slow.error == "cancelled: task 2 ended failed and stop_on_error is set"
+    assert outcome.members[2].state == "skipped"
+    assert outcome.members[2].reason == "skipped: task 2 ended failed and stop_on_error is set"
+    assert (await backend.status(requests[2].run_id)).status is RunStatus.SKIPPED
+    assert await until_no_marked(requests[0].run_id) == []
+
+
+async def test_a_list_is_read_from_its_memo_while_no_worker_answers(
+    temporal_workers: Workers, fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
+    list_id = "71111111-2222-4333-8444-555555555555"
+    settings = temporal_workers.dedicated("lists")
+    fake_api.scenario = scenarios.slow(steps=30, seconds=1.0)
+    requests = three(workdir, config, list_id)[:2]
+    async with TemporalBackend(settings, poll_s=0.2) as backend:
+        await backend.submit_list(ListRequest(list_id=list_id, requests=requests))
+        with anyio.fail_after(30):
+            status = (await backend.status(requests[0].run_id)).status
+            while status is not RunStatus.RUNNING:
+                await anyio.sleep(0.2)
+                status = (await backend.status(requests[0].run_id)).status
+        temporal_workers.signal("lists", signal.SIGSTOP)  # its only worker stops answering
+        try:
+            with anyio.fail_after(20):
+                outcome = await backend.list_outcome(list_id)
+            assert outcome.status == "running" and [m.state for m in outcome.members] == ["running", "pending"]
+            assert [m.task for m in outcome.members] == [r.task for r in requests]
+        finally:
+            temporal_workers.signal("lists", signal.SIGCONT)
+        assert await backend.cancel_list(list_id, "stop it") is True
+        outcome = await backend.list_outcome(list_id)
+    assert outcome.status == "cancelled" and [m.state for m in outcome.members] == ["finished", "skipped"]
+    assert await until_no_marked(requests[0].run_id) == []
+
+
+async def test_a_sequential_worktree_list_chains_each_member_on_the_one_before(
+    backend: TemporalBackend, fake_api: FakeAnthropic, config: CCExecutorConfig, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"README.md": "# demo\n"})
+    list_id = "81111111-2222-4333-8444-555555555555"
+    fake_api.routes = {
+        "step two": scenarios.bash("cat one.txt > seen.txt"),
+        "step one": scenarios.bash("echo one > one.txt"),
+    }
+    with_bash = config.model_copy(update={"allowed_tools": ["Bash"]})
+    requests = [
+        RunRequest(task=task, cwd=repo, config=with_bash, list_id=list_id, isolation="worktree")
+        for task in ("step one", "step two")
+    ]
+    await backend.submit_list(ListRequest(list_id=list_id, requests=requests))
+    outcome = await backend.list_outcome(list_id, timeout_s=90)
+
+    assert outcome.status == "success", outcome
+    one, two = (m.result for m in outcome.members)
+    assert one is not None and two is not None and one.head_sha
+    assert two.base_sha == one.head_sha  # it started from the first member's branch head
+    assert show(repo, two.branch or "", "seen.txt") == "one"  # and saw its work

@@ -15,6 +15,10 @@ events, list) and, while the backend is entered (``async with``), by a backgroun
 Ask mode: a run's questions come with its heartbeat and land in the registry like a local run's; ``approve``
 records an answer here and signals it to the run's workflow (``questions``).
 
+Task lists live in Temporal too: one list workflow per list (``list_workflow``) starts the members as child run
+workflows, so a member is a run like any other here; any front end reads the list from the workflow's query (its
+memo when no worker answers), fills the members' rows as they start and end, follows, waits for and cancels it.
+
 A live transcript is read from the worker that writes it, through a short workflow on that worker's own task
 queue; when that worker does not answer, the front end says so and returns the latest progress it has.
 """
@@ -42,7 +46,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from cc_executor.backends.list_outcomes import outcome_from_rows, outcome_of
+from cc_executor.backends.list_outcomes import outcome_from_rows
 from cc_executor.backends.protocol import (
     CancelReport,
     ListOutcome,
@@ -55,7 +59,16 @@ from cc_executor.backends.protocol import (
 )
 from cc_executor.backends.run_queries import matching_runs
 from cc_executor.backends.temporal.client import connect
-from cc_executor.backends.temporal.list_events import ListLog, follow_rows
+from cc_executor.backends.temporal.list_events import follow_rows
+from cc_executor.backends.temporal.list_workflow import CANCEL_LIST_SIGNAL, LIST_WORKFLOW, SKIP_MEMBER_SIGNAL
+from cc_executor.backends.temporal.lists import (
+    ListState,
+    list_holding,
+    list_memo,
+    list_spec,
+    list_state,
+    outcome_from_state,
+)
 from cc_executor.backends.temporal.observation import Observation, events_from, observe
 from cc_executor.backends.temporal.questions import answer_of, parse_questions
 from cc_executor.backends.temporal.rows import record_progress, record_result
@@ -65,7 +78,6 @@ from cc_executor.backends.temporal.workflow import APPROVE_SIGNAL, CANCEL_SIGNAL
 from cc_executor.backends.transcript_chunks import read_chunk
 from cc_executor.engine.approvals import decide
 from cc_executor.engine.recovery import connect_registry
-from cc_executor.engine.task_list_runner import ListMember, TaskList, UpdateCallback
 from cc_executor.errors import InvalidRequestError, RunNotFoundError, TranscriptNotFoundError
 from cc_executor.models import Approval, ApprovalDecision, ExecutionResult, RunRecord, RunRequest, RunStatus
 from cc_executor.registry.store import RunStore
@@ -77,6 +89,8 @@ _START_SLACK_S = 120.0  # an attempt's start-to-close: the run's own wall timeou
 _SWEEP_S = 5.0
 _DRAIN_S = 2.0  # how long wait() lets followers deliver a finished run's last events
 _ORPHAN_AFTER_S = 60.0  # a row whose workflow Temporal does not know after this long is lost
+_SKIP_WAIT_S = 30.0  # how long a pending member's cancel waits for its list workflow to skip it
+_CANCEL_LIST_WAIT_S = 60.0  # cancel_list: how long it waits for the list to end (running members stop on workers)
 _OUTCOMES_KEPT = 256
 
 
@@ -112,10 +126,10 @@ class TemporalBackend:
         self._store: RunStore | None = None
         self._lock = anyio.Lock()
         self._group: anyio.abc.TaskGroup | None = None
-        self._lists: dict[str, TaskList] = {}
+        self._lists: dict[str, str] = {}  # member run id -> list id, for the list workflows seen here
+        self._list_ids: set[str] = set()  # list workflows submitted or looked at here, unfinished: the sweep fills rows
         self._synced_attempts: dict[str, int] = {}
         self._follows: dict[str, _Follow] = {}
-        self._list_logs: dict[str, ListLog] = {}
         self._finishing: dict[str, anyio.Lock] = {}
         self._outcomes: dict[str, Observation] = {}  # finished runs' outcomes, oldest first
 
@@ -213,13 +227,7 @@ class TemporalBackend:
             record = await store.get(request.run_id)
             if record.backend != BACKEND:
                 raise InvalidRequestError(f"run id {request.run_id!r} already exists (not a Temporal run)") from None
-        spec = {
-            "request": request.model_dump(mode="json"),
-            "max_attempts": request.config.max_attempts,
-            "heartbeat_timeout_s": self.settings.heartbeat_timeout_s,
-            "start_to_close_s": request.timeout_s + _START_SLACK_S,
-            "activity_queue": activity_queue,
-        }
+        spec = self._run_spec(request, activity_queue)
         with contextlib.suppress(WorkflowAlreadyStartedError):  # submitted before: one run, one workflow
             await client.start_workflow(
                 RUN_WORKFLOW,
@@ -229,6 +237,16 @@ class TemporalBackend:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             )
         return request.run_id
+
+    def _run_spec(self, request: RunRequest, activity_queue: str | None = None) -> dict[str, Any]:
+        """What the run workflow takes (for a single run, or a list member started by its list's workflow)."""
+        return {
+            "request": request.model_dump(mode="json"),
+            "max_attempts": request.config.max_attempts,
+            "heartbeat_timeout_s": self.settings.heartbeat_timeout_s,
+            "start_to_close_s": request.timeout_s + _START_SLACK_S,
+            "activity_queue": activity_queue,
+        }
 
     async def resume(self, request: ResumeRequest) -> str:
         """A new run continuing a finished one's session, on the worker that holds the session (its own queue)."""
@@ -251,12 +269,13 @@ class TemporalBackend:
 
     async def cancel(self, run_id: str, reason: str = "cancelled") -> CancelReport:
         """Signal the run's workflow (the first reason wins there too); the worker kills the tree when the cancel
-        reaches it with its next heartbeat, and this returns once the workflow has ended."""
+        reaches it with its next heartbeat, and this returns once the workflow has ended. A list member its list has
+        not started yet is skipped (the list goes on)."""
         pending = await self._pending_member(run_id)
         if pending is not None:
-            task_list = pending[0]
-            await task_list.cancel_member(run_id, reason)
-            return CancelReport(run_id=run_id, cancelled=True, status=RunStatus.SKIPPED, owner="elsewhere")
+            skipped = await self._skip_pending(pending[0], run_id, reason)
+            if skipped is not None:
+                return skipped
         record = await (await self.store()).get(run_id)
         handle = (await self.client()).get_workflow_handle(run_id)
         try:
@@ -273,16 +292,39 @@ class TemporalBackend:
         cancelled = observation.finished and record.status is RunStatus.CANCELLED
         return CancelReport(run_id=run_id, cancelled=cancelled, status=record.status, owner="elsewhere")
 
-    async def _pending_member(self, run_id: str) -> tuple[TaskList, ListMember] | None:
-        """A task-list member not yet submitted to Temporal (so it has no workflow and maybe no row)."""
-        for task_list in self._lists.values():
-            member = task_list.member(run_id)
-            if member is not None and member.state == "pending":
-                return task_list, member
-        return None
+    async def _skip_pending(self, list_id: str, run_id: str, reason: str) -> CancelReport | None:
+        """Ask the list workflow to skip its pending member ``run_id``; the report once it has, None if the member
+        started meanwhile (then it is cancelled as a run)."""
+        handle = (await self.client()).get_workflow_handle(list_id)
+        with contextlib.suppress(RPCError):  # closed meanwhile: its state below says how the member ended
+            await handle.signal(SKIP_MEMBER_SIGNAL, {"run_id": run_id, "reason": reason})
+        with anyio.move_on_after(_SKIP_WAIT_S):
+            while True:
+                snapshot = await self._list_snapshot(list_id)
+                member = snapshot[0].member(run_id) if snapshot is not None else None
+                if member is None or member["state"] == "skipped":
+                    return CancelReport(run_id=run_id, cancelled=True, status=RunStatus.SKIPPED, owner="elsewhere")
+                if member["state"] != "pending":
+                    return None
+                await anyio.sleep(self.poll_s)
+        raise TimeoutError(f"the list workflow {list_id} did not take the cancel of its member {run_id}")
+
+    async def _pending_member(self, run_id: str) -> tuple[str, dict[str, Any]] | None:
+        """A list member its list workflow has not started (so it has no run workflow and no row here): its list
+        id and state. Members that have started get their row here on the way (``_list_snapshot``)."""
+        store = await self.store()
+        with contextlib.suppress(RunNotFoundError):
+            await store.get(run_id)
+            return None
+        list_id = await self.list_of(run_id)
+        snapshot = await self._list_snapshot(list_id) if list_id is not None else None
+        member = snapshot[0].member(run_id) if snapshot is not None else None
+        if list_id is None or member is None or member["state"] != "pending":
+            return None
+        return list_id, member
 
     async def _until_submitted(self, run_id: str, timeout_s: float) -> bool:
-        """For a pending list member: until it is submitted or skipped (False if the timeout came first)."""
+        """For a pending list member: until its list starts or skips it (False if the timeout came first)."""
         deadline = anyio.current_time() + timeout_s
         pending = await self._pending_member(run_id)
         while pending is not None and anyio.current_time() < deadline:
@@ -295,8 +337,10 @@ class TemporalBackend:
     async def status(self, run_id: str) -> RunRecord:
         pending = await self._pending_member(run_id)
         if pending is not None:
-            request = pending[1].request
-            return RunRecord(run_id=run_id, status=RunStatus.QUEUED, task=request.task, cwd=str(request.cwd))
+            list_id, member = pending
+            return RunRecord(
+                run_id=run_id, status=RunStatus.QUEUED, task=member["task"], cwd=member["cwd"], list_id=list_id
+            )
         record = await (await self.store()).get(run_id)
         if record.backend == BACKEND and (not record.status.finished or record.finished_at is None):
             return await self._sync(run_id)
@@ -324,9 +368,9 @@ class TemporalBackend:
         return record.to_result()
 
     async def events(self, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
-        list_log = self._list_logs.get(run_id)
-        if list_log is not None:  # a list id: its tasks' progress, then finished
-            async for event in list_log.follow(after):
+        if not await self._has_row(run_id) and await self._list_snapshot(run_id) is not None:
+            # A list id (its workflow): its members' progress, then finished, for any front end.
+            async for event in self._follow_list(run_id, after):
                 yield event
             return
         await self._until_submitted(run_id, float("inf"))
@@ -460,52 +504,155 @@ class TemporalBackend:
     # --- task lists -------------------------------------------------------------------------------------------
 
     async def submit_list(self, request: ListRequest) -> str:
-        if self._group is None:
-            raise RuntimeError("TemporalBackend must be entered (async with) before submit_list")
-        task_list = TaskList(
-            request.requests,
-            await self.store(),
-            sequential=request.mode == "sequential",
-            max_parallel=request.max_parallel,
-            stop_on_error=request.stop_on_error,
-            execute=self._execute_member,
-        )
-        if request.list_id in self._lists:
-            return request.list_id
-        log_ = ListLog(request.list_id)
-        task_list.on_progress = log_.progress
-        self._lists[request.list_id] = task_list
-        self._list_logs[request.list_id] = log_
-        self._group.start_soon(self._drive_list, task_list, log_)
+        """Start the list's workflow (id = the list id): the list lives in Temporal, which starts each member as a
+        child run workflow when its turn comes (``list_workflow``); this front end may close or crash meanwhile."""
+        if not request.requests:
+            raise InvalidRequestError("tasks: the list is empty")
+        client = await self.client()  # unreachable: refuse before anything is started
+        store = await self.store()
+        for member in request.requests:
+            with contextlib.suppress(RunNotFoundError):
+                record = await store.get(member.run_id)
+                if record.list_id != request.list_id:
+                    raise InvalidRequestError(f"run id {member.run_id!r} already exists (not a member of this list)")
+        with contextlib.suppress(WorkflowAlreadyStartedError):  # submitted before: one list, one workflow
+            await client.start_workflow(
+                LIST_WORKFLOW,
+                list_spec(request, self._run_spec),
+                id=request.list_id,
+                task_queue=self.settings.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                memo=list_memo(request),
+            )
+        self._lists.update((member.run_id, request.list_id) for member in request.requests)
+        self._list_ids.add(request.list_id)
         return request.list_id
 
-    @staticmethod
-    async def _drive_list(task_list: TaskList, log_: ListLog) -> None:
-        try:
-            await task_list.run()
-        except Exception:
-            log.exception("task list %s crashed", task_list.list_id)
-        finally:
-            log_.finish()
-
     async def cancel_list(self, list_id: str, reason: str = "cancelled") -> bool:
-        task_list = self._lists.get(list_id)
-        if task_list is None or task_list.done.is_set():
+        """Signal the list's workflow, from any front end: running members cancelled, the rest skipped; returns once
+        the list has ended (bounded). False if it had already ended or is not a list."""
+        snapshot = await self._list_snapshot(list_id)
+        if snapshot is None or snapshot[0].ended:
             return False
-        await task_list.cancel(reason)
-        await task_list.done.wait()
+        try:
+            await (await self.client()).get_workflow_handle(list_id).signal(CANCEL_LIST_SIGNAL, reason)
+        except RPCError as exc:
+            if exc.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            return False  # closed meanwhile
+        await self._list_snapshot(list_id, wait_s=_CANCEL_LIST_WAIT_S)
         return True
 
     async def list_outcome(self, list_id: str, timeout_s: float = 0.0) -> ListOutcome:
-        task_list = self._lists.get(list_id)
-        if task_list is None:
+        snapshot = await self._list_snapshot(list_id, wait_s=timeout_s)
+        if snapshot is None:  # not a list workflow: a list_id some runs were submitted with, read from their rows
             return await self._outcome_from_rows(list_id, timeout_s)
-        with anyio.move_on_after(timeout_s):
-            await task_list.done.wait()
-        return outcome_of(task_list, finished=task_list.done.is_set())
+        return outcome_from_state(*snapshot)
 
     async def list_of(self, run_id: str) -> str | None:
-        return next((list_id for list_id, tl in self._lists.items() if tl.member(run_id) is not None), None)
+        """The list holding ``run_id``: known here, on its row, or (a member not started yet, for a front end that
+        did not submit the list) the running list workflow whose memo names it."""
+        if run_id in self._lists:
+            return self._lists[run_id]
+        with contextlib.suppress(RunNotFoundError):
+            return (await (await self.store()).get(run_id)).list_id
+        return await list_holding(await self.client(), run_id)
+
+    async def _list_snapshot(
+        self, list_id: str, *, wait_s: float = 0.0, sync: bool = True
+    ) -> tuple[ListState, dict[str, RunRecord]] | None:
+        """The list workflow's state (waiting up to ``wait_s`` for it to end) and its started members' rows here,
+        created as members start and brought up to date from Temporal; None when ``list_id`` is no list workflow."""
+        state = await list_state(await self.client(), list_id, wait_s=wait_s)
+        if state is None:
+            return None
+        rows = await self._member_rows(state, sync=sync)
+        if state.ended:
+            self._list_ids.discard(list_id)
+        else:
+            self._list_ids.add(list_id)
+        return state, rows
+
+    async def _follow_list(self, list_id: str, after: int) -> AsyncIterator[RunEvent]:
+        """A list's numbered events (from ``after``) for any front end: its members' progress as their workers
+        report it (a member that ended between two polls: the updates its result shipped), each prefixed with the
+        member's place (``[2/3] ...``), then ``finished`` once the list workflow has ended."""
+        seq, last, done = after, dict[str, int](), set[str]()
+        while True:
+            snapshot = await self._list_snapshot(list_id, sync=False)
+            if snapshot is None:
+                raise RunNotFoundError(list_id)
+            state = snapshot[0]
+            total = len(state.members)
+            for member in state.members:
+                run_id, index = str(member["run_id"]), int(member["index"])
+                if member["state"] not in ("running", "finished") or run_id in done:
+                    continue
+                try:
+                    observation = await self._observe(run_id)
+                except RunNotFoundError:  # its workflow is being started by the list (or never was: list ended)
+                    if state.ended:
+                        done.add(run_id)
+                    continue
+                events = list(observation.events)
+                if observation.finished:
+                    events += events_from(run_id, (observation.envelope or {}).get("events") or [], None)
+                    done.add(run_id)
+                await self._sync(run_id, observation)
+                for event in sorted(events, key=lambda e: e.seq):
+                    if event.progress is None or event.seq <= last.get(run_id, 0):
+                        continue
+                    last[run_id] = event.seq
+                    seq += 1
+                    update = event.progress.model_copy(
+                        update={
+                            "message": f"[{index}/{total}] {event.progress.message}",
+                            "list_index": index,
+                            "list_total": total,
+                        }
+                    )
+                    yield RunEvent(run_id=list_id, seq=seq, kind="progress", progress=update)
+            if state.ended and all(str(m["run_id"]) in done for m in state.members if m["state"] == "finished"):
+                yield RunEvent(run_id=list_id, seq=seq + 1, kind="finished")
+                return
+            await anyio.sleep(self.poll_s)
+
+    async def _member_rows(self, state: ListState, *, sync: bool = True) -> dict[str, RunRecord]:
+        """A row here for every member its list has started (as ``submit`` makes for a single run) or skipped."""
+        store = await self.store()
+        rows: dict[str, RunRecord] = {}
+        for member in state.members:
+            run_id = str(member["run_id"])
+            self._lists[run_id] = state.list_id
+            record: RunRecord | None = None
+            with contextlib.suppress(RunNotFoundError):
+                record = await store.get(run_id)
+            if state.from_memo and record is not None:  # no worker answered: the row says how far it got
+                skipped = record.status is RunStatus.SKIPPED
+                member["state"] = "skipped" if skipped else "finished" if record.status.finished else "running"
+                member["reason"] = record.error if skipped else None
+            if member["state"] == "pending" or (record is None and member.get("request") is None):
+                continue
+            if record is None:
+                request = RunRequest.model_validate(member["request"])
+                if member["state"] == "skipped":
+                    await store.record_skipped(request, str(member.get("reason") or "skipped"))
+                else:
+                    with contextlib.suppress(InvalidRequestError):  # another observer here made it meanwhile
+                        await store.create_run(request, argv=[], owner_pid=os.getpid(), backend=BACKEND)
+                record = await store.get(run_id)
+            if sync and record.backend == BACKEND and (not record.status.finished or record.finished_at is None):
+                with contextlib.suppress(RunNotFoundError):  # its workflow is being started by the list
+                    record = await self._sync(run_id)
+            rows[run_id] = record
+        return rows
+
+    async def _has_row(self, run_id: str) -> bool:
+        try:
+            await (await self.store()).get(run_id)
+        except RunNotFoundError:
+            return False
+        return True
 
     async def _outcome_from_rows(self, list_id: str, timeout_s: float) -> ListOutcome:
         """A list another front end (or this one before a restart) ran: what its rows say, refreshed, once they
@@ -525,21 +672,6 @@ class TemporalBackend:
         """A list's rows, unfinished ones brought up to date from Temporal."""
         rows = await (await self.store()).list_runs(list_id=list_id, limit=500)
         return [row if row.status.finished and row.finished_at else await self.status(row.run_id) for row in rows]
-
-    async def _execute_member(self, request: RunRequest, on_progress: UpdateCallback) -> ExecutionResult:
-        """A list member as a Temporal run: progress relayed, and a cancelled member cancelled in Temporal."""
-        await self.submit(request)
-        try:
-            async for event in self.events(request.run_id):
-                if event.progress is not None:
-                    await on_progress(event.progress)
-        except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True):
-                row = await (await self.store()).get(request.run_id)
-                reason = row.error if row.status is RunStatus.CANCELLED and row.error else "cancelled: list stopped"
-                await self.cancel(request.run_id, reason)
-            raise
-        return (await self.status(request.run_id)).to_result()
 
     # --- Temporal → registry ----------------------------------------------------------------------------------
 
@@ -600,6 +732,14 @@ class TemporalBackend:
         while True:
             with contextlib.suppress(Exception):
                 for record in await (await self.store()).unfinished_runs(backend=BACKEND):
+                    if record.list_id:
+                        self._list_ids.add(record.list_id)  # a restarted front end learns its lists from their rows
                     if record.run_id not in self._follows:  # followed runs are kept up to date by their followers
                         await self._sync_quietly(record.run_id)
+            for list_id in list(self._list_ids):  # members a list started get their rows without being asked
+                try:
+                    if await self._list_snapshot(list_id) is None:
+                        self._list_ids.discard(list_id)
+                except Exception:
+                    log.warning("could not refresh task list %s from Temporal", list_id, exc_info=True)
             await anyio.sleep(_SWEEP_S)

@@ -1,54 +1,14 @@
-"""A task list's own numbered events: kept by the front end that runs the list (its tasks run on workers), or, for a
-list it does not run (after a restart), followed through the members' rows."""
+"""The numbered events of a ``list_id`` that is not a list workflow (runs submitted one by one with a shared
+``list_id``), followed through its members' rows. A list workflow's events: ``TemporalBackend._follow_list``."""
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 
 from cc_executor.backends.protocol import RunEvent
 from cc_executor.models import ProgressUpdate, RunRecord
-
-_KEPT_LIST_EVENTS = 256
-
-
-class ListLog:
-    """A task list's numbered events (its tasks' progress, prefixed with their place, then ``finished``): the
-    list runs in this front end, so its events are kept here, the latest ``_KEPT_LIST_EVENTS``."""
-
-    def __init__(self, list_id: str) -> None:
-        self.list_id = list_id
-        self.events: deque[RunEvent] = deque(maxlen=_KEPT_LIST_EVENTS)
-        self.seq = 0
-        self.changed = anyio.Event()
-        self.ended = False
-
-    def _emit(self, event: RunEvent) -> None:
-        self.events.append(event)
-        self.changed.set()
-        self.changed = anyio.Event()
-
-    def progress(self, update: ProgressUpdate) -> None:
-        self.seq += 1
-        self._emit(RunEvent(run_id=self.list_id, seq=self.seq, kind="progress", progress=update))
-
-    def finish(self) -> None:
-        self.seq += 1
-        self.ended = True
-        self._emit(RunEvent(run_id=self.list_id, seq=self.seq, kind="finished"))
-
-    async def follow(self, after: int) -> AsyncIterator[RunEvent]:
-        while True:
-            changed = self.changed
-            for event in [e for e in self.events if e.seq > after]:
-                after = event.seq
-                yield event
-            if self.ended:
-                return
-            await changed.wait()
-
 
 Rows = Callable[[], Awaitable[list[RunRecord]]]
 

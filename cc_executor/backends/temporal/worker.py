@@ -21,6 +21,8 @@ from temporalio.worker import PollerBehaviorSimpleMaximum, UnsandboxedWorkflowRu
 
 from cc_executor.backends.temporal.activity import RunActivities
 from cc_executor.backends.temporal.client import connect
+from cc_executor.backends.temporal.list_activity import member_context
+from cc_executor.backends.temporal.list_workflow import ListWorkflow
 from cc_executor.backends.temporal.settings import TemporalSettings
 from cc_executor.backends.temporal.workflow import RunWorkflow, TranscriptPageWorkflow
 from cc_executor.engine.recovery import connect_registry
@@ -82,8 +84,8 @@ async def run_worker(
     runs = Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[RunWorkflow],
-        activities=[activities.execute_run],
+        workflows=[RunWorkflow, ListWorkflow],  # a list's workflow drives its members as child run workflows
+        activities=[activities.execute_run, member_context],  # member_context: the list's local activity
         # The workflows import only temporalio and the standard library and decide nothing from the clock or the
         # environment; the sandbox would re-import them for every run at a cost of CPU per workflow task.
         workflow_runner=UnsandboxedWorkflowRunner(),

@@ -155,7 +155,7 @@ def _median_phases(samples: list[dict[str, float]]) -> dict[str, float]:
 
 
 async def run(options: Options) -> Section:
-    section = Section("6. Worktree isolation: setup and teardown per run")
+    section = Section("7. Worktree isolation: setup and teardown per run")
     # Repositories and worktrees go where a user's default <state dir>/worktrees is (the bench's own state dir is a
     # temporary one under /tmp). On this VM the cost of creating a file varies tenfold and more between directories
     # and moments on the same disk, so the floor is measured beside the worktrees, at the same time (and under /tmp).
@@ -250,7 +250,7 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
     e2e = median(isolated_small) - median(plain_small)
     section.rows += [
         Row(
-            f"6a. worktree setup+teardown per run, this repository ({len(tracked)} files, repacked)",
+            f"7a. worktree setup+teardown per run, this repository ({len(tracked)} files, repacked)",
             f"{ms(small_cost['total'])} = {ratio * 100:.1f} % of a trivial run ({ms(baseline, 0)})",
             f"≤ {TARGET * 100:.0f} %",
             ratio <= TARGET,
@@ -258,14 +258,14 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
             f"root in {user_state_base()} (where the default <state dir>/worktrees is), {disk}",
         ),
         Row(
-            "6b. the same in CPU time (less sensitive to load)",
+            "7b. the same in CPU time (less sensitive to load)",
             f"{ms(small_cost['cpu'])} = {cpu_ratio * 100:.1f} % of a trivial run's {ms(baseline_cpu, 0)}",
             f"≤ {TARGET * 100:.0f} %",
             cpu_ratio <= TARGET,
             "user + system time of this process and every git/claude child, per run",
         ),
         Row(
-            f"6c. filesystem floor: {len(tracked)} empty files (+ {folders} directories) created and deleted",
+            f"7c. filesystem floor: {len(tracked)} empty files (+ {folders} directories) created and deleted",
             f"{ms(floor_s)} = {floor_s / baseline * 100:.1f} % of a trivial run "
             f"(create {ms(floor_create)}, delete {ms(floor_delete)}; under /tmp: {ms(tmp_floor_s)})",
             "info",
@@ -279,7 +279,7 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
         fast_floor_s = median([a + b for a, b in fast_floor])
         section.rows.append(
             Row(
-                "6d. the same setup+teardown with the worktree root on tmpfs (/dev/shm)",
+                "7d. the same setup+teardown with the worktree root on tmpfs (/dev/shm)",
                 f"{ms(fast_cost['total'])} = {fast_ratio * 100:.1f} % of a trivial run "
                 f"(CPU {ms(fast_cost['cpu'])} = {fast_cost['cpu'] / baseline_cpu * 100:.1f} %)",
                 "info",
@@ -288,24 +288,24 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
             )
         )
     else:
-        section.rows.append(Row("6d. the same, worktree root on tmpfs", "no tmpfs at /dev/shm", "info", None, ""))
+        section.rows.append(Row("7d. the same, worktree root on tmpfs", "no tmpfs at /dev/shm", "info", None, ""))
     section.rows += [
         Row(
-            f"6e. the same on a clone as `git clone --local` leaves it ({loose_count:,} loose objects)",
+            f"7e. the same on a clone as `git clone --local` leaves it ({loose_count:,} loose objects)",
             f"{ms(loose_cost['total'])} = {loose_cost['total'] / baseline * 100:.1f} % of a trivial run",
             "info",
             None,
             f"median of {n}, same place: every blob the checkout reads is its own file",
         ),
         Row(
-            f"6f. worktree setup+teardown per run, {LARGE_FILES:,}-file repository (repacked)",
+            f"7f. worktree setup+teardown per run, {LARGE_FILES:,}-file repository (repacked)",
             f"{ms(large_cost['total'])} = {large_cost['total'] / baseline * 100:.0f} % of a trivial run",
             "report",
             None,
             f"median of {max(3, n // 2)}, same steps, same place",
         ),
         Row(
-            "6g. cc_execute with isolation=worktree vs none (this repository)",
+            "7g. cc_execute with isolation=worktree vs none (this repository)",
             f"{ms(e2e)} more per run",
             "info",
             None,

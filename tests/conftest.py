@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cc_executor.backends.temporal.backend import TemporalBackend
 from cc_executor.models import CCExecutorConfig
 from cc_executor.testing.env import offline_env
 from cc_executor.testing.fake_api import FakeAnthropic
@@ -89,3 +90,11 @@ def temporal_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worke
     finally:
         workers.stop_all()
         server.stop()
+
+
+@pytest.fixture
+async def temporal_backend(temporal_workers: Workers) -> AsyncIterator[TemporalBackend]:
+    """A Temporal front end (polling every 0.2 s) with both workers up."""
+    temporal_workers.ensure("w1", "w2")
+    async with TemporalBackend(temporal_workers.settings, poll_s=0.2) as front_end:
+        yield front_end

@@ -23,6 +23,7 @@ from cc_executor.engine import process
 from cc_executor.models import RunStatus
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
+from cc_executor.testing.terminal import on_a_terminal
 
 pytestmark = pytest.mark.anyio
 
@@ -196,7 +197,7 @@ async def test_run_on_a_terminal_draws_a_live_status_line(
 ) -> None:
     fake_api.scenario = scenarios.write_file("hello.py", "print('hello')\n")
 
-    code, screen = await run_in_pty(
+    code, screen = await on_a_terminal(
         [*CLI, "run", "create hello.py", "--cwd", str(workdir), "--allowed-tools", "Write"],
         {**env, "TERM": "xterm-256color"},
     )
@@ -207,41 +208,6 @@ async def test_run_on_a_terminal_draws_a_live_status_line(
     assert "→ Write: " in visible and "starting" in visible and " · turn " in visible
     assert "✓ success" in visible and "wrote hello.py" in visible
     assert "[cc-executor" not in visible  # the spinner line, not the plain progress lines
-
-
-async def run_in_pty(argv: list[str], env: dict[str, str], within: float = 30) -> tuple[int, str]:
-    """Run ``argv`` with stdout and stderr on a pseudo-terminal; returns (exit code, everything it drew)."""
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
-    chunks: list[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: every writer to the terminal is gone
-                return
-            if not data:
-                return
-            chunks.append(data)
-
-    try:
-        proc = await anyio.open_process(argv, stdin=slave, stdout=slave, stderr=slave, env=env)
-    finally:
-        os.close(slave)
-    try:
-        with anyio.fail_after(within):
-            async with anyio.create_task_group() as group:
-                group.start_soon(lambda: anyio.to_thread.run_sync(drain, abandon_on_cancel=True))
-                code = await proc.wait()
-    finally:
-        os.close(master)
-    return code, b"".join(chunks).decode("utf-8", "replace")
 
 
 @pytest.mark.slow

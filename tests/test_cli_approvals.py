@@ -14,6 +14,7 @@ from cc_executor.api import open_store
 from cc_executor.engine import process
 from cc_executor.models import RunStatus
 from cc_executor.testing.fake_api import FakeAnthropic, Scenario, Text, ToolUse
+from cc_executor.testing.terminal import on_a_terminal
 
 pytestmark = pytest.mark.anyio
 
@@ -31,41 +32,10 @@ def touch(target: Path) -> Scenario:
 
 
 async def test_on_a_terminal_the_person_answers_y(fake_api: FakeAnthropic, env: dict[str, str], workdir: Path) -> None:
-    import fcntl
-    import pty
-    import struct
-    import termios
-
     target = workdir / "made.txt"
     fake_api.scenario = touch(target)
     argv = [*CLI, "run", "touch it", "--cwd", str(workdir), "--model", TEST_MODEL, "--permission-prompts", "ask"]
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
-    seen: list[bytes] = []
-    try:
-        proc = await anyio.open_process(argv, stdin=slave, stdout=slave, stderr=slave, env=env)
-    finally:
-        os.close(slave)
-
-    def read_some() -> bytes:
-        try:
-            return os.read(master, 65536)
-        except OSError:  # EIO: the terminal's other side is gone
-            return b""
-
-    try:
-        with anyio.fail_after(60):
-            while b"Allow?" not in b"".join(seen):
-                chunk = await anyio.to_thread.run_sync(read_some, abandon_on_cancel=True)
-                assert chunk, b"".join(seen).decode(errors="replace")
-                seen.append(chunk)
-            os.write(master, b"y\n")
-            while chunk := await anyio.to_thread.run_sync(read_some, abandon_on_cancel=True):
-                seen.append(chunk)
-            code = await proc.wait()
-    finally:
-        os.close(master)
-    output = b"".join(seen).decode(errors="replace")
+    code, output = await on_a_terminal(argv, env, answers=[(b"Allow?", b"y\n")], within=60)
     assert code == 0, output
     assert "claude asks to use Bash" in output and str(target) in output
     assert target.exists()

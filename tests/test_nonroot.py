@@ -22,11 +22,28 @@ from cc_executor.testing import scenarios
 from cc_executor.testing.env import offline_env
 from cc_executor.testing.fake_api import FakeAnthropic
 
+
+def private_ancestor(*paths: Path) -> Path | None:
+    """The first directory above ``paths`` that other users cannot enter (e.g. a checkout cloned into a 0700
+    ``mktemp -d`` or under /root): nobody could not load this interpreter's packages from there."""
+    for path in paths:
+        for folder in [path, *path.parents]:
+            if folder.is_dir() and not folder.stat().st_mode & 0o001:
+                return folder
+    return None
+
+
+_PRIVATE = private_ancestor(Path(sys.prefix), Path(__file__).resolve().parent.parent)
+
 pytestmark = [
     pytest.mark.anyio,
     pytest.mark.skipif(
         not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("setpriv") is None,
         reason="needs root (to become another user) and setpriv",
+    ),
+    pytest.mark.skipif(
+        _PRIVATE is not None,
+        reason=f"nobody cannot enter {_PRIVATE} (a private directory above the checkout or its venv)",
     ),
 ]
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +25,14 @@ from cc_executor.errors import InvalidRequestError
 from cc_executor.models import Approval, CCExecutorConfig, RunRecord, RunRequest, RunStatus
 from cc_executor.testing.fake_api import FakeAnthropic, Scenario, Text, ToolUse
 from cc_executor.testing.temporal_cluster import Workers, run_processes
+from cc_executor.testing.terminal import on_a_terminal
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def backend(temporal_workers: Workers) -> AsyncIterator[TemporalBackend]:
-    temporal_workers.ensure("w1", "w2")
-    async with TemporalBackend(temporal_workers.settings, poll_s=0.2) as front_end:
-        yield front_end
+def backend(temporal_backend: TemporalBackend) -> TemporalBackend:
+    return temporal_backend
 
 
 def touch(target: Path) -> Scenario:
@@ -251,11 +249,6 @@ async def _front_end_row(run_id: str) -> list[Approval]:
 async def test_cc_executor_run_on_a_terminal_asks_for_a_run_on_a_worker(
     temporal_workers: Workers, fake_api: FakeAnthropic, cli_env: dict[str, str], claude_bin: Path, workdir: Path
 ) -> None:
-    import fcntl
-    import pty
-    import struct
-    import termios
-
     settings = temporal_workers.dedicated("cli", env={**cli_env, "CC_EXECUTOR_CLAUDE": str(claude_bin)})
     target = workdir / "made.txt"
     fake_api.scenario = touch(target)
@@ -267,33 +260,7 @@ async def test_cc_executor_run_on_a_terminal_asks_for_a_run_on_a_worker(
     }
     argv = [sys.executable, "-m", "cc_executor.cli", "run", "touch it", "-C", str(workdir)]
     argv += ["--model", "claude-sonnet-4-5", "--permission-prompts", "ask"]
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
-    seen: list[bytes] = []
-    try:
-        proc = await anyio.open_process(argv, stdin=slave, stdout=slave, stderr=slave, env=env)
-    finally:
-        os.close(slave)
-
-    def read_some() -> bytes:
-        try:
-            return os.read(master, 65536)
-        except OSError:  # EIO: the terminal's other side is gone
-            return b""
-
-    try:
-        with anyio.fail_after(90):
-            while b"Allow?" not in b"".join(seen):
-                chunk = await anyio.to_thread.run_sync(read_some, abandon_on_cancel=True)
-                assert chunk, b"".join(seen).decode(errors="replace")
-                seen.append(chunk)
-            os.write(master, b"y\n")
-            while chunk := await anyio.to_thread.run_sync(read_some, abandon_on_cancel=True):
-                seen.append(chunk)
-            code = await proc.wait()
-    finally:
-        os.close(master)
-    output = b"".join(seen).decode(errors="replace")
+    code, output = await on_a_terminal(argv, env, answers=[(b"Allow?", b"y\n")], within=90)
     assert code == 0, output
     assert "claude asks to use Bash" in output and str(target) in output and "worker cli" in output
     assert target.exists()

@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -23,7 +22,7 @@ from cc_executor.models import CCExecutorConfig, RunRecord, RunRequest, RunStatu
 from cc_executor.registry.store import RunStore
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
-from cc_executor.testing.temporal_cluster import HEARTBEAT_TIMEOUT_S, Workers, run_processes
+from cc_executor.testing.temporal_cluster import HEARTBEAT_TIMEOUT_S, Workers, run_processes, until_no_run_processes
 
 pytestmark = pytest.mark.anyio
 
@@ -31,10 +30,8 @@ CLI = [sys.executable, "-m", "cc_executor.cli"]
 
 
 @pytest.fixture
-async def backend(temporal_workers: Workers) -> AsyncIterator[TemporalBackend]:
-    temporal_workers.ensure("w1", "w2")
-    async with TemporalBackend(temporal_workers.settings, poll_s=0.2) as front_end:
-        yield front_end
+def backend(temporal_backend: TemporalBackend) -> TemporalBackend:
+    return temporal_backend
 
 
 def with_bash(config: CCExecutorConfig) -> CCExecutorConfig:
@@ -49,15 +46,6 @@ async def until_running(backend: TemporalBackend, run_id: str, timeout_s: float 
             if record.worker and record.status is RunStatus.RUNNING and record.last_progress:
                 return record
             await anyio.sleep(0.2)
-
-
-async def until_no_marked(run_id: str, timeout_s: float = 10.0) -> list[int]:
-    deadline = time.monotonic() + timeout_s
-    left = run_processes(run_id)
-    while left and time.monotonic() < deadline:
-        await anyio.sleep(0.1)
-        left = run_processes(run_id)
-    return left
 
 
 async def test_a_run_end_to_end_with_events_in_order(
@@ -126,7 +114,7 @@ async def test_cancel_stops_the_tree_on_the_worker(
 
     record = await backend.status(run_id)
     assert record.status is RunStatus.CANCELLED and record.error == "cancelled: the test changed its mind"
-    assert await until_no_marked(run_id, timeout_s=5) == []
+    assert await until_no_run_processes(run_id, timeout_s=5) == []
     await anyio.sleep(1)
     assert len(fake_api.message_requests) == requests_before  # no API request after the cancel
     assert not (await backend.cancel(run_id, "again")).cancelled  # already ended
@@ -186,7 +174,7 @@ async def test_a_stalled_worker_s_late_attempt_is_fenced_off(
     # well, which then timed out the same way: so at least two attempts.)
     assert result.attempts >= 2 and result.worker != stalled
     # Attempt 1 learns on its next heartbeat that it is no longer the run's, and stops its tree.
-    assert await until_no_marked(run_id, timeout_s=15) == []
+    assert await until_no_run_processes(run_id, timeout_s=15) == []
     attempts = await _attempts(backend, run_id)
     statuses = [(a["n"], a["status"]) for a in attempts]
     assert statuses == [(n, "lost") for n in range(1, result.attempts)] + [(result.attempts, "success")]
@@ -227,7 +215,7 @@ async def test_wall_and_idle_timeouts_kill_the_tree_on_the_worker(
 
     assert result is not None and result.status is status, result
     assert result.attempts == 1  # a timeout is not retried
-    assert await until_no_marked(run_id, timeout_s=5) == []
+    assert await until_no_run_processes(run_id, timeout_s=5) == []
 
 
 async def test_a_cwd_missing_on_the_worker_is_refused_clearly(

@@ -9,8 +9,6 @@ import itertools
 import os
 import signal
 import sys
-import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -23,7 +21,7 @@ from cc_executor.models import CCExecutorConfig, ExecutionResult, RunRequest, Ru
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
 from cc_executor.testing.git_repos import make_repo, show
-from cc_executor.testing.temporal_cluster import Workers, run_processes
+from cc_executor.testing.temporal_cluster import Workers, run_processes, until_no_run_processes
 
 pytestmark = pytest.mark.anyio
 
@@ -52,10 +50,8 @@ anyio.run(main)
 
 
 @pytest.fixture
-async def backend(temporal_workers: Workers) -> AsyncIterator[TemporalBackend]:
-    temporal_workers.ensure("w1", "w2")
-    async with TemporalBackend(temporal_workers.settings, poll_s=0.2) as front_end:
-        yield front_end
+def backend(temporal_backend: TemporalBackend) -> TemporalBackend:
+    return temporal_backend
 
 
 async def run_front_end(temporal_workers: Workers, listed: ListRequest, how: str) -> None:
@@ -78,15 +74,6 @@ async def run_front_end(temporal_workers: Workers, listed: ListRequest, how: str
             if front_end.returncode is None:
                 front_end.send_signal(signal.SIGKILL)
                 await front_end.wait()
-
-
-async def until_no_marked(run_id: str, timeout_s: float = 10.0) -> list[int]:
-    deadline = time.monotonic() + timeout_s
-    left = run_processes(run_id)
-    while left and time.monotonic() < deadline:
-        await anyio.sleep(0.1)
-        left = run_processes(run_id)
-    return left
 
 
 def three(workdir: Path, config: CCExecutorConfig, list_id: str) -> list[RunRequest]:
@@ -186,7 +173,7 @@ async def test_a_new_front_end_cancels_a_list_its_closed_front_end_left_running(
     assert outcome.members[1].reason == "stop the list" and outcome.members[2].reason == "not needed"
     assert (await backend.status(second)).status is RunStatus.SKIPPED
     assert await backend.cancel_list(list_id) is False  # already ended
-    assert await until_no_marked(first) == []  # nothing of the cancelled member left on any worker (same host)
+    assert await until_no_run_processes(first) == []  # nothing of the cancelled member left on any worker (same host)
     requests_seen = len(fake_api.message_requests)
     await anyio.sleep(2.0)
     assert len(fake_api.message_requests) == requests_seen  # no API request after the cancel
@@ -231,7 +218,7 @@ async def test_a_parallel_list_stops_at_its_first_failure(
     assert outcome.members[2].state == "skipped"
     assert outcome.members[2].reason == "skipped: task 2 ended failed and stop_on_error is set"
     assert (await backend.status(requests[2].run_id)).status is RunStatus.SKIPPED
-    assert await until_no_marked(requests[0].run_id) == []
+    assert await until_no_run_processes(requests[0].run_id) == []
 
 
 async def test_a_list_is_read_from_its_memo_while_no_worker_answers(
@@ -259,7 +246,7 @@ async def test_a_list_is_read_from_its_memo_while_no_worker_answers(
         assert await backend.cancel_list(list_id, "stop it") is True
         outcome = await backend.list_outcome(list_id)
     assert outcome.status == "cancelled" and [m.state for m in outcome.members] == ["finished", "skipped"]
-    assert await until_no_marked(requests[0].run_id) == []
+    assert await until_no_run_processes(requests[0].run_id) == []
 
 
 async def test_a_sequential_worktree_list_chains_each_member_on_the_one_before(

@@ -4,7 +4,6 @@ get_transcript. Real dev server, real workers, the real `claude` against the fak
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,10 +25,8 @@ LONG_ANSWER = "".join(f"line {i:06d} of a long answer. " for i in range(24_000))
 
 
 @pytest.fixture
-async def backend(temporal_workers: Workers) -> AsyncIterator[TemporalBackend]:
-    temporal_workers.ensure("w1", "w2")
-    async with TemporalBackend(temporal_workers.settings, poll_s=0.2) as front_end:
-        yield front_end
+def backend(temporal_backend: TemporalBackend) -> TemporalBackend:
+    return temporal_backend
 
 
 async def test_a_long_transcript_is_completed_from_the_worker(

@@ -12,6 +12,8 @@ from cc_executor.engine.task_list_runner import TaskList
 from cc_executor.models import RunRecord, RunRequest, RunStatus
 from cc_executor.registry.store import TaskListRow
 
+ListStatus = Literal["running", "success", "failed", "cancelled"]
+
 
 def outcome_of(task_list: TaskList, *, finished: bool) -> ListOutcome:
     """Where a live list is: every member in list order, its totals, and how it ended once ``finished``."""
@@ -57,43 +59,49 @@ def outcome_from_rows(list_id: str, rows: Sequence[RunRecord]) -> ListOutcome:
         )
         for i, row in enumerate(ordered, start=1)
     ]
-    results = [m.result for m in members if m.result is not None]
-    running = len(members) - len(results)
-    failed = sum(not r.ok for r in results)
-    status: Literal["running", "success", "failed"] = "running" if running else "failed" if failed else "success"
-    return ListOutcome(
-        list_id=list_id,
-        mode="sequential",
-        status=status,
-        members=members,
-        succeeded=len(results) - failed,
-        failed=failed,
-        running=running,
-        cost_usd=round(sum(r.cost_usd or 0.0 for r in results), 6),
-    )
+    finished = [m.result for m in members if m.result is not None]
+    status: ListStatus = "running" if len(finished) < len(members) else "failed" if _failures(members) else "success"
+    return tallied(list_id, "sequential", status, members)
 
 
 def outcome_of_recorded(row: TaskListRow, members: Sequence[tuple[str, RunRequest, RunRecord | None]]) -> ListOutcome:
     """A durable list from the registry, readable by any process: its recorded order and mode, and each member from
     its row (none yet: pending while the list runs, skipped once it has ended)."""
     states = [_member_state(i, row, *member) for i, member in enumerate(members, start=1)]
-    results = [m.result for m in states if m.result is not None]
-    failed = sum(not r.ok for r in results)
     status = row.status if row.finished and row.status in _ENDED else "failed" if row.finished else "running"
     end = _parse(row.finished_at) if row.finished_at else datetime.now(UTC)
+    elapsed = max(0.0, (end - _parse(row.created_at)).total_seconds()) if row.created_at else 0.0
+    mode: Literal["sequential", "parallel"] = "parallel" if row.mode == "parallel" else "sequential"
+    return tallied(row.list_id, mode, cast(ListStatus, status), states, elapsed)
+
+
+def tallied(
+    list_id: str,
+    mode: Literal["sequential", "parallel"],
+    status: ListStatus,
+    members: list[ListMemberState],
+    elapsed_s: float = 0.0,
+) -> ListOutcome:
+    """A ``ListOutcome`` with its totals counted from its members' states and results."""
+    results = [m.result for m in members if m.result is not None]
+    failed = _failures(members)
     return ListOutcome(
-        list_id=row.list_id,
-        mode="parallel" if row.mode == "parallel" else "sequential",
-        status=cast(Literal["running", "success", "failed", "cancelled"], status),
-        members=states,
+        list_id=list_id,
+        mode=mode,
+        status=status,
+        members=members,
         succeeded=len(results) - failed,
         failed=failed,
-        skipped=sum(m.state == "skipped" for m in states),
-        running=sum(m.state == "running" for m in states),
-        pending=sum(m.state == "pending" for m in states),
+        skipped=sum(m.state == "skipped" for m in members),
+        running=sum(m.state == "running" for m in members),
+        pending=sum(m.state == "pending" for m in members),
         cost_usd=round(sum(r.cost_usd or 0.0 for r in results), 6),
-        elapsed_s=round(max(0.0, (end - _parse(row.created_at)).total_seconds()), 3) if row.created_at else 0.0,
+        elapsed_s=round(elapsed_s, 3),
     )
+
+
+def _failures(members: Sequence[ListMemberState]) -> int:
+    return sum(not m.result.ok for m in members if m.result is not None)
 
 
 _ENDED = ("success", "failed", "cancelled")

@@ -23,7 +23,6 @@ The list's own progress (every member's, prefixed with its place) is numbered in
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -42,13 +41,11 @@ import anyio.abc
 
 from cc_executor.engine.runner import prepare_run
 from cc_executor.engine.supervisor import (
-    ENV_REQUEST_ENV,
-    GO,
     KEEP_EVENTS,
     EventLog,
-    detach_stdin,
     execute_watched,
     recordable,
+    released,
     secrets_of,
     spawn_detached,
     with_secrets,
@@ -116,21 +113,10 @@ def log_name(list_id: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}")
-    parser.add_argument("list_id")
-    parser.add_argument("--home", required=True, type=Path)
-    parser.add_argument("--max-concurrent", type=int, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("CC_EXECUTOR_LOG_LEVEL", "INFO").upper(),
-        stream=sys.stderr,
-        format=f"%(asctime)s %(levelname)s list supervisor {os.getpid()} {args.list_id[:8]}: %(message)s",
-    )
-    secrets = json.loads(os.environ.pop(ENV_REQUEST_ENV, "{}") or "{}")
-    if sys.stdin.buffer.readline() != GO:
-        log.info("the front end did not record the list: nothing to do")
+    started = released(argv, module=MODULE, subject="list_id", kind="list")
+    if started is None:
         return 0
-    detach_stdin()
+    args, secrets = started
     return anyio.run(supervise_list, args.list_id, args.home, secrets, args.max_concurrent)
 
 

@@ -145,22 +145,37 @@ class EventLog:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cc_executor.engine.supervisor")
-    parser.add_argument("run_id")
+    started = released(argv, module="cc_executor.engine.supervisor", subject="run_id", kind="run")
+    if started is None:
+        return 0
+    args, secrets = started
+    return anyio.run(supervise, args.run_id, args.home, secrets, args.max_concurrent)
+
+
+def released(
+    argv: Sequence[str] | None, *, module: str, subject: str, kind: str
+) -> tuple[argparse.Namespace, dict[str, Any]] | None:
+    """A supervisor's start, shared by the run and the list supervisors: its arguments, logging to stderr (the
+    front end points it at a log file), the secrets it was handed in its environment (taken out at once), then the
+    front end's go (None: the front end did not record the ``kind``, so there is nothing to do) and stdin
+    detached from the front end."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}")
+    parser.add_argument(subject)
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--max-concurrent", type=int, default=None)
     args = parser.parse_args(argv)
+    label = "supervisor" if kind == "run" else f"{kind} supervisor"
     logging.basicConfig(
         level=os.environ.get("CC_EXECUTOR_LOG_LEVEL", "INFO").upper(),
         stream=sys.stderr,
-        format=f"%(asctime)s %(levelname)s supervisor {os.getpid()} {args.run_id[:8]}: %(message)s",
+        format=f"%(asctime)s %(levelname)s {label} {os.getpid()} {getattr(args, subject)[:8]}: %(message)s",
     )
     secrets = json.loads(os.environ.pop(ENV_REQUEST_ENV, "{}") or "{}")
     if sys.stdin.buffer.readline() != GO:
-        log.info("the front end did not record the run: nothing to do")
-        return 0
+        log.info("the front end did not record the %s: nothing to do", kind)
+        return None
     detach_stdin()
-    return anyio.run(supervise, args.run_id, args.home, secrets, args.max_concurrent)
+    return args, secrets
 
 
 def detach_stdin() -> None:

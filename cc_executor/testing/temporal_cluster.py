@@ -19,6 +19,8 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
+import anyio
+
 from cc_executor.backends.temporal.settings import TemporalSettings
 
 HEARTBEAT_TIMEOUT_S = 3.0
@@ -41,6 +43,16 @@ def run_processes(run_id: str) -> list[int]:
         if state != "Z" and any(m == run_id or m.startswith(run_id + ".a") for m in marks):
             found.append(int(entry.name))
     return found
+
+
+async def until_no_run_processes(run_id: str, timeout_s: float = 10.0) -> list[int]:
+    """Wait up to ``timeout_s`` for every process of the run to be gone; what is still there then."""
+    deadline = time.monotonic() + timeout_s
+    left = run_processes(run_id)
+    while left and time.monotonic() < deadline:
+        await anyio.sleep(0.1)
+        left = run_processes(run_id)
+    return left
 
 
 def temporal_binary() -> str:

@@ -13,6 +13,7 @@ import anyio
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
+from cc_executor.backends.list_outcomes import ListStatus, tallied
 from cc_executor.backends.protocol import ListMemberState, ListOutcome, ListRequest
 from cc_executor.backends.temporal.list_workflow import LIST_WORKFLOW, STATE_QUERY
 from cc_executor.models import ExecutionResult, RunRecord
@@ -145,23 +146,10 @@ def outcome_from_state(state: ListState, rows: dict[str, RunRecord]) -> ListOutc
     """The list's ``ListOutcome``: its members in list order, each finished one from this front end's row (brought up
     to date from Temporal; the workflow's copy of the result when there is no row)."""
     members = [_member(m, rows.get(m["run_id"])) for m in state.members]
-    results = [m.result for m in members if m.result is not None]
-    failed = sum(not r.ok for r in results)
     end = state.closed or datetime.now(UTC)
     status = state.status if state.ended and state.status in ("success", "failed", "cancelled") else "running"
-    return ListOutcome(
-        list_id=state.list_id,
-        mode=state.mode,
-        status=cast(Literal["running", "success", "failed", "cancelled"], status),
-        members=members,
-        succeeded=len(results) - failed,
-        failed=failed,
-        skipped=sum(m.state == "skipped" for m in members),
-        running=sum(m.state == "running" for m in members),
-        pending=sum(m.state == "pending" for m in members),
-        cost_usd=round(sum(r.cost_usd or 0.0 for r in results), 6),
-        elapsed_s=round(max(0.0, (end - state.started).total_seconds()), 3) if state.started else 0.0,
-    )
+    elapsed = max(0.0, (end - state.started).total_seconds()) if state.started else 0.0
+    return tallied(state.list_id, state.mode, cast(ListStatus, status), members, elapsed)
 
 
 def _member(member: dict[str, Any], row: RunRecord | None) -> ListMemberState:

@@ -46,7 +46,7 @@ async def run_remote(request: RunRequest, args: argparse.Namespace) -> tuple[Exe
 
                 await group.start(watch)
                 if request.config.permission_prompts == "ask" and sys.stdin.isatty() and sys.stderr.isatty():
-                    from cc_executor.cli.run import answer_on_terminal  # (run.py imports this module lazily too)
+                    from cc_executor.cli.terminal_approvals import answer_on_terminal
 
                     group.start_soon(answer_on_terminal, backend, run_id, display)
                 async for event in backend.events(run_id):

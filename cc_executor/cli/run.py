@@ -26,11 +26,10 @@ from cc_executor.cli.common import (
     out,
     write_json,
 )
+from cc_executor.cli.terminal_approvals import answer_on_terminal
 from cc_executor.errors import InvalidRequestError
 from cc_executor.models import (
     PERMISSION_MODES,
-    Approval,
-    ApprovalDecision,
     CCExecutorConfig,
     ExecutionResult,
     RunRequest,
@@ -38,7 +37,6 @@ from cc_executor.models import (
 
 if TYPE_CHECKING:
     from cc_executor.backends import LocalBackend
-    from cc_executor.backends.protocol import Backend
     from cc_executor.cli.live_display import ProgressDisplay
 
 _EPILOG = """\
@@ -377,48 +375,6 @@ async def _supervised(
             group.cancel_scope.cancel()  # stop the watcher only after the run's end has been recorded
     assert result is not None  # wait without a time limit returns the result
     return result
-
-
-async def answer_on_terminal(backend: Backend, run_id: str, display: ProgressDisplay) -> None:
-    """Ask mode on a terminal: the person running the command answers each question the run waits on, y / n /
-    always (for this run), through the backend like any other answerer (the first answer wins)."""
-    from cc_executor.errors import InvalidRequestError
-
-    asked: set[str] = set()
-    while True:
-        record = await backend.status(run_id)
-        if record.status.finished:
-            return
-        for approval in record.pending_approvals:
-            if approval.request_id in asked or approval.kind != "permission":
-                continue
-            asked.add(approval.request_id)
-            decision = await _prompt(approval, display)
-            try:
-                await backend.approve(run_id, approval.request_id, decision, decided_by="person")
-            except InvalidRequestError:  # answered elsewhere, or denied at its deadline, meanwhile
-                err("cc-executor: that question was already answered")
-        await anyio.sleep(0.2)
-
-
-async def _prompt(approval: Approval, display: ProgressDisplay) -> ApprovalDecision:
-    suspend, resume = getattr(display, "suspend", None), getattr(display, "resume", None)
-    if suspend is not None:
-        suspend()
-    try:
-        always = " / [a]lways for this run" if approval.can_allow_for_run else ""
-        reason = f"\n  reason: {approval.reason}" if approval.reason else ""
-        err(f"claude asks to use {approval.tool}: {approval.summary}{reason}")
-        sys.stderr.write(f"Allow? [y]es / [n]o{always}: ")
-        sys.stderr.flush()
-        await anyio.wait_readable(sys.stdin.fileno())  # cancellable: the run may end (or be answered) meanwhile
-        answer = sys.stdin.readline().strip().lower()
-    finally:
-        if resume is not None:
-            resume()
-    if answer in ("a", "always") and approval.can_allow_for_run:
-        return "allow_for_run"
-    return "allow" if answer in ("y", "yes", "a", "always") else "deny"
 
 
 async def _watch_signals(

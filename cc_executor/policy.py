@@ -102,14 +102,26 @@ class Policy:
         """The policy set in ``environ`` (default: this process's environment); a PolicyError names a bad value."""
         env = os.environ if environ is None else environ
         return cls(
-            permission_modes=_modes(env.get(ENV_ALLOWED_PERMISSION_MODES)),
+            permission_modes=_names(
+                env.get(ENV_ALLOWED_PERMISSION_MODES),
+                known=PERMISSION_MODES,
+                default=DEFAULT_PERMISSION_MODES,
+                name=ENV_ALLOWED_PERMISSION_MODES,
+                what="permission mode",
+            ),
             allowed_dirs=_dirs(env.get(ENV_ALLOWED_DIRS)),
             max_timeout_s=_number(env, ENV_MAX_TIMEOUT_S, upper=MAX_TIMEOUT_S),
             max_turns=_whole(env, ENV_MAX_TURNS),
             max_budget_usd=_number(env, ENV_MAX_BUDGET_USD),
             always_allowed_tools=_rules(env, ENV_ALWAYS_ALLOWED_TOOLS),
             always_disallowed_tools=_rules(env, ENV_ALWAYS_DISALLOWED_TOOLS),
-            setting_sources=_sources(env.get(ENV_ALLOWED_SETTING_SOURCES)),
+            setting_sources=_names(
+                env.get(ENV_ALLOWED_SETTING_SOURCES),
+                known=SETTING_SOURCES,
+                default=SETTING_SOURCES,
+                name=ENV_ALLOWED_SETTING_SOURCES,
+                what="setting source",
+            ),
             run_mcp_config_allowed=_flag(env, ENV_ALLOW_RUN_MCP_CONFIG),
             only_mcp_config=None if _flag(env, ENV_ALLOW_RUN_MCP_CONFIG) else _operator_mcp_config(env),
         )
@@ -222,18 +234,19 @@ def current_policy() -> Policy:
 # --- parsing ----------------------------------------------------------------------------------------------------
 
 
-def _modes(value: str | None) -> tuple[str, ...]:
+def _names(
+    value: str | None, *, known: tuple[str, ...], default: tuple[str, ...], name: str, what: str
+) -> tuple[str, ...]:
+    """A comma (or space) list of ``known`` names, deduplicated in order; ``default`` when unset or blank."""
     if value is None or not value.strip():
-        return DEFAULT_PERMISSION_MODES
-    modes = [part.strip() for part in value.replace(" ", ",").split(",") if part.strip()]
-    unknown = [mode for mode in modes if mode not in PERMISSION_MODES]
+        return default
+    names = [part.strip() for part in value.replace(" ", ",").split(",") if part.strip()]
+    unknown = [item for item in names if item not in known]
     if unknown:
         raise PolicyError(
-            f"{ENV_ALLOWED_PERMISSION_MODES}: unknown permission mode {unknown[0]!r}; "
-            f"expected a comma list of {', '.join(PERMISSION_MODES)}",
-            setting=ENV_ALLOWED_PERMISSION_MODES,
+            f"{name}: unknown {what} {unknown[0]!r}; expected a comma list of {', '.join(known)}", setting=name
         )
-    return tuple(dict.fromkeys(modes))
+    return tuple(dict.fromkeys(names))
 
 
 def _dirs(value: str | None) -> tuple[Path, ...] | None:
@@ -274,20 +287,6 @@ def _whole(env: Mapping[str, str], name: str) -> int | None:
     if not raw.isdigit() or int(raw) < 1:
         raise PolicyError(f"{name}: {raw!r} is not a whole number of at least 1", setting=name)
     return int(raw)
-
-
-def _sources(value: str | None) -> tuple[str, ...]:
-    if value is None or not value.strip():
-        return SETTING_SOURCES
-    sources = [part.strip() for part in value.replace(" ", ",").split(",") if part.strip()]
-    unknown = [source for source in sources if source not in SETTING_SOURCES]
-    if unknown:
-        raise PolicyError(
-            f"{ENV_ALLOWED_SETTING_SOURCES}: unknown setting source {unknown[0]!r}; expected a comma list of "
-            f"{', '.join(SETTING_SOURCES)}",
-            setting=ENV_ALLOWED_SETTING_SOURCES,
-        )
-    return tuple(dict.fromkeys(sources))
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

@@ -425,12 +425,16 @@ class RunStore:
 
     async def trim_events(self, run_id: str, *, keep: int) -> None:
         """Keep the latest ``keep`` progress events of a run (and its finished event): what is stored stays bounded."""
+        await self._trim("run_events", "run_id", run_id, keep)
+
+    async def _trim(self, table: str, key: str, value: str, keep: int) -> None:
+        """The latest ``keep`` progress events of one run or list in ``table`` (our constants, never input)."""
         sql = (
-            "DELETE FROM run_events WHERE run_id = ? AND kind = 'progress' AND seq <= "
-            "(SELECT MAX(seq) FROM run_events WHERE run_id = ?) - ?"
+            f"DELETE FROM {table} WHERE {key} = ? AND kind = 'progress' AND seq <= "
+            f"(SELECT MAX(seq) FROM {table} WHERE {key} = ?) - ?"
         )
         async with self._lock:
-            await self._write(sql, (run_id, run_id, keep))
+            await self._write(sql, (value, value, keep))
 
     async def queued_durable_before(self, run_id: str) -> list[tuple[str, int | None]]:
         """(run id, owner pid) of the durable runs still queued that were created before ``run_id``: the ones a
@@ -562,12 +566,7 @@ class RunStore:
         return [(int(row[0]), str(row[1]), str(row[2])) for row in rows]
 
     async def trim_list_events(self, list_id: str, *, keep: int) -> None:
-        sql = (
-            "DELETE FROM list_events WHERE list_id = ? AND kind = 'progress' AND seq <= "
-            "(SELECT MAX(seq) FROM list_events WHERE list_id = ?) - ?"
-        )
-        async with self._lock:
-            await self._write(sql, (list_id, list_id, keep))
+        await self._trim("list_events", "list_id", list_id, keep)
 
     # --- retention ----------------------------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ from .schemas import (
     TranscriptPageOutput,
 )
 from .settings import MAX_RETURN_AFTER_S, MAX_WAIT_S, ServerSettings
+from .startup import ToolSpec, build_tools, sdk_logging_setup
 from .state import AppState, Ctx, lifespan_for, peer_cancel_check
 
 SERVER_NAME = "cc-executor"
@@ -392,7 +393,7 @@ async def discard_run(run_id: RunId, ctx: Ctx) -> worktrees.DiscardOutput:
 
 # --- assembly ------------------------------------------------------------------------------------------------------
 
-TOOLS: list[tuple[Any, str, ToolAnnotations]] = [
+TOOLS: list[ToolSpec] = [
     (execute_task, "Run a task with Claude Code", _RUNNING),
     (execute_task_list, "Run a list of tasks with Claude Code", _RUNNING),
     (start_task, "Start a task in the background", _RUNNING),
@@ -410,19 +411,18 @@ TOOLS: list[tuple[Any, str, ToolAnnotations]] = [
 def create_server(settings: ServerSettings | None = None) -> MCPServer[AppState]:
     """A ready MCPServer; ``settings`` default to the environment (ServerSettings.from_env())."""
     settings = settings or ServerSettings.from_env()
-    server: MCPServer[AppState] = ToolErrorServer(
-        SERVER_NAME,
-        title="Claude Code executor",
-        version=version("cc-executor"),  # one source: pyproject.toml
-        instructions=INSTRUCTIONS.format(
-            return_after=f"{settings.return_after_s:g}", max_chars=settings.max_result_chars
-        ),
-        lifespan=lifespan_for(settings),
-        log_level="WARNING",
-    )
-    for fn, title, hints in TOOLS:
-        description = inspect.cleandoc(fn.__doc__ or "")
-        server.add_tool(fn, title=title, description=description, annotations=hints, structured_output=True)
+    with sdk_logging_setup():
+        server: MCPServer[AppState] = ToolErrorServer(
+            SERVER_NAME,
+            title="Claude Code executor",
+            version=version("cc-executor"),  # one source: pyproject.toml
+            instructions=INSTRUCTIONS.format(
+                return_after=f"{settings.return_after_s:g}", max_chars=settings.max_result_chars
+            ),
+            lifespan=lifespan_for(settings),
+            log_level="WARNING",
+            tools=build_tools(TOOLS),  # each tool structured (outputSchema), as add_tool(structured_output=True)
+        )
     register_resources(server)
     return server
 

@@ -1,0 +1,82 @@
+"""What the server's start costs, kept small: bench row 4a allows the initialize answer ≤ a bare import of the
+SDK + 100 ms, and most of the rest goes to building the tools' models and JSON schemas.
+
+Two costs are avoided here, both without changing anything a host sees (the same tools, schemas and logging):
+
+- ``build_tools``: the SDK derives a tool's outputSchema from its return annotation (~5 ms for RunResult, which six
+  tools return); each distinct return annotation is derived once and shared.
+- ``sdk_logging_setup``: ``MCPServer.__init__`` imports rich (~20 ms) to hand ``logging.basicConfig`` a
+  RichHandler, which basicConfig drops unused once the root logger has a handler (``__main__`` sets one up first).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel
+
+ToolSpec = tuple[Callable[..., Any], str, ToolAnnotations]  # the tool function, its title, its hints
+
+
+def build_tools(specs: Sequence[ToolSpec]) -> list[Tool]:
+    """The tools as ``MCPServer.add_tool(fn, structured_output=True)`` would build them, for ``MCPServer(tools=)``.
+
+    The first tool with a given return annotation gets its output model and schema derived by the SDK; a later tool
+    with the same annotation is built without structured output (which skips only that derivation) and then given
+    the first one's output_model, output_schema and wrap_output. FuncMetadata reads those fields live at each call,
+    so the tool validates, converts and publishes its result exactly as if the SDK had derived them again."""
+    derived: dict[Any, FuncMetadata] = {}
+    tools = []
+    for fn, title, hints in specs:
+        returns = inspect.signature(fn, eval_str=True).return_annotation
+        first = derived.get(returns)
+        shared = first is not None and _shareable(first)
+        tool = Tool.from_function(
+            fn,
+            title=title,
+            description=inspect.cleandoc(fn.__doc__ or ""),
+            annotations=hints,
+            structured_output=not shared,
+        )
+        if first is not None and shared:
+            meta = tool.fn_metadata
+            meta.output_model = first.output_model
+            meta.output_schema = copy.deepcopy(first.output_schema)  # each tool owns its published dict
+            meta.wrap_output = first.wrap_output
+        elif first is None:
+            derived[returns] = tool.fn_metadata
+        tools.append(tool)
+    return tools
+
+
+def _shareable(meta: FuncMetadata) -> bool:
+    """A model's own schema names no function; a wrapped result's ({"result": ...}) is titled after its tool."""
+    model = meta.output_model
+    is_model = isinstance(model, type) and issubclass(model, BaseModel)
+    return is_model and meta.output_schema is not None and not meta.wrap_output
+
+
+@contextmanager
+def sdk_logging_setup() -> Iterator[None]:
+    """Around ``MCPServer(...)``: when the root logger already has a handler, rich is made unimportable for the
+    moment, so the SDK's configure_logging takes its plain-handler branch, which basicConfig drops just the same.
+    Nothing changes when no handler is set up yet (the SDK's RichHandler is then installed as before) or when rich
+    is already loaded (its import then costs nothing)."""
+    if not logging.getLogger().handlers or "rich" in sys.modules:
+        yield
+        return
+    sys.modules["rich"] = None  # type: ignore[assignment]  # an import of rich.* now raises ImportError
+    try:
+        yield
+    finally:
+        if "rich" in sys.modules and sys.modules["rich"] is None:
+            del sys.modules["rich"]

@@ -12,18 +12,13 @@ import functools
 import inspect
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import MCPServer, Resolve
 from mcp.types import InputRequiredResult, ListRootsResult, ToolAnnotations
 from pydantic import Field
 
-from . import approval_tools
-from . import run_tools as runs
-from . import task_list_tools as lists
-from . import transcript_tools as transcripts
 from . import worktree_tools as worktrees
-from .approval_tools import HostPerson
 from .errors import ToolErrorServer
 from .progress_notifications import ProgressSink
 from .resources import register_resources
@@ -44,8 +39,19 @@ from .schemas import (
     TranscriptPageOutput,
 )
 from .settings import MAX_RETURN_AFTER_S, MAX_WAIT_S, ServerSettings
-from .startup import ToolSpec, build_tools, sdk_logging_setup
+from .startup import LazyModule, ToolSpec, build_tools, sdk_logging_setup
 from .state import AppState, Ctx, lifespan_for, peer_cancel_check
+
+if TYPE_CHECKING:
+    from . import approval_tools
+    from . import run_tools as runs
+    from . import task_list_tools as lists
+    from . import transcript_tools as transcripts
+else:  # only the tool bodies use these: they load with the first tool call, not before the initialize answer
+    approval_tools = LazyModule(".approval_tools", __package__)
+    runs = LazyModule(".run_tools", __package__)
+    lists = LazyModule(".task_list_tools", __package__)
+    transcripts = LazyModule(".transcript_tools", __package__)
 
 SERVER_NAME = "cc-executor"
 
@@ -176,7 +182,8 @@ async def execute_task(
     wait_s = state.settings.return_after_s if return_after_s is None else return_after_s
     with runs.tool_errors():
         submission = await runs.make_request(state, task, options, resume_run_id=resume_run_id, roots=root_paths(roots))
-        return await runs.execute(state, submission, _sink(ctx), wait_s, HostPerson(ctx), peer_cancel_check(ctx))
+        person = approval_tools.HostPerson(ctx)
+        return await runs.execute(state, submission, _sink(ctx), wait_s, person, peer_cancel_check(ctx))
 
 
 @with_run_options()
@@ -273,7 +280,7 @@ async def wait_run(
     state = _state(ctx)
     wait_s = state.settings.return_after_s if timeout_s is None else timeout_s
     sink = _sink(ctx)
-    person = HostPerson(ctx)
+    person = approval_tools.HostPerson(ctx)
     with runs.tool_errors():
         async with runs.cancelling_on_peer_cancel(state, run_id, peer_cancel_check(ctx)):
             list_id = await lists.find_list(state, run_id)

@@ -1,17 +1,19 @@
 """What the server's start costs, kept small: bench row 4a allows the initialize answer ≤ a bare import of the
 SDK + 100 ms, and most of the rest goes to building the tools' models and JSON schemas.
 
-Two costs are avoided here, both without changing anything a host sees (the same tools, schemas and logging):
+Three costs are avoided here, none changing anything a host sees (the same tools, schemas and logging):
 
 - ``build_tools``: the SDK derives a tool's outputSchema from its return annotation (~5 ms for RunResult, which six
   tools return); each distinct return annotation is derived once and shared.
 - ``sdk_logging_setup``: ``MCPServer.__init__`` imports rich (~20 ms) to hand ``logging.basicConfig`` a
   RichHandler, which basicConfig drops unused once the root logger has a handler (``__main__`` sets one up first).
+- ``LazyModule``: the modules only tool bodies use (run_tools, task_list_tools, ...) load with the first tool call.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
 import inspect
 import logging
 import sys
@@ -80,3 +82,16 @@ def sdk_logging_setup() -> Iterator[None]:
     finally:
         if "rich" in sys.modules and sys.modules["rich"] is None:
             del sys.modules["rich"]
+
+
+class LazyModule:
+    """``importlib.import_module(name, package)`` at the first attribute access: for modules only tool bodies use
+    (``if TYPE_CHECKING`` imports the real one for the type checker), so they load with the first tool call, not
+    before the initialize answer. tests/test_layering.py reads these calls like imports."""
+
+    def __init__(self, name: str, package: str | None = None) -> None:
+        self._name = name
+        self._package = package
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name, self._package), attr)

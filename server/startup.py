@@ -3,8 +3,9 @@ SDK + 100 ms, and most of the rest goes to building the tools' models and JSON s
 
 Three costs are avoided here, none changing anything a host sees (the same tools, schemas and logging):
 
-- ``build_tools``: the SDK derives a tool's outputSchema from its return annotation (~5 ms for RunResult, which six
-  tools return); each distinct return annotation is derived once and shared.
+- ``build_tools``: the SDK derives a tool's outputSchema from its return annotation (~5 ms for RunResult, which seven
+  tools return); each distinct return type is derived once and shared. And each tool's annotations are evaluated
+  once, not at each of the SDK's three reads.
 - ``sdk_logging_setup``: ``MCPServer.__init__`` imports rich (~20 ms) to hand ``logging.basicConfig`` a
   RichHandler, which basicConfig drops unused once the root logger has a handler (``__main__`` sets one up first).
 - ``LazyModule``: the modules only tool bodies use (run_tools, task_list_tools, ...) load with the first tool call.
@@ -17,13 +18,15 @@ import importlib
 import inspect
 import logging
 import sys
+import types
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, get_args
 
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
-from mcp.types import ToolAnnotations
+from mcp.types import InputRequiredResult, ToolAnnotations
 from pydantic import BaseModel
 
 ToolSpec = tuple[Callable[..., Any], str, ToolAnnotations]  # the tool function, its title, its hints
@@ -39,7 +42,10 @@ def build_tools(specs: Sequence[ToolSpec]) -> list[Tool]:
     derived: dict[Any, FuncMetadata] = {}
     tools = []
     for fn, title, hints in specs:
-        returns = inspect.signature(fn, eval_str=True).return_annotation
+        # The SDK reads a tool's annotations three times (context, resolvers, arguments) and each read evaluates
+        # the strings of ``from __future__ import annotations`` again; evaluated once here, they are objects.
+        fn.__annotations__ = typing.get_type_hints(fn, include_extras=True)
+        returns = _data_type(inspect.signature(fn).return_annotation)
         first = derived.get(returns)
         shared = first is not None and _shareable(first)
         tool = Tool.from_function(
@@ -58,6 +64,15 @@ def build_tools(specs: Sequence[ToolSpec]) -> list[Tool]:
             derived[returns] = tool.fn_metadata
         tools.append(tool)
     return tools
+
+
+def _data_type(annotation: Any) -> Any:
+    """The return annotation the SDK derives an outputSchema from: a union's InputRequiredResult arm (a request
+    for more input, not data) is left out, so ``RunResult | InputRequiredResult`` publishes RunResult's schema."""
+    if isinstance(annotation, types.UnionType):
+        data = tuple(arm for arm in get_args(annotation) if arm is not InputRequiredResult)
+        return data[0] if len(data) == 1 else annotation
+    return annotation
 
 
 def _shareable(meta: FuncMetadata) -> bool:

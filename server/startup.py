@@ -3,7 +3,7 @@ SDK + 100 ms, and most of the rest goes to building the tools' models and JSON s
 
 Three costs are avoided here, none changing anything a host sees (the same tools, schemas and logging):
 
-- ``build_tools``: the SDK derives a tool's outputSchema from its return annotation (~5 ms for RunResult, which seven
+- ``build_tools``: the SDK derives a tool's outputSchema from its return annotation (~5 ms for RunResult, which six
   tools return); each distinct return type is derived once and shared. And each tool's annotations are evaluated
   once, not at each of the SDK's three reads.
 - ``sdk_logging_setup``: ``MCPServer.__init__`` imports rich (~20 ms) to hand ``logging.basicConfig`` a

@@ -2,8 +2,8 @@
 
 ``create_server(settings)`` builds an MCPServer; the tools are thin wrappers over run_tools.py,
 task_list_tools.py and transcript_tools.py, which reach runs only through the backend seam. Importing this
-module loads no cc_executor code: the core comes in on the first tool call, so the initialize answer costs
-little more than importing the SDK.
+module loads none of the core (api, backends) and not the modules only tool bodies use: they come in on the first
+tool call, so the initialize answer costs little more than importing the SDK (server/startup.py, bench 4a).
 """
 
 from __future__ import annotations

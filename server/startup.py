@@ -13,9 +13,9 @@ Three costs are avoided here, none changing anything a host sees (the same tools
 
 from __future__ import annotations
 
-import copy
 import importlib
 import inspect
+import json
 import logging
 import sys
 import types
@@ -58,12 +58,18 @@ def build_tools(specs: Sequence[ToolSpec]) -> list[Tool]:
         if first is not None and shared:
             meta = tool.fn_metadata
             meta.output_model = first.output_model
-            meta.output_schema = copy.deepcopy(first.output_schema)  # each tool owns its published dict
+            meta.output_schema = _copy(first.output_schema)
             meta.wrap_output = first.wrap_output
         elif first is None:
             derived[returns] = tool.fn_metadata
         tools.append(tool)
     return tools
+
+
+def _copy(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Each tool owns the dict it publishes, as when the SDK derives each; a JSON schema is JSON, and a JSON round
+    trip copies it several times faster than copy.deepcopy."""
+    return None if schema is None else json.loads(json.dumps(schema))
 
 
 def _data_type(annotation: Any) -> Any:

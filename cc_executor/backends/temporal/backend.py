@@ -47,6 +47,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from cc_executor.backends.list_outcomes import outcome_from_rows
+from cc_executor.backends.pending_members import merge_ids
 from cc_executor.backends.protocol import (
     CancelReport,
     ListOutcome,
@@ -68,6 +69,8 @@ from cc_executor.backends.temporal.lists import (
     list_spec,
     list_state,
     outcome_from_state,
+    pending_members,
+    running_lists,
 )
 from cc_executor.backends.temporal.observation import Observation, events_from, observe
 from cc_executor.backends.temporal.questions import answer_of, parse_questions
@@ -272,8 +275,8 @@ class TemporalBackend:
         reaches it with its next heartbeat, and this returns once the workflow has ended. A list member its list has
         not started yet is skipped (the list goes on)."""
         pending = await self._pending_member(run_id)
-        if pending is not None:
-            skipped = await self._skip_pending(pending[0], run_id, reason)
+        if pending is not None and pending.list_id is not None:
+            skipped = await self._skip_pending(pending.list_id, run_id, reason)
             if skipped is not None:
                 return skipped
         record = await (await self.store()).get(run_id)
@@ -309,19 +312,17 @@ class TemporalBackend:
                 await anyio.sleep(self.poll_s)
         raise TimeoutError(f"the list workflow {list_id} did not take the cancel of its member {run_id}")
 
-    async def _pending_member(self, run_id: str) -> tuple[str, dict[str, Any]] | None:
-        """A list member its list workflow has not started (so it has no run workflow and no row here): its list
-        id and state. Members that have started get their row here on the way (``_list_snapshot``)."""
+    async def _pending_member(self, run_id: str) -> RunRecord | None:
+        """A list member its list workflow has not started (so it has no run workflow and no row here), as a
+        ``pending`` run. Members that have started get their row here on the way (``_list_snapshot``)."""
         store = await self.store()
         with contextlib.suppress(RunNotFoundError):
             await store.get(run_id)
             return None
         list_id = await self.list_of(run_id)
         snapshot = await self._list_snapshot(list_id) if list_id is not None else None
-        member = snapshot[0].member(run_id) if snapshot is not None else None
-        if list_id is None or member is None or member["state"] != "pending":
-            return None
-        return list_id, member
+        pending = pending_members(snapshot[0]) if snapshot is not None else []
+        return next((record for record in pending if record.run_id == run_id), None)
 
     async def _until_submitted(self, run_id: str, timeout_s: float) -> bool:
         """For a pending list member: until its list starts or skips it (False if the timeout came first)."""
@@ -337,10 +338,7 @@ class TemporalBackend:
     async def status(self, run_id: str) -> RunRecord:
         pending = await self._pending_member(run_id)
         if pending is not None:
-            list_id, member = pending
-            return RunRecord(
-                run_id=run_id, status=RunStatus.QUEUED, task=member["task"], cwd=member["cwd"], list_id=list_id
-            )
+            return pending
         record = await (await self.store()).get(run_id)
         if record.backend == BACKEND and (not record.status.finished or record.finished_at is None):
             return await self._sync(run_id)
@@ -423,11 +421,29 @@ class TemporalBackend:
         store = await self.store()
         for record in await store.unfinished_runs(backend=BACKEND):
             await self._sync_quietly(record.run_id)
-        return await matching_runs(store, query)
+        return await matching_runs(store, query, await self._pending_runs(query.list_id))
 
     async def find_ids(self, prefix: str, limit: int = 10) -> list[str]:
-        """Run ids in this front end's registry starting with ``prefix``."""
-        return await (await self.store()).find_ids(prefix, limit=limit)
+        """Run ids in this front end's registry starting with ``prefix``, and members of running lists that have
+        not started (no row yet)."""
+        found = await (await self.store()).find_ids(prefix, limit=limit)
+        return merge_ids(found, await self._pending_runs(None), prefix, limit)
+
+    async def _pending_runs(self, list_id: str | None) -> list[RunRecord]:
+        """Members their list workflows have not started, as ``pending`` runs: of ``list_id``, or of every running
+        list (those Temporal lists, and those seen here), whichever front end submitted it."""
+        if list_id is not None:
+            candidates = {list_id}
+        else:
+            candidates = set(self._list_ids)
+            with contextlib.suppress(RPCError):
+                candidates.update(await running_lists(await self.client()))
+        pending: list[RunRecord] = []
+        for key in sorted(candidates):
+            snapshot = await self._list_snapshot(key)
+            if snapshot is not None:
+                pending += pending_members(snapshot[0])
+        return pending
 
     async def transcript(self, run_id: str, query: TranscriptQuery) -> TranscriptChunk:
         record = await self.status(run_id)

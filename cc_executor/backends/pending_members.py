@@ -31,6 +31,7 @@ def pending_record(
         list_id=list_id,
         list_index=index,
         created_at=created_at,
+        attempts=0,
         last_progress=f"pending: task {index} of {total} of list {list_id}; it starts when the list gets to it",
     )
 

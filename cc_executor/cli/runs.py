@@ -169,6 +169,7 @@ _STATUS_STYLE = {
     "success": "green",
     "running": "cyan",
     "queued": "cyan",
+    "pending": "cyan",
     "cancelled": "yellow",
     "waiting_for_approval": "magenta",
 }
@@ -206,6 +207,7 @@ def _add_cancel(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         description="Cancel a queued or running run, even one started by another process (a `cc-executor run` "
         "elsewhere, the MCP server): the row is marked cancelled, then the run's process group gets SIGINT, "
         "SIGTERM, SIGKILL in turn until nothing carrying its marker (CC_EXECUTOR_RUN_ID=<id>) is left. "
+        "A pending task of a list (not started yet) is skipped: it never starts, the list goes on. "
         "Exits 1 if the run had already finished.",
     )
     parser.add_argument("run_id", metavar="RUN_ID", help="the run's id or a unique prefix of it")
@@ -233,6 +235,8 @@ def _cancel_report(outcome: CancelReport, *, json_output: bool) -> None:
     if json_output:
         payload = {"run_id": outcome.run_id, "status": outcome.status.value, "cancelled": outcome.cancelled}
         write_json({**payload, "signalled": outcome.signalled, "remaining_processes": outcome.remaining})
+    elif outcome.cancelled and outcome.status is RunStatus.SKIPPED:
+        err(f"skipped run {outcome.run_id}: a task its list had not started; it will not start (the list goes on)")
     elif outcome.cancelled:
         left = f"; {outcome.remaining} process(es) still alive" if outcome.remaining else ""
         err(f"cancelled run {outcome.run_id}: {outcome.signalled} process(es) stopped{left}")

@@ -28,7 +28,7 @@ from cc_executor.cli.common import (
     write_json,
 )
 from cc_executor.errors import InvalidRequestError, TranscriptNotFoundError
-from cc_executor.models import Approval, RunRecord
+from cc_executor.models import Approval, RunRecord, RunStatus
 
 if TYPE_CHECKING:
     from cc_executor.backends import LocalBackend, TranscriptChunk
@@ -120,6 +120,7 @@ def record_fields(record: RunRecord) -> list[tuple[str, str]]:
         ("status", record.status.value + (f" ({record.error_class})" if record.error_class else "")),
         ("task", record.task if len(record.task) <= 400 else record.task[:399] + "…"),
         ("cwd", record.cwd),
+        *list_fields(record),
         ("model", record.model or "(claude's default)"),
         ("permission mode", record.permission_mode or "-"),
         ("created", format_time(record.created_at)),
@@ -147,8 +148,17 @@ def record_fields(record: RunRecord) -> list[tuple[str, str]]:
         fields.append(("profile", profile_line(record.profile)))
     for approval in record.approvals:
         fields.append(("approval", approval_line(approval)))
-    fields.append(("transcript", record.transcript_path or "(not kept)"))
+    unstarted = "(none yet)" if record.status is RunStatus.PENDING else "(not kept)"
+    fields.append(("transcript", record.transcript_path or unstarted))
     return fields
+
+
+def list_fields(record: RunRecord) -> list[tuple[str, str]]:
+    """The task list a run belongs to, and its place there (a pending task has no more than that yet)."""
+    if record.list_id is None:
+        return []
+    place = f" (task {record.list_index})" if record.list_index is not None else ""
+    return [("list", record.list_id + place)]
 
 
 def worktree_fields(record: RunRecord) -> list[tuple[str, str]]:

@@ -288,6 +288,7 @@ async def test_a_pending_list_task_is_a_pending_run_of_its_list_until_cancelled_
     assert pending.cwd == str(workdir.resolve()) and pending.pid is None
     assert [r.run_id for r in listed] == [gamma, beta, alpha]  # newest first: later tasks as they will start
     assert [r.status for r in listed] == [RunStatus.PENDING, RunStatus.PENDING, RunStatus.RUNNING]
+    assert [r.list_index for r in listed] == [3, 2, 1]
     assert {r.run_id for r in by_status} == {beta, gamma} and [r.run_id for r in running] == [alpha]
     assert by_prefix == [gamma] and not_yet is None
     assert report.cancelled and report.status is RunStatus.SKIPPED

@@ -45,7 +45,7 @@ import anyio
 
 from cc_executor.backends.list_outcomes import outcome_of_recorded
 from cc_executor.backends.local import LocalBackend
-from cc_executor.backends.pending_members import pending_record, skipped_record
+from cc_executor.backends.pending_members import pending_record, placed, skipped_record
 from cc_executor.backends.protocol import CancelReport, ListOutcome, ListRequest, RunEvent, RunFilter
 from cc_executor.engine import process
 from cc_executor.engine.cancel import cancel_run
@@ -253,8 +253,8 @@ class DurableBackend(LocalBackend):
             record = await store.get(run_id)
         except RunNotFoundError:
             return await self._unstarted_record(run_id)
-        if record.list_id is not None and record.list_index is None:
-            record.list_index = await store.member_index(run_id)
+        if record.list_id is not None:
+            placed([record], await store.member_places([run_id]))
         if not record.status.finished:
             await self._ended(run_id)
             record = await store.get(run_id)
@@ -339,13 +339,17 @@ class DurableBackend(LocalBackend):
             await anyio.sleep(WAIT_POLL_S)
 
     async def list_runs(self, query: RunFilter) -> list[RunRecord]:
-        """As LocalBackend; runs whose supervisor died are recorded lost first, so they never show as running."""
+        """As LocalBackend; runs whose supervisor died are recorded lost first, so they never show as running. Members
+        of recorded lists carry their place (``list_index``)."""
         records = await super().list_runs(query)
         unfinished = (r for r in records if not r.status.finished and r.status is not RunStatus.PENDING)
         stale = [r.run_id for r in unfinished if not owner_alive(r)]
         for run_id in stale:
             await self._ended(run_id)
-        return await super().list_runs(query) if stale else records
+        if stale:
+            records = await super().list_runs(query)
+        members = [r.run_id for r in records if r.list_id is not None and r.list_index is None]
+        return placed(records, await (await self._registry()).member_places(members))
 
     # --- task lists: recorded, and driven by a list supervisor ----------------------------------------------------
 

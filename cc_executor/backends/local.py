@@ -20,7 +20,7 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectSendStream
 
 from cc_executor.backends.list_outcomes import outcome_from_rows, outcome_of
-from cc_executor.backends.pending_members import merge_ids, pending_record, skipped_record
+from cc_executor.backends.pending_members import merge_ids, pending_record, placed, skipped_record
 from cc_executor.backends.protocol import (
     CancelReport,
     ListOutcome,
@@ -423,6 +423,7 @@ class LocalBackend:
             if unstarted is None:
                 raise
             return unstarted
+        placed([record], self._places())
         live = self._live.get(run_id)
         if live is not None and live.latest is not None and not live.done.is_set():
             record.last_progress = live.latest.message
@@ -448,7 +449,7 @@ class LocalBackend:
     async def list_runs(self, query: RunFilter) -> list[RunRecord]:
         """Recorded runs and the pending tasks of this backend's lists, newest first."""
         pending = await self._pending_runs(query.list_id)
-        return await matching_runs(await self._registry(), query, pending)
+        return placed(await matching_runs(await self._registry(), query, pending), self._places())
 
     async def find_ids(self, prefix: str, limit: int = 10) -> list[str]:
         """Run ids starting with ``prefix`` (for front ends that accept a short id), pending list tasks included."""
@@ -460,6 +461,10 @@ class LocalBackend:
         lists = [live for key, live in self._lists.items() if list_id is None or key == list_id]
         records = (self._unstarted(m.run_id) for live in lists for m in live.core.members)
         return [r for r in records if r is not None and r.status is RunStatus.PENDING]
+
+    def _places(self) -> dict[str, int]:
+        """Each task's place in this backend's lists (run id -> 1-based index)."""
+        return {m.run_id: m.index for live in self._lists.values() for m in live.core.members}
 
     def _unstarted(self, run_id: str) -> RunRecord | None:
         """A task of a live list without a row: ``pending`` (not started, or being prepared a moment ago), or

@@ -9,14 +9,14 @@ state) and builds them here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cc_executor.backends.protocol import RunFilter
 from cc_executor.models import RunRecord, RunStatus
 
-__all__ = ["matching_pending", "merge_ids", "newest_first", "pending_record", "skipped_record"]
+__all__ = ["matching_pending", "merge_ids", "newest_first", "pending_record", "placed", "skipped_record"]
 
 
 def pending_record(
@@ -78,6 +78,14 @@ def newest_first(rows: Sequence[RunRecord], pending: Sequence[RunRecord], limit:
         reverse=True,
     )
     return [*later_first, *rows][:limit]
+
+
+def placed(records: list[RunRecord], places: Mapping[str, int]) -> list[RunRecord]:
+    """``records`` with ``list_index`` filled in for the list members ``places`` knows (run id -> place)."""
+    for record in records:
+        if record.list_index is None and record.run_id in places:
+            record.list_index = places[record.run_id]
+    return records
 
 
 def merge_ids(found: Sequence[str], pending: Iterable[RunRecord], prefix: str, limit: int) -> list[str]:

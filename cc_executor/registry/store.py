@@ -47,7 +47,7 @@ _SQL_ONLY_COLUMNS = ("input_tokens", "output_tokens")
 _UNFINISHED = (RunStatus.QUEUED.value, RunStatus.RUNNING.value, RunStatus.WAITING_FOR_APPROVAL.value)
 # What a cancel request wrote that the run's own result must not overwrite (finish_run's compare-and-set).
 _CANCEL_KEEPS = ("status", "error_class", "error", "finished_at")
-_DELETE_CHUNK = 400  # ids per DELETE: under SQLite's default limit of host parameters
+_DELETE_CHUNK = 400  # ids per DELETE (or IN list): under SQLite's default limit of host parameters
 LIST_RUNNING = "running"  # a durable list's status until its end is recorded (then success/failed/cancelled)
 
 
@@ -537,13 +537,18 @@ class RunStore:
             )
         return str(rows[0][0]) if rows else None
 
-    async def member_index(self, run_id: str) -> int | None:
-        """``run_id``'s 1-based place in its durable list, if it is a member of one."""
-        async with self._lock:
-            rows = list(
-                await self._db.execute_fetchall("SELECT idx FROM task_list_members WHERE run_id = ?", (run_id,))
-            )
-        return int(rows[0][0]) if rows else None
+    async def member_places(self, run_ids: Iterable[str]) -> dict[str, int]:
+        """The 1-based place of each of ``run_ids`` that is a member of a durable list."""
+        ids = list(run_ids)
+        places: dict[str, int] = {}
+        for start in range(0, len(ids), _DELETE_CHUNK):
+            chunk = ids[start : start + _DELETE_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            sql = f"SELECT run_id, idx FROM task_list_members WHERE run_id IN ({marks})"
+            async with self._lock:
+                rows = await self._db.execute_fetchall(sql, chunk)
+            places.update((str(r[0]), int(r[1])) for r in rows)
+        return places
 
     async def unstarted_members(
         self, *, run_id: str | None = None, list_id: str | None = None, running_lists_only: bool = False

@@ -47,7 +47,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from cc_executor.backends.list_outcomes import outcome_from_rows
-from cc_executor.backends.pending_members import merge_ids
+from cc_executor.backends.pending_members import merge_ids, placed
 from cc_executor.backends.protocol import (
     CancelReport,
     ListOutcome,
@@ -130,6 +130,7 @@ class TemporalBackend:
         self._lock = anyio.Lock()
         self._group: anyio.abc.TaskGroup | None = None
         self._lists: dict[str, str] = {}  # member run id -> list id, for the list workflows seen here
+        self._places: dict[str, int] = {}  # member run id -> its 1-based place in that list
         self._list_ids: set[str] = set()  # list workflows submitted or looked at here, unfinished: the sweep fills rows
         self._synced_attempts: dict[str, int] = {}
         self._follows: dict[str, _Follow] = {}
@@ -341,8 +342,8 @@ class TemporalBackend:
             return pending
         record = await (await self.store()).get(run_id)
         if record.backend == BACKEND and (not record.status.finished or record.finished_at is None):
-            return await self._sync(run_id)
-        return record
+            record = await self._sync(run_id)
+        return placed([record], self._places)[0]
 
     async def wait(self, run_id: str, timeout_s: float) -> ExecutionResult | None:
         started = anyio.current_time()
@@ -421,7 +422,8 @@ class TemporalBackend:
         store = await self.store()
         for record in await store.unfinished_runs(backend=BACKEND):
             await self._sync_quietly(record.run_id)
-        return await matching_runs(store, query, await self._pending_runs(query.list_id))
+        pending = await self._pending_runs(query.list_id)
+        return placed(await matching_runs(store, query, pending), self._places)
 
     async def find_ids(self, prefix: str, limit: int = 10) -> list[str]:
         """Run ids in this front end's registry starting with ``prefix``, and members of running lists that have
@@ -541,6 +543,7 @@ class TemporalBackend:
                 memo=list_memo(request),
             )
         self._lists.update((member.run_id, request.list_id) for member in request.requests)
+        self._places.update((member.run_id, i) for i, member in enumerate(request.requests, start=1))
         self._list_ids.add(request.list_id)
         return request.list_id
 
@@ -640,6 +643,7 @@ class TemporalBackend:
         for member in state.members:
             run_id = str(member["run_id"])
             self._lists[run_id] = state.list_id
+            self._places[run_id] = int(member["index"])
             record: RunRecord | None = None
             with contextlib.suppress(RunNotFoundError):
                 record = await store.get(run_id)

@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from cc_executor.backends.protocol import ListRequest, RunEvent
+from cc_executor.backends.protocol import ListRequest, RunEvent, RunFilter
 from cc_executor.backends.temporal.backend import TemporalBackend
 from cc_executor.errors import RunNotFoundError
 from cc_executor.models import CCExecutorConfig, ExecutionResult, RunRequest, RunStatus
@@ -106,7 +106,11 @@ async def test_a_list_outlives_its_sigkilled_front_end(
     assert await backend.list_of(last) == list_id
     early = await backend.list_outcome(list_id)
     assert early.status == "running" and [m.state for m in early.members][1:] == ["pending", "pending"]
-    assert (await backend.status(last)).status is RunStatus.QUEUED
+    pending = await backend.status(last)
+    assert (pending.status, pending.list_id, pending.list_index) == (RunStatus.PENDING, list_id, 3)
+    listed = await backend.list_runs(RunFilter(list_id=list_id))  # a front end that did not submit it lists it too
+    assert [r.run_id for r in listed[:2]] == [last, requests[1].run_id]
+    assert [r.status for r in listed[:2]] == [RunStatus.PENDING] * 2
     waited: list[ExecutionResult | None] = []
 
     async def wait_last() -> None:

@@ -27,7 +27,7 @@ from cc_executor.backends import (
     TranscriptQuery,
 )
 from cc_executor.backends.temporal.backend import TemporalBackend
-from cc_executor.errors import RunNotFoundError
+from cc_executor.errors import RunNotFoundError, TranscriptNotFoundError
 from cc_executor.models import CCExecutorConfig, RunStatus
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
@@ -279,6 +279,8 @@ async def test_a_pending_list_task_is_a_pending_run_of_its_list_until_cancelled_
         running = await backend.list_runs(RunFilter(status=RunStatus.RUNNING, list_id=list_id))
         by_prefix = await backend.find_ids(gamma[:8])
         not_yet = await backend.wait(gamma, 0.2)
+        with pytest.raises(TranscriptNotFoundError, match="has not started yet"):
+            await backend.transcript(gamma, TranscriptQuery())
         report = await backend.cancel(beta, "cancelled: not needed")
         skipped = await backend.wait(beta, 10)
         outcome = await backend.list_outcome(list_id, timeout_s=60)

@@ -20,7 +20,13 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectSendStream
 
 from cc_executor.backends.list_outcomes import outcome_from_rows, outcome_of
-from cc_executor.backends.pending_members import merge_ids, pending_record, placed, skipped_record
+from cc_executor.backends.pending_members import (
+    merge_ids,
+    pending_record,
+    placed,
+    skipped_record,
+    unstarted_transcript,
+)
 from cc_executor.backends.protocol import (
     CancelReport,
     ListOutcome,
@@ -488,6 +494,9 @@ class LocalBackend:
 
     async def transcript(self, run_id: str, query: TranscriptQuery) -> TranscriptChunk:
         record = await self.status(run_id)
+        unstarted = unstarted_transcript(record)
+        if unstarted is not None:
+            raise unstarted
         if not record.transcript_path:
             raise TranscriptNotFoundError(f"run {run_id} kept no transcript (save_transcript was off)")
         return read_chunk(Path(record.transcript_path), run_id, query, finished=record.status.finished)

@@ -14,9 +14,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cc_executor.backends.protocol import RunFilter
+from cc_executor.errors import TranscriptNotFoundError
 from cc_executor.models import RunRecord, RunStatus
 
-__all__ = ["matching_pending", "merge_ids", "newest_first", "pending_record", "placed", "skipped_record"]
+__all__ = [
+    "matching_pending",
+    "merge_ids",
+    "newest_first",
+    "pending_record",
+    "placed",
+    "skipped_record",
+    "unstarted_transcript",
+]
 
 
 def pending_record(
@@ -51,6 +60,16 @@ def skipped_record(
         created_at=created_at,
         error=reason,
     )
+
+
+def unstarted_transcript(record: RunRecord) -> TranscriptNotFoundError | None:
+    """Why a list's task that has not started (or never will: skipped) has no transcript; None for other runs."""
+    if record.status is RunStatus.PENDING:
+        where = f"task {record.list_index} of list {record.list_id}"
+        return TranscriptNotFoundError(f"run {record.run_id} has not started yet ({where}): no transcript yet")
+    if record.status is RunStatus.SKIPPED and not record.transcript_path:
+        return TranscriptNotFoundError(f"run {record.run_id} never started ({record.error or 'skipped'})")
+    return None
 
 
 def matching_pending(pending: Iterable[RunRecord], query: RunFilter) -> list[RunRecord]:

@@ -47,7 +47,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from cc_executor.backends.list_outcomes import outcome_from_rows
-from cc_executor.backends.pending_members import merge_ids, placed
+from cc_executor.backends.pending_members import merge_ids, placed, unstarted_transcript
 from cc_executor.backends.protocol import (
     CancelReport,
     ListOutcome,
@@ -449,6 +449,9 @@ class TemporalBackend:
 
     async def transcript(self, run_id: str, query: TranscriptQuery) -> TranscriptChunk:
         record = await self.status(run_id)
+        unstarted = unstarted_transcript(record)
+        if unstarted is not None:
+            raise unstarted
         if record.transcript_path and await anyio.Path(record.transcript_path).is_file():
             return read_chunk(Path(record.transcript_path), run_id, query, finished=record.status.finished)
         observation = await self._observe(run_id)

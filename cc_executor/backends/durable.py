@@ -342,8 +342,9 @@ class DurableBackend(LocalBackend):
         """As LocalBackend; runs whose supervisor died are recorded lost first, so they never show as running. Members
         of recorded lists carry their place (``list_index``)."""
         records = await super().list_runs(query)
-        unfinished = (r for r in records if not r.status.finished and r.status is not RunStatus.PENDING)
-        stale = [r.run_id for r in unfinished if not owner_alive(r)]
+        # Pending list tasks have no owner yet; a remote backend's runs (Temporal) are owned by no process here.
+        local = (r for r in records if r.status is not RunStatus.PENDING and r.backend is None)
+        stale = [r.run_id for r in local if not r.status.finished and not owner_alive(r)]
         for run_id in stale:
             await self._ended(run_id)
         if stale:
@@ -526,6 +527,8 @@ class DurableBackend(LocalBackend):
         if durable and await store.has_finished_event(run_id):
             return await store.get(run_id)  # read after the event: the row is final by then
         record = await store.get(run_id)
+        if record.backend is not None:  # a remote backend's run (Temporal): no process here owns it, Temporal does
+            return record if record.status.finished else None
         if record.status.finished and not durable:
             return record
         if owner_alive(record):

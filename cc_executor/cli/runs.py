@@ -26,6 +26,7 @@ from cc_executor.cli.common import (
     positive_int,
     record_json,
     registry_backend,
+    remote_backend,
     resolve_run,
     run_duration,
     seam_query,
@@ -33,7 +34,7 @@ from cc_executor.cli.common import (
     short_id,
     write_json,
 )
-from cc_executor.errors import InvalidRequestError
+from cc_executor.errors import InvalidRequestError, RunNotFoundError
 from cc_executor.models import RunRecord, RunStatus
 from cc_executor.text import one_line
 from cc_executor.timeparse import GRAMMAR, parse_since
@@ -120,12 +121,18 @@ def _filtered(args: argparse.Namespace) -> bool:
 
 async def _list_runs(args: argparse.Namespace, cwd: str | None) -> list[RunRecord]:
     from cc_executor.backends import RunFilter
+    from cc_executor.backends.pending_members import newest_first
 
     since = parse_since(args.since, field="--since") if args.since else None
     status = RunStatus(args.status) if args.status else None
     query = seam_query(RunFilter, status=status, cwd=cwd, since=since, list_id=args.list_id, limit=args.limit)
     async with registry_backend() as backend:
-        return await backend.list_runs(query)
+        records = await backend.list_runs(query)
+    async with remote_backend() as remote:  # Temporal: the tasks its lists have not started have no row here
+        if remote is None:
+            return records
+        pending = [r for r in await remote.list_runs(query) if r.status is RunStatus.PENDING]
+    return newest_first(records, pending, query.limit)
 
 
 def columns(records: list[RunRecord]) -> tuple[str, ...]:
@@ -223,10 +230,17 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 async def _cancel_run(args: argparse.Namespace) -> int:
+    reason = f"cancelled by `cc-executor cancel` (pid {os.getpid()}); process tree killed"
     async with registry_backend(kill_grace_s=max(args.grace, 0.1)) as backend:
-        record = await resolve_run(backend, args.run_id)
-        reason = f"cancelled by `cc-executor cancel` (pid {os.getpid()}); process tree killed"
-        outcome = await backend.cancel(record.run_id, reason)
+        try:
+            record = await resolve_run(backend, args.run_id)
+            outcome = await backend.cancel(record.run_id, reason)
+        except RunNotFoundError:
+            async with remote_backend() as remote:  # Temporal: a task its list has not started is skipped there
+                if remote is None:
+                    raise
+                record = await resolve_run(remote, args.run_id)
+                outcome = await remote.cancel(record.run_id, reason)
     _cancel_report(outcome, json_output=args.json)
     return EXIT_OK if outcome.cancelled else EXIT_FAILED
 

@@ -26,7 +26,7 @@ from cc_executor.testing.fake_api import FakeAnthropic, Scenario, Text, ToolUse
 from cc_executor.testing.git_repos import branches, git, make_repo, show, status
 from cc_executor.worktrees import discard_run, merge_run, run_diff
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("worktree_engine")]
 
 
 def writes(*files: tuple[str, str]) -> Scenario:

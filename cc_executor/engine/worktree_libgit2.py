@@ -37,12 +37,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENGINE_SETTING",
+    "GIT_PATH_CASES",
     "Changes",
     "PlanFacts",
     "Saved",
     "available",
     "changes",
     "create",
+    "describe",
     "plan_facts",
     "remove",
     "save",
@@ -80,6 +82,18 @@ def available() -> bool:
             "libgit2 where it gives git's result) or 'cli' (the git command for every step)"
         )
     return setting == "auto" and _pygit2() is not None
+
+
+GIT_PATH_CASES = (
+    "repositories with a filter driver (git-lfs), a post-checkout hook, sparse checkout, submodules or "
+    "working-tree-encoding take the git CLI"
+)
+
+
+def describe() -> str:
+    """``pygit2 1.21.0, libgit2 1.9.7``"""
+    git2 = _pygit2()
+    return f"pygit2 {git2.__version__}, libgit2 {git2.LIBGIT2_VERSION}" if git2 is not None else "pygit2 not installed"
 
 
 @dataclass(frozen=True, slots=True)

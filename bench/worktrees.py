@@ -28,6 +28,7 @@ import os
 import resource
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -161,6 +162,24 @@ def git_cli_only() -> Iterator[None]:
             os.environ.pop(ENGINE_SETTING, None)
         else:
             os.environ[ENGINE_SETTING] = before
+
+
+IMPORT_PROBE = (
+    "import time, cc_executor.engine.runner, cc_executor.engine.supervisor\n"
+    "started = time.perf_counter()\n"
+    "import pygit2\n"
+    "print(time.perf_counter() - started)\n"
+)
+
+
+def pygit2_import_s(n: int) -> float:
+    """Seconds to import pygit2 in a fresh process that already imported the engine: what the first isolated run
+    of a process (every durable run's supervisor) adds to the in-process path."""
+    samples = []
+    for _ in range(n):
+        done = subprocess.run([sys.executable, "-c", IMPORT_PROBE], capture_output=True, text=True, check=True)
+        samples.append(float(done.stdout))
+    return median(samples)
 
 
 async def cycles(repo: Path, root: Path, n: int) -> dict[str, float]:
@@ -344,6 +363,16 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
             f"median of {n}, interleaved with 7a: 13 git processes per run",
         ),
     ]
+    if available():
+        section.rows.append(
+            Row(
+                "7i. importing pygit2, once per process (a durable run's supervisor is a new process)",
+                f"{ms(pygit2_import_s(n))}",
+                "info",
+                None,
+                f"median of {n} fresh interpreters that had imported the engine already",
+            )
+        )
     columns = [("this repository", small_cost), ("same, git CLI", git_cost)]
     if fast_cost is not None:
         columns.append(("same, root on tmpfs", fast_cost))

@@ -54,7 +54,7 @@ TMPFS = Path("/dev/shm")
 def clone_of_this_repository(target: Path, *, repack: bool) -> Path:
     from common import REPO
 
-    subprocess.run(["git", "clone", "-q", "--local", str(REPO), str(target)], check=True, timeout=120)
+    subprocess.run(["git", "clone", "-q", "--local", "--no-hardlinks", str(REPO), str(target)], check=True, timeout=120)
     if repack:
         git(target, "repack", "-a", "-d", "-q")
         git(target, "prune-packed")

@@ -69,6 +69,9 @@ def _pygit2() -> Any:
         import pygit2
     except ImportError:
         return None
+    # git checks an object's hash only in fsck and on transfer; libgit2 re-hashes every object it reads by default,
+    # a quarter of a checkout's CPU. The objects here come from the user's own repository, which git trusts too.
+    pygit2.settings.enable_strict_hash_verification(False)
     return pygit2
 
 

@@ -95,6 +95,66 @@ def filesystem_of(path: Path) -> str:
     return found
 
 
+FREED_INODE_WINDOW_S = 35.0
+"""On an ext4 without a journal, creating a file skips every inode freed in the last 30 s (35 while its inode
+block is dirty: ``recently_deleted`` in the kernel's fs/ext4/ialloc.c), one buffer lookup each: a disk that has
+just deleted thousands of files creates new ones several times slower. A journaled ext4 (every installer's
+default) does not check."""
+
+
+def has_journal(path: Path) -> bool:
+    """False for an ext4 mounted without a journal (``/sys/fs/ext4/<device>/journal_task`` reads ``<none>``);
+    True for anything else."""
+    kind, _, device = filesystem_of(path).partition(" (")
+    if kind != "ext4":
+        return True
+    task = Path("/sys/fs/ext4") / Path(device.rstrip(")")).name / "journal_task"
+    try:
+        return task.read_text().strip() != "<none>"
+    except OSError:
+        return True
+
+
+def described(path: Path) -> str:
+    """``ext4 (/dev/vda), no journal``: the filesystem that holds ``path``."""
+    return filesystem_of(path) + ("" if has_journal(path) else ", no journal")
+
+
+def mount_journaled_ext4(workspace: Path) -> Path | str:
+    """A journaled ext4 made for the purpose (an image in the workspace, loop-mounted): its mount point, or why
+    there is none (it needs root, mkfs.ext4 and a loop device)."""
+    if os.geteuid() != 0 or shutil.which("mkfs.ext4") is None or shutil.which("mount") is None:
+        return "not measured: mounting a loop ext4 needs root and mkfs.ext4"
+    image, mount = workspace / "journaled.ext4", _made(workspace / "journaled")
+    with open(image, "wb") as sparse:
+        sparse.truncate(1 << 30)
+    try:
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True, timeout=120)
+        subprocess.run(["mount", "-o", "loop", str(image), str(mount)], check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"not measured: could not mount a loop ext4 ({exc})"
+    return mount
+
+
+def unmount(mount: Path) -> None:
+    subprocess.run(["umount", str(mount)], check=False, capture_output=True, timeout=60)
+
+
+async def on_journaled_ext4(workspace: Path, n: int) -> dict[str, float] | str:
+    """7a's cycles on a journaled ext4: the same disk, kernel and code, only the filesystem's journal differs."""
+    mount = mount_journaled_ext4(workspace)
+    if isinstance(mount, str):
+        return mount
+    try:
+        repo = clone_of_this_repository(mount / "this-repo", repack=True)
+        root = _made(mount / "worktrees")
+        os.sync()
+        await one_cycle(repo, root)
+        return await cycles(repo, root, n)
+    finally:
+        unmount(mount)
+
+
 def empty_files_floor(paths: list[str], root: Path) -> tuple[float, float]:
     """Seconds to create ``paths`` as empty files (with their directories) under a fresh directory in ``root``'s
     filesystem, and to delete them again: what the checkout and the removal cost before git does anything."""
@@ -226,7 +286,7 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
     tracked = git(small, "ls-files").splitlines()
     os.sync()  # the clones' writeback is not charged to the first cycles
     root = _made(workspace / "worktrees")
-    disk = filesystem_of(root)
+    disk = described(root)
     tmp_floor: list[tuple[float, float]] = []
 
     default: list[dict[str, float]] = []
@@ -251,13 +311,17 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
         trivial_cpu: list[float] = []
         plain_small: list[float] = []
         isolated_small: list[float] = []
-        # Interleaved, so the baseline and every variant see the same load on this shared machine.
-        for i in range(n):
+        if not has_journal(root):
+            await anyio.sleep(FREED_INODE_WINDOW_S)
+        # The target row: trivial runs and worktree cycles interleaved (the same load on this shared machine, and
+        # the file churn of back-to-back isolated runs), before the other variants add churn of their own.
+        for _ in range(n):
             started, cpu = time.perf_counter(), cpu_seconds(own=True)
             await cc_execute("trivial", config=config, cwd=plain_dir)
             trivial.append(time.perf_counter() - started)
             trivial_cpu.append(cpu_seconds(own=True) - cpu)
             default.append(await one_cycle(small, root))
+        for i in range(n):
             with git_cli_only():
                 through_git.append(await one_cycle(small, root))
             floor.append(empty_files_floor(tracked, root))
@@ -276,6 +340,7 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
     large = large_repository(workspace / "large")
     os.sync()
     large_cost = await cycles(large, root, max(3, n // 2))
+    journaled = await on_journaled_ext4(workspace, n)
 
     small_cost = _median_phases(default)
     git_cost = _median_phases(through_git)
@@ -373,7 +438,22 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
                 f"median of {n} fresh interpreters that had imported the engine already",
             )
         )
+    if isinstance(journaled, str):
+        section.rows.append(Row("7j. 7a on a journaled ext4", journaled, "info", None, ""))
+    else:
+        section.rows.append(
+            Row(
+                "7j. 7a on a journaled ext4 (a loop-mounted image on the same disk)",
+                f"{ms(journaled['total'])} = {journaled['total'] / baseline * 100:.1f} % of a trivial run "
+                f"(CPU {ms(journaled['cpu'])} = {journaled['cpu'] / baseline_cpu * 100:.1f} %)",
+                "info",
+                None,
+                f"median of {n}: the same steps, disk and kernel as 7a; ext4 as installers make it (with a journal)",
+            )
+        )
     columns = [("this repository", small_cost), ("same, git CLI", git_cost)]
+    if not isinstance(journaled, str):
+        columns.append(("journaled ext4", journaled))
     if fast_cost is not None:
         columns.append(("same, root on tmpfs", fast_cost))
     columns += [("loose-object clone", loose_cost), (f"{LARGE_FILES:,} files", large_cost)]
@@ -400,6 +480,7 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
         "",
         *_reading(
             small_cost,
+            journaled,
             git_cost,
             fast_cost,
             (floor_s, tmp_floor_s),
@@ -414,6 +495,7 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
 
 def _reading(
     small: dict[str, float],
+    journaled: dict[str, float] | str,
     through_git: dict[str, float],
     fast: dict[str, float] | None,
     floors: tuple[float, float],
@@ -430,6 +512,7 @@ def _reading(
         f"floor: creating and deleting {files} empty files beside the worktrees ({disk}), before git reads or writes "
         f"a byte (under /tmp, where earlier versions of this benchmark worked, the same floor was {ms(tmp_floor_s)}: "
         "on this VM creating a file costs tenfold more or less by directory and moment). "
+        f"{_journal_reading(disk, journaled, baseline)}"
         f"The same steps through the git CLI cost {ms(through_git['total'])} "
         f"({through_git['total'] / baseline * 100:.0f} %, CPU {ms(through_git['cpu'])} against {ms(small['cpu'])}): "
         "13 git process starts, most of the CPU, and git's re-reading of racily-clean files. "
@@ -449,3 +532,20 @@ def _reading(
         "check above) and removing them."
     )
     return [text]
+
+
+def _journal_reading(disk: str, journaled: dict[str, float] | str, baseline: float) -> str:
+    if "no journal" not in disk:
+        return ""
+    text = (
+        "This disk's ext4 has no journal: there every file created skips each inode freed in the last 30 s (one "
+        "buffer lookup each, kernel CPU), so creating the checkout slows with every deletion before it, the "
+        "trivial runs' and the worktrees' own (the target cycles run first, after a 35 s pause, so the other "
+        "variants' deletions are not charged to them). "
+    )
+    if isinstance(journaled, str):
+        return text
+    return text + (
+        f"On a journaled ext4 (what installers make) on the same disk, 7j, the same steps cost "
+        f"{ms(journaled['total'])} = {journaled['total'] / baseline * 100:.1f} % of a trivial run. "
+    )

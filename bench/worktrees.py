@@ -1,17 +1,17 @@
-"""Benchmark 6: what worktree isolation costs per run, against a trivial run.
+"""Benchmark 7: what worktree isolation costs per run, against a trivial run.
 
-Per run, isolation adds: validating the request (a rev-parse that also says whether the branch exists, beside a
-status; check-ref-format too for a named branch; ``git --version`` once per process), ``git worktree add`` (itself
-``git branch``, ``symbolic-ref`` and ``reset --hard``: the checkout of the whole tree), the ``.worktreeinclude``
-check, and at the end ``git add -A`` and one commit, then the base..head log and diff beside the branch's
-rev-parse, an ``ls-files --stage`` (no gitlink: the tree is proven clean) and ``git worktree remove`` (``--force``
-once proven, so git does not re-run ``status``). Those steps are timed directly through the engine (the same code
-the runner calls), each run writing one small file so the commit path is exercised, and lasting ``RUN_S`` (not
-timed) as a real run does:
+Per run, isolation adds: validating the request (the repository, the base commit, the branch, uncommitted changes),
+creating the branch and the worktree (the checkout of the whole tree), the ``.worktreeinclude`` check, and at the
+end adding everything and one commit, then the base..head commits and diff beside the directory's removal. With
+pygit2 installed (the ``[worktrees]`` extra) a plain repository does all of it in-process through libgit2; the git
+CLI path (13 git processes) is measured beside it, interleaved: every repository libgit2 would check out
+differently (a filter driver, a post-checkout hook, submodules) takes it. Those steps are timed directly through
+the engine (the same code the runner calls), each run writing one small file so the commit path is exercised, and
+lasting ``RUN_S`` (not timed) as a real run does:
 
 * on a repacked clone of this repository (the usual state of a user's repository) in the default worktree root
   (``<state dir>/worktrees``): the target row;
-* the same with the worktree root on tmpfs (``/dev/shm``): git's cost and ours without this machine's slow disk;
+* the same with the worktree root on tmpfs (``/dev/shm``): the cost without this machine's slow disk;
 * on the clone as ``git clone --local`` leaves it (every object loose: each blob read is its own open);
 * on a generated, repacked 10,000-file repository.
 
@@ -23,12 +23,15 @@ default root's filesystem: no git step removes it. The baseline is the median wa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -36,6 +39,7 @@ from common import CLAUDE, MODEL, Options, Row, Section, median, ms
 
 from cc_executor import CCExecutorConfig, cc_execute
 from cc_executor.engine.worktree import RunWorktree, plan_worktree
+from cc_executor.engine.worktree_libgit2 import ENGINE_SETTING, available
 from cc_executor.models import RunRequest
 from cc_executor.testing import scenarios
 from cc_executor.testing.env import offline_env
@@ -50,7 +54,7 @@ TMPFS = Path("/dev/shm")
 def clone_of_this_repository(target: Path, *, repack: bool) -> Path:
     from common import REPO
 
-    subprocess.run(["git", "clone", "-q", "--local", str(REPO), str(target)], check=True, timeout=120)
+    subprocess.run(["git", "clone", "-q", "--local", "--no-hardlinks", str(REPO), str(target)], check=True, timeout=120)
     if repack:
         git(target, "repack", "-a", "-d", "-q")
         git(target, "prune-packed")
@@ -89,6 +93,66 @@ def filesystem_of(path: Path) -> str:
         if (resolved == point or resolved.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
             best, found = point, f"{kind} ({device})"
     return found
+
+
+FREED_INODE_WINDOW_S = 35.0
+"""On an ext4 without a journal, creating a file skips every inode freed in the last 30 s (35 while its inode
+block is dirty: ``recently_deleted`` in the kernel's fs/ext4/ialloc.c), one buffer lookup each: a disk that has
+just deleted thousands of files creates new ones several times slower. A journaled ext4 (every installer's
+default) does not check."""
+
+
+def has_journal(path: Path) -> bool:
+    """False for an ext4 mounted without a journal (``/sys/fs/ext4/<device>/journal_task`` reads ``<none>``);
+    True for anything else."""
+    kind, _, device = filesystem_of(path).partition(" (")
+    if kind != "ext4":
+        return True
+    task = Path("/sys/fs/ext4") / Path(device.rstrip(")")).name / "journal_task"
+    try:
+        return task.read_text().strip() != "<none>"
+    except OSError:
+        return True
+
+
+def described(path: Path) -> str:
+    """``ext4 (/dev/vda), no journal``: the filesystem that holds ``path``."""
+    return filesystem_of(path) + ("" if has_journal(path) else ", no journal")
+
+
+def mount_journaled_ext4(workspace: Path) -> Path | str:
+    """A journaled ext4 made for the purpose (an image in the workspace, loop-mounted): its mount point, or why
+    there is none (it needs root, mkfs.ext4 and a loop device)."""
+    if os.geteuid() != 0 or shutil.which("mkfs.ext4") is None or shutil.which("mount") is None:
+        return "not measured: mounting a loop ext4 needs root and mkfs.ext4"
+    image, mount = workspace / "journaled.ext4", _made(workspace / "journaled")
+    with open(image, "wb") as sparse:
+        sparse.truncate(1 << 30)
+    try:
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True, timeout=120)
+        subprocess.run(["mount", "-o", "loop", str(image), str(mount)], check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"not measured: could not mount a loop ext4 ({exc})"
+    return mount
+
+
+def unmount(mount: Path) -> None:
+    subprocess.run(["umount", str(mount)], check=False, capture_output=True, timeout=60)
+
+
+async def on_journaled_ext4(workspace: Path, n: int) -> dict[str, float] | str:
+    """7a's cycles on a journaled ext4: the same disk, kernel and code, only the filesystem's journal differs."""
+    mount = mount_journaled_ext4(workspace)
+    if isinstance(mount, str):
+        return mount
+    try:
+        repo = clone_of_this_repository(mount / "this-repo", repack=True)
+        root = _made(mount / "worktrees")
+        os.sync()
+        await one_cycle(repo, root)
+        return await cycles(repo, root, n)
+    finally:
+        unmount(mount)
 
 
 def empty_files_floor(paths: list[str], root: Path) -> tuple[float, float]:
@@ -145,6 +209,39 @@ async def one_cycle(repo: Path, root: Path) -> dict[str, float]:
     return {"plan": t1 - t0, "create": t2 - t1, "finish": t4 - t3, "total": total, "cpu": spent}
 
 
+@contextlib.contextmanager
+def git_cli_only() -> Iterator[None]:
+    """Every worktree step through the git CLI (CC_EXECUTOR_WORKTREE_GIT=cli), as a repository with a filter
+    driver, a post-checkout hook or submodules gets it, and as every repository does without the extra."""
+    before = os.environ.get(ENGINE_SETTING)
+    os.environ[ENGINE_SETTING] = "cli"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ENGINE_SETTING, None)
+        else:
+            os.environ[ENGINE_SETTING] = before
+
+
+IMPORT_PROBE = (
+    "import time, cc_executor.engine.runner, cc_executor.engine.supervisor\n"
+    "started = time.perf_counter()\n"
+    "import pygit2\n"
+    "print(time.perf_counter() - started)\n"
+)
+
+
+def pygit2_import_s(n: int) -> float:
+    """Seconds to import pygit2 in a fresh process that already imported the engine: what the first isolated run
+    of a process (every durable run's supervisor) adds to the in-process path."""
+    samples = []
+    for _ in range(n):
+        done = subprocess.run([sys.executable, "-c", IMPORT_PROBE], capture_output=True, text=True, check=True)
+        samples.append(float(done.stdout))
+    return median(samples)
+
+
 async def cycles(repo: Path, root: Path, n: int) -> dict[str, float]:
     samples = [await one_cycle(repo, root) for _ in range(n)]
     return {phase: median([s[phase] for s in samples]) for phase in samples[0]}
@@ -189,10 +286,11 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
     tracked = git(small, "ls-files").splitlines()
     os.sync()  # the clones' writeback is not charged to the first cycles
     root = _made(workspace / "worktrees")
-    disk = filesystem_of(root)
+    disk = described(root)
     tmp_floor: list[tuple[float, float]] = []
 
     default: list[dict[str, float]] = []
+    through_git: list[dict[str, float]] = []
     fast: list[dict[str, float]] = []
     loose_samples: list[dict[str, float]] = []
     floor: list[tuple[float, float]] = []
@@ -213,13 +311,19 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
         trivial_cpu: list[float] = []
         plain_small: list[float] = []
         isolated_small: list[float] = []
-        # Interleaved, so the baseline and every variant see the same load on this shared machine.
-        for i in range(n):
+        if not has_journal(root):
+            await anyio.sleep(FREED_INODE_WINDOW_S)
+        # The target row: trivial runs and worktree cycles interleaved (the same load on this shared machine, and
+        # the file churn of back-to-back isolated runs), before the other variants add churn of their own.
+        for _ in range(n):
             started, cpu = time.perf_counter(), cpu_seconds(own=True)
             await cc_execute("trivial", config=config, cwd=plain_dir)
             trivial.append(time.perf_counter() - started)
             trivial_cpu.append(cpu_seconds(own=True) - cpu)
             default.append(await one_cycle(small, root))
+        for i in range(n):
+            with git_cli_only():
+                through_git.append(await one_cycle(small, root))
             floor.append(empty_files_floor(tracked, root))
             tmp_floor.append(empty_files_floor(tracked, options.tmp))
             if fast_root is not None:
@@ -236,8 +340,11 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
     large = large_repository(workspace / "large")
     os.sync()
     large_cost = await cycles(large, root, max(3, n // 2))
+    journaled = await on_journaled_ext4(workspace, n)
 
     small_cost = _median_phases(default)
+    git_cost = _median_phases(through_git)
+    engine = "in-process (libgit2)" if available() else "git CLI (pygit2 not installed)"
     loose_cost = _median_phases(loose_samples)
     fast_cost = _median_phases(fast) if fast else None
     baseline, baseline_cpu = median(trivial), median(trivial_cpu)
@@ -250,7 +357,7 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
     e2e = median(isolated_small) - median(plain_small)
     section.rows += [
         Row(
-            f"7a. worktree setup+teardown per run, this repository ({len(tracked)} files, repacked)",
+            f"7a. worktree setup+teardown per run, this repository ({len(tracked)} files, repacked), {engine}",
             f"{ms(small_cost['total'])} = {ratio * 100:.1f} % of a trivial run ({ms(baseline, 0)})",
             f"≤ {TARGET * 100:.0f} %",
             ratio <= TARGET,
@@ -311,8 +418,42 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
             None,
             f"median of {n} interleaved pairs, end to end (worktree_dir in the same place)",
         ),
+        Row(
+            "7h. 7a through the git CLI (CC_EXECUTOR_WORKTREE_GIT=cli: repositories with a filter driver, a "
+            "post-checkout hook or submodules, and every repository without the [worktrees] extra)",
+            f"{ms(git_cost['total'])} = {git_cost['total'] / baseline * 100:.1f} % of a trivial run "
+            f"(CPU {ms(git_cost['cpu'])} = {git_cost['cpu'] / baseline_cpu * 100:.1f} %)",
+            "info",
+            None,
+            f"median of {n}, interleaved with 7a: 13 git processes per run",
+        ),
     ]
-    columns = [("this repository", small_cost)]
+    if available():
+        section.rows.append(
+            Row(
+                "7i. importing pygit2, once per process (a durable run's supervisor is a new process)",
+                f"{ms(pygit2_import_s(n))}",
+                "info",
+                None,
+                f"median of {n} fresh interpreters that had imported the engine already",
+            )
+        )
+    if isinstance(journaled, str):
+        section.rows.append(Row("7j. 7a on a journaled ext4", journaled, "info", None, ""))
+    else:
+        section.rows.append(
+            Row(
+                "7j. 7a on a journaled ext4 (a loop-mounted image on the same disk)",
+                f"{ms(journaled['total'])} = {journaled['total'] / baseline * 100:.1f} % of a trivial run "
+                f"(CPU {ms(journaled['cpu'])} = {journaled['cpu'] / baseline_cpu * 100:.1f} %)",
+                "info",
+                None,
+                f"median of {n}: the same steps, disk and kernel as 7a; ext4 as installers make it (with a journal)",
+            )
+        )
+    columns = [("this repository", small_cost), ("same, git CLI", git_cost)]
+    if not isinstance(journaled, str):
+        columns.append(("journaled ext4", journaled))
     if fast_cost is not None:
         columns.append(("same, root on tmpfs", fast_cost))
     columns += [("loose-object clone", loose_cost), (f"{LARGE_FILES:,} files", large_cost)]
@@ -324,18 +465,29 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
             for phase in ("plan", "create", "finish", "total", "cpu")
         ),
         "",
-        "plan: validating the request (2 git processes side by side, nothing created); create: `git worktree add` "
-        "of the base commit (itself 4 git processes and the checkout) plus the `.worktreeinclude` check; finish: "
-        "`git add -A`, one commit, then the base..head log and diff (files and diffstat together) beside the "
-        "branch's rev-parse and `ls-files --stage`, then `git worktree remove --force` (our commit proved the tree "
-        "clean, so git's own `status` re-check is skipped; a tree with a submodule or nested repository gets the "
-        "plain, checked removal). 13 git processes per run; cpu: user + system time of all of it. Each cycle "
+        "Every column but 'git CLI' takes the in-process path (libgit2 through pygit2, no git process): plan "
+        "(open the repository, resolve the base, check the branch, a status for uncommitted changes, and the checks "
+        "that libgit2 would give git's result: no filter driver, post-checkout hook, gitlink or re-encoded file); "
+        "create (branch, worktree, checkout, the `.worktreeinclude` check); finish (add all, one commit, the "
+        "base..head commits and diff beside the directory's deletion). The git CLI column does the same with git "
+        "commands: plan (2 git processes side by side), create (`git worktree add`: itself 4 git processes and the "
+        "checkout), finish "
+        "(`git add -A`, one commit, then log and diff beside rev-parse, `ls-files --stage` and `git worktree remove "
+        "--force`): 13 git processes per run. cpu: user + system time of all of it. Each cycle "
         f"lasts {RUN_S:g} s between create and finish (not counted), as a run does: the checkout leaves every index "
         "entry racily clean, so `git add -A` at the end re-reads every file once (git's guard against changes within "
         "the second the index was written).",
         "",
         *_reading(
-            small_cost, fast_cost, (floor_s, tmp_floor_s), (baseline, baseline_cpu), len(tracked), disk, loose_cost
+            small_cost,
+            journaled,
+            git_cost,
+            fast_cost,
+            (floor_s, tmp_floor_s),
+            (baseline, baseline_cpu),
+            len(tracked),
+            disk,
+            loose_cost,
         ),
     ]
     return section
@@ -343,6 +495,8 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
 
 def _reading(
     small: dict[str, float],
+    journaled: dict[str, float] | str,
+    through_git: dict[str, float],
     fast: dict[str, float] | None,
     floors: tuple[float, float],
     baselines: tuple[float, float],
@@ -358,13 +512,17 @@ def _reading(
         f"floor: creating and deleting {files} empty files beside the worktrees ({disk}), before git reads or writes "
         f"a byte (under /tmp, where earlier versions of this benchmark worked, the same floor was {ms(tmp_floor_s)}: "
         "on this VM creating a file costs tenfold more or less by directory and moment). "
+        f"{_journal_reading(disk, journaled, baseline)}"
+        f"The same steps through the git CLI cost {ms(through_git['total'])} "
+        f"({through_git['total'] / baseline * 100:.0f} %, CPU {ms(through_git['cpu'])} against {ms(small['cpu'])}): "
+        "13 git process starts, most of the CPU, and git's re-reading of racily-clean files. "
     )
     if fast is not None:
         met = "within" if fast["total"] / baseline <= TARGET else "above"
         text += (
             f"With the worktree root on tmpfs the same steps cost {ms(fast['total'])} = "
-            f"{fast['total'] / baseline * 100:.1f} % of a trivial run ({met} the {TARGET * 100:.0f} % target): git's "
-            "cost and ours, 13 process starts (most of the CPU) and the checkout's own work. "
+            f"{fast['total'] / baseline * 100:.1f} % of a trivial run ({met} the {TARGET * 100:.0f} % target): "
+            "libgit2's work and ours with file creation nearly free. "
         )
     text += (
         f"A clone whose objects are all loose costs {ms(loose['total'])} against {ms(small['total'])} repacked (each "
@@ -374,3 +532,20 @@ def _reading(
         "check above) and removing them."
     )
     return [text]
+
+
+def _journal_reading(disk: str, journaled: dict[str, float] | str, baseline: float) -> str:
+    if "no journal" not in disk:
+        return ""
+    text = (
+        "This disk's ext4 has no journal: there every file created skips each inode freed in the last 30 s (one "
+        "buffer lookup each, kernel CPU), so creating the checkout slows with every deletion before it, the "
+        "trivial runs' and the worktrees' own (the target cycles run first, after a 35 s pause, so the other "
+        "variants' deletions are not charged to them). "
+    )
+    if isinstance(journaled, str):
+        return text
+    return text + (
+        f"On a journaled ext4 (what installers make) on the same disk, 7j, the same steps cost "
+        f"{ms(journaled['total'])} = {journaled['total'] / baseline * 100:.1f} % of a trivial run. "
+    )

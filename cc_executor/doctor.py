@@ -379,6 +379,28 @@ async def check_git(env: Mapping[str, str]) -> Check:
     return Check("git", "ok", text)
 
 
+def check_worktree_engine() -> Check:
+    """Which path worktree steps take: in-process libgit2 (the [worktrees] extra) or the git CLI."""
+    from cc_executor.engine import worktree_libgit2
+    from cc_executor.errors import InvalidRequestError
+
+    name = "worktree engine"
+    try:
+        in_process = worktree_libgit2.available()
+    except InvalidRequestError as exc:
+        return Check(name, "fail", str(exc), f"unset {worktree_libgit2.ENGINE_SETTING} or set it to auto or cli")
+    if in_process:
+        return Check(name, "ok", f"in-process: {worktree_libgit2.describe()}; {worktree_libgit2.GIT_PATH_CASES}")
+    if os.environ.get(worktree_libgit2.ENGINE_SETTING, "").strip().lower() == "cli":
+        return Check(name, "ok", f"the git CLI for every step ({worktree_libgit2.ENGINE_SETTING}=cli)")
+    return Check(
+        name,
+        "ok",
+        "the git CLI (13 git processes per isolated run); `pip install 'cc-executor[worktrees]'` makes plain "
+        "repositories' worktrees in-process, several times cheaper",
+    )
+
+
 def check_mcp_server() -> Check:
     name = "mcp server"
     try:

@@ -58,10 +58,11 @@ class RunStatus(StrEnum):
     LOST = "lost"
     SKIPPED = "skipped"
     WAITING_FOR_APPROVAL = "waiting_for_approval"  # running, with a permission prompt nobody has answered yet
+    PENDING = "pending"  # a task its list has not started yet: no row, reported from the list (never stored)
 
     @property
     def finished(self) -> bool:
-        return self not in (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING_FOR_APPROVAL)
+        return self not in (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING_FOR_APPROVAL, RunStatus.PENDING)
 
 
 class CCExecutorConfig(BaseModel):
@@ -455,6 +456,9 @@ class RunRecord(ExecutionResult):
     base_branch: str | None = Field(default=None, description="Isolated runs: the branch checked out at the start.")
     profile: dict[str, Any] | None = Field(default=None, description="setting_sources, mcp_servers, strict_mcp_config")
     approvals: list[Approval] = Field(default_factory=list, description="Prompts asked in ask mode, and answers.")
+    list_index: int | None = Field(
+        default=None, description="1-based position in its task list (``list_id``), where the backend knows it."
+    )
 
     @property
     def pending_approvals(self) -> list[Approval]:

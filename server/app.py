@@ -302,7 +302,8 @@ async def cancel_run(
     reason: Annotated[str | None, Field(max_length=500, description="Recorded with the run.")] = None,
 ) -> RunResult:
     """Cancel a queued or running run: its whole process tree is killed and the run is recorded as cancelled
-    (the reason is kept). Cancelling a finished run changes nothing and says so."""
+    (the reason is kept). A pending task of a list is skipped (it never starts; the list goes on). Cancelling a
+    finished run changes nothing and says so."""
     state = _state(ctx)
     with runs.tool_errors():
         list_id = await lists.find_list(state, run_id)
@@ -344,7 +345,8 @@ async def list_runs(
     list_id: Annotated[str | None, Field(max_length=64, description="Only the runs of this task list.")] = None,
     limit: Annotated[int, Field(ge=1, le=200, description="At most this many runs.")] = 20,
 ) -> RunList:
-    """Recorded runs, newest first, with status, task (shortened), cwd, times, cost and error class."""
+    """Recorded runs, newest first, with status, task (shortened), cwd, times, cost and error class. Tasks of a
+    running list that have not started yet come first, as status "pending" with their list_id and list_index."""
     with runs.tool_errors():
         return await runs.list_runs(_state(ctx), status=status, cwd=cwd, since=since, list_id=list_id, limit=limit)
 

@@ -205,6 +205,7 @@ def run_summary(record: RunRecord) -> RunSummary:
         cost_usd=record.cost_usd,
         error_class=record.error_class,
         list_id=record.list_id,
+        list_index=record.list_index,
         last_progress=None if record.status.finished else record.last_progress,
         branch=record.branch,
         commits=len(record.commits),

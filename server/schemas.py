@@ -28,6 +28,7 @@ RunStatusName = Literal[
     "lost",
     "skipped",
     "waiting_for_approval",
+    "pending",
 ]
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
 
@@ -394,6 +395,7 @@ class RunSummary(BaseModel):
     cost_usd: float | None = None
     error_class: str | None = None
     list_id: str | None = None
+    list_index: int | None = Field(default=None, description="1-based position in its task list.")
     last_progress: str | None = None
     branch: str | None = None
     commits: int = 0

@@ -54,8 +54,8 @@ async def get_transcript(
         else:
             byte, char = parse_cursor(cursor)
         page = await _read(backend, run_id, byte, char, limit, fmt, state.settings.max_result_chars)
-    except TranscriptNotFoundError:
-        raise ToolError(f"run {run_id} kept no transcript (save_transcript was off)") from None
+    except TranscriptNotFoundError as exc:  # the backend's sentence: not kept, not started yet, never started
+        raise ToolError(str(exc)) from None
     running = not record.status.finished
     if page.at_end and running:
         page.next_cursor = str(page.end_position)  # the run is still writing: poll from here

@@ -38,6 +38,15 @@ def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(params=["libgit2", "git"])
+def worktree_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Worktree steps in-process (libgit2, the default with pygit2 installed) or through the git CLI (the path every
+    repository libgit2 would treat differently takes): a module using this runs each test both ways."""
+    engine = str(request.param)
+    monkeypatch.setenv("CC_EXECUTOR_WORKTREE_GIT", "auto" if engine == "libgit2" else "cli")
+    return engine
+
+
 @pytest.fixture(scope="session")
 def claude_bin() -> Path:
     if not (CLAUDE_BIN.exists() and os.access(CLAUDE_BIN, os.X_OK)):

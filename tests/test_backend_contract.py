@@ -6,6 +6,7 @@ The real CLI runs behind the fake Messages API; every test ends with no process 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,7 @@ from cc_executor.backends import (
     TranscriptQuery,
 )
 from cc_executor.backends.temporal.backend import TemporalBackend
-from cc_executor.errors import RunNotFoundError
+from cc_executor.errors import RunNotFoundError, TranscriptNotFoundError
 from cc_executor.models import CCExecutorConfig, RunStatus
 from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
@@ -254,6 +255,51 @@ async def test_a_task_list_runs_each_task_as_a_run_of_the_backend(
     assert outcome.status == "success" and outcome.succeeded == 2
     assert [m.run_id for m in outcome.members] == [r.run_id for r in requests]
     assert all(m.state == "finished" and m.result is not None for m in outcome.members)
+
+
+async def test_a_pending_list_task_is_a_pending_run_of_its_list_until_cancelled_by_its_id(
+    make_backend: BackendFactory, fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path
+) -> None:
+    fake_api.routes = {
+        "ALPHA": scenarios.slow(steps=3, seconds=1.0, final="ALPHA-DONE"),
+        "GAMMA": scenarios.text("GAMMA-DONE"),
+    }
+    list_id = f"pending-{uuid.uuid4()}"  # Temporal keeps list workflows between tests: one id per run
+    requests = [
+        build_request(task, config=with_bash(config), cwd=workdir, list_id=list_id)
+        for task in ("task ALPHA", "task BETA", "task GAMMA")
+    ]
+    alpha, beta, gamma = (r.run_id for r in requests)
+    async with make_backend(None) as backend:
+        await backend.submit_list(ListRequest(list_id=list_id, requests=requests))
+        await started(backend, alpha)
+        pending = await backend.status(beta)
+        listed = await backend.list_runs(RunFilter(list_id=list_id))
+        by_status = await backend.list_runs(RunFilter(status=RunStatus.PENDING, cwd=str(workdir)))
+        running = await backend.list_runs(RunFilter(status=RunStatus.RUNNING, list_id=list_id))
+        by_prefix = await backend.find_ids(gamma[:8])
+        not_yet = await backend.wait(gamma, 0.2)
+        with pytest.raises(TranscriptNotFoundError, match="has not started yet"):
+            await backend.transcript(gamma, TranscriptQuery())
+        report = await backend.cancel(beta, "cancelled: not needed")
+        skipped = await backend.wait(beta, 10)
+        outcome = await backend.list_outcome(list_id, timeout_s=60)
+        after = await backend.status(beta)
+    assert pending.status is RunStatus.PENDING and not pending.status.finished
+    assert (pending.list_id, pending.list_index, pending.task) == (list_id, 2, "task BETA")
+    assert pending.cwd == str(workdir.resolve()) and pending.pid is None
+    assert [r.run_id for r in listed] == [gamma, beta, alpha]  # newest first: later tasks as they will start
+    assert [r.status for r in listed] == [RunStatus.PENDING, RunStatus.PENDING, RunStatus.RUNNING]
+    assert [r.list_index for r in listed] == [3, 2, 1]
+    assert {r.run_id for r in by_status} == {beta, gamma} and [r.run_id for r in running] == [alpha]
+    assert by_prefix == [gamma] and not_yet is None
+    assert report.cancelled and report.status is RunStatus.SKIPPED
+    assert skipped is not None and skipped.status is RunStatus.SKIPPED
+    assert after.status is RunStatus.SKIPPED and "not needed" in (after.error or "")
+    assert [m.state for m in outcome.members] == ["finished", "skipped", "finished"]
+    assert outcome.members[2].result is not None and outcome.members[2].result.result == "GAMMA-DONE"
+    assert not any("task BETA" in r.text for r in fake_api.message_requests)  # nothing started for it
+    await no_processes_left(alpha, beta, gamma)
 
 
 async def test_unknown_run_ids_are_refused_by_every_call(make_backend: BackendFactory) -> None:

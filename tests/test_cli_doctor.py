@@ -53,6 +53,18 @@ async def test_a_working_setup_passes(env: dict[str, str], claude_bin: Path, sta
     assert checks["sqlite"]["status"] == "ok"
     assert checks["mcp server"]["status"] == "ok"
     assert checks["git"]["status"] == "ok" and checks["git"]["detail"].startswith("git 2.")
+    assert checks["worktree engine"]["status"] == "ok" and "in-process: pygit2" in checks["worktree engine"]["detail"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "status", "said"), [("cli", "ok", "git CLI for every step"), ("fast", "fail", "'fast'")]
+)
+async def test_the_worktree_engine_setting_is_shown_and_an_unknown_one_fails(
+    env: dict[str, str], setting: str, status: str, said: str
+) -> None:
+    code, checks = await doctor({**env, "CC_EXECUTOR_WORKTREE_GIT": setting})
+    assert checks["worktree engine"]["status"] == status and said in checks["worktree engine"]["detail"]
+    assert (code == 0) is (status == "ok")
 
 
 async def test_missing_cli_fails_with_where_it_looked_and_how_to_install(env: dict[str, str]) -> None:

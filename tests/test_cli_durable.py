@@ -12,11 +12,14 @@ import struct
 import sys
 import termios
 import time
+import uuid
 from pathlib import Path
 
 import anyio
 import pytest
 
+from cc_executor.api import build_request
+from cc_executor.backends import DurableBackend, ListRequest
 from cc_executor.engine.process import marked_processes
 from cc_executor.models import CCExecutorConfig
 from cc_executor.testing import scenarios
@@ -136,3 +139,41 @@ def _read_available(fd: int) -> bytes:
         if exc.errno == errno.EIO:
             return b""
         raise
+
+
+async def test_show_runs_and_cancel_reach_a_task_its_durable_list_has_not_started(
+    env: dict[str, str], fake_api: FakeAnthropic, config: CCExecutorConfig, workdir: Path, state_home: Path
+) -> None:
+    fake_api.routes = {
+        "ALPHA": scenarios.slow(steps=3, seconds=1, final="ALPHA-DONE"),
+        "GAMMA": scenarios.text("GAMMA-DONE"),
+    }
+    list_id = str(uuid.uuid4())
+    with_bash = config.model_copy(update={"allowed_tools": ["Bash"]})
+    requests = [
+        build_request(task, config=with_bash, cwd=workdir, list_id=list_id)
+        for task in ("task ALPHA", "task BETA", "task GAMMA")
+    ]
+    alpha, beta, gamma = (r.run_id for r in requests)
+    async with DurableBackend(state_home) as backend:  # leaving it leaves the list running under its supervisor
+        await backend.submit_list(ListRequest(list_id=list_id, requests=requests))
+        with anyio.fail_after(30):
+            async for event in backend.events(alpha):
+                if event.progress is not None and "Bash" in event.progress.message:
+                    break
+    show = await anyio.run_process([*CLI, "show", gamma[:8]], env=env, check=False)
+    table = await anyio.run_process([*CLI, "runs", "--list", list_id], env=env, check=False)
+    cancel = await anyio.run_process([*CLI, "cancel", beta[:8]], env=env, check=False)
+    async with DurableBackend(state_home) as backend:
+        outcome = await backend.list_outcome(list_id, timeout_s=60)
+    shown = dict(line.split(None, 1) for line in show.stdout.decode().splitlines() if line and "  " in line)
+    assert show.returncode == 0, show.stderr.decode()
+    assert shown["status"] == "pending" and shown["task"] == "task GAMMA" and shown["transcript"] == "(none yet)"
+    assert shown["list"] == f"{list_id} (task 3)" and "pending: task 3 of 3" in shown["progress"]
+    rows = [line.split()[:2] for line in table.stdout.decode().splitlines()[1:]]
+    assert rows == [[gamma[:8], "pending"], [beta[:8], "pending"], [alpha[:8], "running"]], table.stdout.decode()
+    assert cancel.returncode == 0 and f"skipped run {beta}" in cancel.stderr.decode(), cancel.stderr.decode()
+    assert [m.state for m in outcome.members] == ["finished", "skipped", "finished"]
+    assert not any("task BETA" in r.text for r in fake_api.message_requests)  # nothing started for it
+    for run_id in (alpha, beta, gamma):
+        await until_gone(run_id)

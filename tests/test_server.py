@@ -521,6 +521,7 @@ async def test_cancelling_one_task_of_a_list_lets_the_list_go_on(
         first, second, third = (t["run_id"] for t in handed["tasks"])
         skipped = ok(await call(client, "cancel_run", {"run_id": third, "reason": "not needed"}))
         await wait_running(client, first)
+        during = ok(await call(client, "list_runs", {"list_id": handed["list_id"]}))
         cancelled = ok(await call(client, "cancel_run", {"run_id": first, "reason": "too slow"}))
         finished = ok(await call(client, "wait_run", {"run_id": second, "timeout_s": 30}))
         rows = ok(await call(client, "list_runs", {"list_id": handed["list_id"]}))
@@ -529,6 +530,8 @@ async def test_cancelling_one_task_of_a_list_lets_the_list_go_on(
     assert cancelled["status"] == "cancelled" and cancelled["error"] == "cancelled via cancel_run: too slow"
     assert finished["status"] == "success" and finished["result"] == "short done"
     assert sorted(r["status"] for r in rows["runs"]) == ["cancelled", "skipped", "success"]
+    places = {r["run_id"]: (r["status"], r["list_index"]) for r in during["runs"]}  # a pending task is listed too
+    assert places == {first: ("running", 1), second: ("pending", 2), third: ("skipped", 3)}
     assert not marked_processes(first)
 
 

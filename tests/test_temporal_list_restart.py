@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from cc_executor.backends.protocol import ListRequest, RunEvent
+from cc_executor.backends.protocol import ListRequest, RunEvent, RunFilter
 from cc_executor.backends.temporal.backend import TemporalBackend
 from cc_executor.errors import RunNotFoundError
 from cc_executor.models import CCExecutorConfig, ExecutionResult, RunRequest, RunStatus
@@ -106,7 +106,11 @@ async def test_a_list_outlives_its_sigkilled_front_end(
     assert await backend.list_of(last) == list_id
     early = await backend.list_outcome(list_id)
     assert early.status == "running" and [m.state for m in early.members][1:] == ["pending", "pending"]
-    assert (await backend.status(last)).status is RunStatus.QUEUED
+    pending = await backend.status(last)
+    assert (pending.status, pending.list_id, pending.list_index) == (RunStatus.PENDING, list_id, 3)
+    listed = await backend.list_runs(RunFilter(list_id=list_id))  # a front end that did not submit it lists it too
+    assert [r.run_id for r in listed[:2]] == [last, requests[1].run_id]
+    assert [r.status for r in listed[:2]] == [RunStatus.PENDING] * 2
     waited: list[ExecutionResult | None] = []
 
     async def wait_last() -> None:
@@ -154,14 +158,28 @@ async def test_a_new_front_end_cancels_a_list_its_closed_front_end_left_running(
     await anyio.sleep(1.0)
     assert (await backend.status(first)).status is RunStatus.RUNNING
 
-    # One pending member cancelled on its own: skipped at once, the list goes on.
-    report = await backend.cancel(last, "not needed")
-    assert report.cancelled and report.status is RunStatus.SKIPPED
+    # The command line (another front end, with no row for a pending member) shows, lists and cancels a pending
+    # member by a prefix of its id: skipped at once, the list goes on.
+    env = {
+        **os.environ,
+        "CC_EXECUTOR_BACKEND": "temporal",
+        "CC_EXECUTOR_TEMPORAL_ADDRESS": temporal_workers.settings.address,
+        "CC_EXECUTOR_TEMPORAL_TASK_QUEUE": temporal_workers.settings.task_queue,
+    }
+    cli = [sys.executable, "-m", "cc_executor.cli"]
+    show = await anyio.run_process([*cli, "show", last[:8]], env=env, check=False)
+    table = await anyio.run_process([*cli, "runs", "--list", list_id], env=env, check=False)
+    cancel = await anyio.run_process([*cli, "cancel", last[:8]], env=env, check=False)
+    assert show.returncode == 0, show.stderr.decode()
+    assert "pending" in show.stdout.decode() and f"{list_id} (task 3)" in show.stdout.decode()
+    rows = [line.split()[:2] for line in table.stdout.decode().splitlines()[1:]]
+    assert rows[:2] == [[last[:8], "pending"], [second[:8], "pending"]], table.stdout.decode()
+    assert cancel.returncode == 0 and f"skipped run {last}" in cancel.stderr.decode(), cancel.stderr.decode()
     skipped = await backend.wait(last, 5)
     assert skipped is not None and skipped.status is RunStatus.SKIPPED
     outcome = await backend.list_outcome(list_id)
     assert [m.state for m in outcome.members] == ["running", "pending", "skipped"]
-    assert outcome.members[2].reason == "not needed"
+    assert (outcome.members[2].reason or "").startswith("cancelled by `cc-executor cancel`")
 
     assert await backend.cancel_list(list_id, "stop the list") is True
     outcome = await backend.list_outcome(list_id)
@@ -170,7 +188,8 @@ async def test_a_new_front_end_cancels_a_list_its_closed_front_end_left_running(
     cancelled = outcome.members[0].result
     assert cancelled is not None and cancelled.status is RunStatus.CANCELLED
     assert (await backend.status(first)).error == "stop the list"
-    assert outcome.members[1].reason == "stop the list" and outcome.members[2].reason == "not needed"
+    assert outcome.members[1].reason == "stop the list"
+    assert (outcome.members[2].reason or "").startswith("cancelled by `cc-executor cancel`")
     assert (await backend.status(second)).status is RunStatus.SKIPPED
     assert await backend.cancel_list(list_id) is False  # already ended
     assert await until_no_run_processes(first) == []  # nothing of the cancelled member left on any worker (same host)

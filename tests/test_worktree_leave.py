@@ -12,7 +12,7 @@ from cc_executor.testing import scenarios
 from cc_executor.testing.fake_api import FakeAnthropic
 from cc_executor.testing.git_repos import git, make_repo, show, status
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("worktree_engine")]
 
 ID = "git -c user.name=agent -c user.email=agent@example.com"
 FILE_PROTOCOL = ["-c", "protocol.file.allow=always"]  # local submodule clones (refused by default since git 2.38.1)

@@ -26,7 +26,7 @@ from cc_executor.testing.fake_api import FakeAnthropic, Scenario, Text, ToolUse
 from cc_executor.testing.git_repos import branches, git, make_repo, show, status
 from cc_executor.worktrees import discard_run, merge_run, run_diff
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("worktree_engine")]
 
 
 def writes(*files: tuple[str, str]) -> Scenario:
@@ -135,8 +135,18 @@ async def test_failed_and_cancelled_runs_still_commit_their_partial_work(
     assert timed_out.status is RunStatus.TIMEOUT and timed_out.files_created == ["early.txt"]
     assert marked_processes(timed_out.run_id) == [] and worktree_dirs(state_home) == []
 
-    with anyio.move_on_after(4):
-        await cc_execute("slow one", config=slow.model_copy(update={"timeout": 60.0}), cwd=repo, isolation="worktree")
+    async with anyio.create_task_group() as group:  # cancelled once the run has written its file, however slow
+
+        async def run_until_cancelled() -> None:
+            await cc_execute(
+                "slow one", config=slow.model_copy(update={"timeout": 60.0}), cwd=repo, isolation="worktree"
+            )
+
+        group.start_soon(run_until_cancelled)
+        with anyio.fail_after(45):
+            while not any((d / "early.txt").exists() for d in worktree_dirs(state_home)):  # noqa: ASYNC110 (files)
+                await anyio.sleep(0.05)
+        group.cancel_scope.cancel()
     async with open_store() as store:
         cancelled = (await store.list_runs(status=RunStatus.CANCELLED))[0]
     assert cancelled.branch and show(repo, cancelled.branch, "early.txt") == "early"

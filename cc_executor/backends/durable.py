@@ -45,6 +45,7 @@ import anyio
 
 from cc_executor.backends.list_outcomes import outcome_of_recorded
 from cc_executor.backends.local import LocalBackend
+from cc_executor.backends.pending_members import pending_record, placed, skipped_record
 from cc_executor.backends.protocol import CancelReport, ListOutcome, ListRequest, RunEvent, RunFilter
 from cc_executor.engine import process
 from cc_executor.engine.cancel import cancel_run
@@ -55,7 +56,7 @@ from cc_executor.engine.supervisor import recordable, release, secrets_of, start
 from cc_executor.errors import InvalidRequestError, RunNotFoundError
 from cc_executor.models import ExecutionResult, ProgressUpdate, RunRecord, RunRequest, RunStatus
 from cc_executor.paths import DB_NAME, TRANSCRIPTS_NAME, state_dir
-from cc_executor.registry.store import TaskListRow
+from cc_executor.registry.store import TaskListRow, UnstartedMember
 
 log = logging.getLogger(__name__)
 
@@ -245,8 +246,15 @@ class DurableBackend(LocalBackend):
             await anyio.sleep(EVENT_POLL_S)
 
     async def status(self, run_id: str) -> RunRecord:
+        """The run's row; a member of a recorded list its list has not started: ``pending`` (see
+        ``pending_members``). A list member's record carries its place in the list (``list_index``)."""
         store = await self._registry()
-        record = await store.get(run_id)
+        try:
+            record = await store.get(run_id)
+        except RunNotFoundError:
+            return await self._unstarted_record(run_id)
+        if record.list_id is not None:
+            placed([record], await store.member_places([run_id]))
         if not record.status.finished:
             await self._ended(run_id)
             record = await store.get(run_id)
@@ -254,6 +262,48 @@ class DurableBackend(LocalBackend):
             latest = await self._latest_progress(run_id)
             record.last_progress = latest or record.last_progress
         return record
+
+    async def _unstarted_record(self, run_id: str) -> RunRecord:
+        """A list member without a row: ``pending`` while its list runs; ``skipped`` once the list has ended (its
+        skipped row, or what the list says when that row is missing). RunNotFoundError for any other id."""
+        here = self._unstarted(run_id)
+        if here is not None:
+            return here
+        store = await self._registry()
+        found = await store.unstarted_members(run_id=run_id)
+        if not found:
+            return await store.get(run_id)  # it got its row meanwhile, or RunNotFoundError
+        member = found[0]
+        row = await self._recorded_list(member.list_id)  # a dead list supervisor: its members recorded first
+        if row is None or not row.finished:
+            return _pending(member)
+        try:
+            return await store.get(run_id)
+        except RunNotFoundError:
+            request = RunRequest.model_validate_json(member.request)
+            reason = row.error or "skipped: the task list stopped"
+            return skipped_record(
+                run_id,
+                list_id=member.list_id,
+                index=member.index,
+                task=request.task,
+                cwd=str(request.cwd),
+                created_at=member.list_created_at,
+                reason=reason,
+            )
+
+    async def _pending_runs(self, list_id: str | None) -> list[RunRecord]:
+        """Members of recorded lists not started yet (lists whose supervisor died are ended first, so their members
+        show as they were recorded, never pending forever), and those of in-process lists."""
+        store = await self._registry()
+        found = await store.unstarted_members(list_id=list_id, running_lists_only=True)
+        ended = set()
+        for key in {member.list_id for member in found}:
+            row = await self._recorded_list(key)
+            if row is None or row.finished:
+                ended.add(key)
+        recorded = [_pending(member) for member in found if member.list_id not in ended]
+        return recorded + await super()._pending_runs(list_id)
 
     async def _latest_progress(self, run_id: str) -> str | None:
         store = await self._registry()
@@ -289,12 +339,18 @@ class DurableBackend(LocalBackend):
             await anyio.sleep(WAIT_POLL_S)
 
     async def list_runs(self, query: RunFilter) -> list[RunRecord]:
-        """As LocalBackend; runs whose supervisor died are recorded lost first, so they never show as running."""
+        """As LocalBackend; runs whose supervisor died are recorded lost first, so they never show as running. Members
+        of recorded lists carry their place (``list_index``)."""
         records = await super().list_runs(query)
-        stale = [r.run_id for r in records if not r.status.finished and not owner_alive(r)]
+        # Pending list tasks have no owner yet; a remote backend's runs (Temporal) are owned by no process here.
+        local = (r for r in records if r.status is not RunStatus.PENDING and r.backend is None)
+        stale = [r.run_id for r in local if not r.status.finished and not owner_alive(r)]
         for run_id in stale:
             await self._ended(run_id)
-        return await super().list_runs(query) if stale else records
+        if stale:
+            records = await super().list_runs(query)
+        members = [r.run_id for r in records if r.list_id is not None and r.list_index is None]
+        return placed(records, await (await self._registry()).member_places(members))
 
     # --- task lists: recorded, and driven by a list supervisor ----------------------------------------------------
 
@@ -416,7 +472,7 @@ class DurableBackend(LocalBackend):
             while not (await self._known(run_id) and (await store.get(run_id)).status.finished):
                 await anyio.sleep(WAIT_POLL_S)
                 await self._recorded_list(list_id)  # a dead list supervisor: its members get recorded
-        status = (await store.get(run_id)).status if await self._known(run_id) else RunStatus.QUEUED
+        status = (await store.get(run_id)).status if await self._known(run_id) else RunStatus.PENDING
         return CancelReport(
             run_id=run_id,
             cancelled=status in (RunStatus.CANCELLED, RunStatus.SKIPPED),
@@ -471,6 +527,8 @@ class DurableBackend(LocalBackend):
         if durable and await store.has_finished_event(run_id):
             return await store.get(run_id)  # read after the event: the row is final by then
         record = await store.get(run_id)
+        if record.backend is not None:  # a remote backend's run (Temporal): no process here owns it, Temporal does
+            return record if record.status.finished else None
         if record.status.finished and not durable:
             return record
         if owner_alive(record):
@@ -494,6 +552,19 @@ async def _stopped(supervisor: subprocess.Popen[bytes]) -> None:
         supervisor.kill()
         while supervisor.poll() is None:  # noqa: ASYNC110 (a child's exit: no event to wait on)
             await anyio.sleep(0.01)
+
+
+def _pending(member: UnstartedMember) -> RunRecord:
+    request = RunRequest.model_validate_json(member.request)
+    return pending_record(
+        member.run_id,
+        list_id=member.list_id,
+        index=member.index,
+        total=member.total,
+        task=request.task,
+        cwd=str(request.cwd),
+        created_at=member.list_created_at,
+    )
 
 
 def _event(run_id: str, seq: int, kind: str, payload: str) -> RunEvent:

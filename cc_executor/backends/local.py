@@ -20,6 +20,13 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectSendStream
 
 from cc_executor.backends.list_outcomes import outcome_from_rows, outcome_of
+from cc_executor.backends.pending_members import (
+    merge_ids,
+    pending_record,
+    placed,
+    skipped_record,
+    unstarted_transcript,
+)
 from cc_executor.backends.protocol import (
     CancelReport,
     ListOutcome,
@@ -48,7 +55,7 @@ from cc_executor.models import (
     RunRequest,
     RunStatus,
 )
-from cc_executor.registry.store import RunStore
+from cc_executor.registry.store import RunStore, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +146,7 @@ class _LiveRun:
 class _LiveList:
     core: TaskList
     log: _EventLog
+    created_at: str = field(default_factory=utc_now)  # what its pending members report as their creation
 
     @property
     def done(self) -> anyio.Event:
@@ -414,7 +422,14 @@ class LocalBackend:
         return record
 
     async def status(self, run_id: str) -> RunRecord:
-        record = await (await self._registry()).get(run_id)
+        try:
+            record = await (await self._registry()).get(run_id)
+        except RunNotFoundError:
+            unstarted = self._unstarted(run_id)
+            if unstarted is None:
+                raise
+            return unstarted
+        placed([record], self._places())
         live = self._live.get(run_id)
         if live is not None and live.latest is not None and not live.done.is_set():
             record.last_progress = live.latest.message
@@ -438,14 +453,50 @@ class LocalBackend:
         return None
 
     async def list_runs(self, query: RunFilter) -> list[RunRecord]:
-        return await matching_runs(await self._registry(), query)
+        """Recorded runs and the pending tasks of this backend's lists, newest first."""
+        pending = await self._pending_runs(query.list_id)
+        return placed(await matching_runs(await self._registry(), query, pending), self._places())
 
     async def find_ids(self, prefix: str, limit: int = 10) -> list[str]:
-        """Run ids starting with ``prefix`` (for front ends that accept a short id)."""
-        return await (await self._registry()).find_ids(prefix, limit=limit)
+        """Run ids starting with ``prefix`` (for front ends that accept a short id), pending list tasks included."""
+        found = await (await self._registry()).find_ids(prefix, limit=limit)
+        return merge_ids(found, await self._pending_runs(None), prefix, limit)
+
+    async def _pending_runs(self, list_id: str | None) -> list[RunRecord]:
+        """The tasks of this backend's lists (or of ``list_id``) that have not started, as ``pending`` runs."""
+        lists = [live for key, live in self._lists.items() if list_id is None or key == list_id]
+        records = (self._unstarted(m.run_id) for live in lists for m in live.core.members)
+        return [r for r in records if r is not None and r.status is RunStatus.PENDING]
+
+    def _places(self) -> dict[str, int]:
+        """Each task's place in this backend's lists (run id -> 1-based index)."""
+        return {m.run_id: m.index for live in self._lists.values() for m in live.core.members}
+
+    def _unstarted(self, run_id: str) -> RunRecord | None:
+        """A task of a live list without a row: ``pending`` (not started, or being prepared a moment ago), or
+        ``skipped`` in the moment before its row is written; None for any other id."""
+        for list_id, live in self._lists.items():
+            member = live.core.member(run_id)
+            if member is None or member.recorded:
+                continue
+            task, cwd, index, created = member.task, str(member.request.cwd), member.index, live.created_at
+            if member.state == "skipped":
+                reason = member.reason or "skipped"
+                return skipped_record(
+                    run_id, list_id=list_id, index=index, task=task, cwd=cwd, created_at=created, reason=reason
+                )
+            if member.state == "pending" or (member.state == "running" and run_id not in self._live):
+                total = len(live.core.members)
+                return pending_record(
+                    run_id, list_id=list_id, index=index, total=total, task=task, cwd=cwd, created_at=created
+                )
+        return None
 
     async def transcript(self, run_id: str, query: TranscriptQuery) -> TranscriptChunk:
         record = await self.status(run_id)
+        unstarted = unstarted_transcript(record)
+        if unstarted is not None:
+            raise unstarted
         if not record.transcript_path:
             raise TranscriptNotFoundError(f"run {run_id} kept no transcript (save_transcript was off)")
         return read_chunk(Path(record.transcript_path), run_id, query, finished=record.status.finished)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
     from rich.console import Console
 
-    from cc_executor.backends import LocalBackend
+    from cc_executor.backends import Backend, LocalBackend
 
 Query = TypeVar("Query", bound="BaseModel")
 
@@ -166,6 +167,19 @@ async def registry_backend(*, kill_grace_s: float = 2.0) -> AsyncIterator[LocalB
         yield backend
 
 
+@asynccontextmanager
+async def remote_backend() -> AsyncIterator[Backend | None]:
+    """The Temporal backend when ``CC_EXECUTOR_BACKEND=temporal`` (entered), else None. The commands that look at
+    runs read this machine's registry; only Temporal knows the tasks its lists have not started (no row here yet)."""
+    from cc_executor.backends.factory import BACKEND_ENV, open_backend
+
+    if os.environ.get(BACKEND_ENV, "").strip().lower() != "temporal":
+        yield None
+        return
+    async with open_backend() as backend:
+        yield backend
+
+
 def exit_code_for(status: str) -> int:
     """How a followed run ended, as an exit code: 0 success, 1 failed or timed out, 3 cancelled, 4 lost."""
     if status == "success":
@@ -189,7 +203,7 @@ def lone_errors() -> Iterator[None]:
         raise
 
 
-async def resolve_run(backend: LocalBackend, ref: str) -> RunRecord:
+async def resolve_run(backend: Backend, ref: str) -> RunRecord:
     """A run by its full id or a unique prefix of it (like git and docker)."""
     ref = ref.strip().lower()
     if RUN_ID_PATTERN.fullmatch(ref):

@@ -80,6 +80,7 @@ async def run_checks(args: argparse.Namespace, explicit: str | None) -> list[Che
         state,
         await doctor.check_sqlite(state.status == "ok"),
         await doctor.check_git(env),
+        doctor.check_worktree_engine(),
         *await doctor.check_worktrees(state.status == "ok"),
         doctor.check_state_size(state.status == "ok"),
         *await doctor.check_node(env),

@@ -26,6 +26,7 @@ from cc_executor.cli.common import (
     positive_int,
     record_json,
     registry_backend,
+    remote_backend,
     resolve_run,
     run_duration,
     seam_query,
@@ -33,7 +34,7 @@ from cc_executor.cli.common import (
     short_id,
     write_json,
 )
-from cc_executor.errors import InvalidRequestError
+from cc_executor.errors import InvalidRequestError, RunNotFoundError
 from cc_executor.models import RunRecord, RunStatus
 from cc_executor.text import one_line
 from cc_executor.timeparse import GRAMMAR, parse_since
@@ -120,12 +121,18 @@ def _filtered(args: argparse.Namespace) -> bool:
 
 async def _list_runs(args: argparse.Namespace, cwd: str | None) -> list[RunRecord]:
     from cc_executor.backends import RunFilter
+    from cc_executor.backends.pending_members import newest_first
 
     since = parse_since(args.since, field="--since") if args.since else None
     status = RunStatus(args.status) if args.status else None
     query = seam_query(RunFilter, status=status, cwd=cwd, since=since, list_id=args.list_id, limit=args.limit)
     async with registry_backend() as backend:
-        return await backend.list_runs(query)
+        records = await backend.list_runs(query)
+    async with remote_backend() as remote:  # Temporal: the tasks its lists have not started have no row here
+        if remote is None:
+            return records
+        pending = [r for r in await remote.list_runs(query) if r.status is RunStatus.PENDING]
+    return newest_first(records, pending, query.limit)
 
 
 def columns(records: list[RunRecord]) -> tuple[str, ...]:
@@ -169,6 +176,7 @@ _STATUS_STYLE = {
     "success": "green",
     "running": "cyan",
     "queued": "cyan",
+    "pending": "cyan",
     "cancelled": "yellow",
     "waiting_for_approval": "magenta",
 }
@@ -206,6 +214,7 @@ def _add_cancel(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         description="Cancel a queued or running run, even one started by another process (a `cc-executor run` "
         "elsewhere, the MCP server): the row is marked cancelled, then the run's process group gets SIGINT, "
         "SIGTERM, SIGKILL in turn until nothing carrying its marker (CC_EXECUTOR_RUN_ID=<id>) is left. "
+        "A pending task of a list (not started yet) is skipped: it never starts, the list goes on. "
         "Exits 1 if the run had already finished.",
     )
     parser.add_argument("run_id", metavar="RUN_ID", help="the run's id or a unique prefix of it")
@@ -221,10 +230,17 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 async def _cancel_run(args: argparse.Namespace) -> int:
+    reason = f"cancelled by `cc-executor cancel` (pid {os.getpid()}); process tree killed"
     async with registry_backend(kill_grace_s=max(args.grace, 0.1)) as backend:
-        record = await resolve_run(backend, args.run_id)
-        reason = f"cancelled by `cc-executor cancel` (pid {os.getpid()}); process tree killed"
-        outcome = await backend.cancel(record.run_id, reason)
+        try:
+            record = await resolve_run(backend, args.run_id)
+            outcome = await backend.cancel(record.run_id, reason)
+        except RunNotFoundError:
+            async with remote_backend() as remote:  # Temporal: a task its list has not started is skipped there
+                if remote is None:
+                    raise
+                record = await resolve_run(remote, args.run_id)
+                outcome = await remote.cancel(record.run_id, reason)
     _cancel_report(outcome, json_output=args.json)
     return EXIT_OK if outcome.cancelled else EXIT_FAILED
 
@@ -233,6 +249,8 @@ def _cancel_report(outcome: CancelReport, *, json_output: bool) -> None:
     if json_output:
         payload = {"run_id": outcome.run_id, "status": outcome.status.value, "cancelled": outcome.cancelled}
         write_json({**payload, "signalled": outcome.signalled, "remaining_processes": outcome.remaining})
+    elif outcome.cancelled and outcome.status is RunStatus.SKIPPED:
+        err(f"skipped run {outcome.run_id}: a task its list had not started; it will not start (the list goes on)")
     elif outcome.cancelled:
         left = f"; {outcome.remaining} process(es) still alive" if outcome.remaining else ""
         err(f"cancelled run {outcome.run_id}: {outcome.signalled} process(es) stopped{left}")

@@ -21,17 +21,18 @@ from cc_executor.cli.common import (
     out,
     record_json,
     registry_backend,
+    remote_backend,
     resolve_run,
     run_duration,
     seam_query,
     short_id,
     write_json,
 )
-from cc_executor.errors import InvalidRequestError, TranscriptNotFoundError
-from cc_executor.models import Approval, RunRecord
+from cc_executor.errors import InvalidRequestError, RunNotFoundError, TranscriptNotFoundError
+from cc_executor.models import Approval, RunRecord, RunStatus
 
 if TYPE_CHECKING:
-    from cc_executor.backends import LocalBackend, TranscriptChunk
+    from cc_executor.backends import Backend, TranscriptChunk
 
 _FOLLOW_POLL_S = 0.5
 _WHOLE_PAGE_LINES = 1000
@@ -96,13 +97,23 @@ async def _show_async(args: argparse.Namespace) -> int:
         raise InvalidRequestError("--follow prints lines as they come and cannot be combined with --json")
 
     async with registry_backend() as backend:
-        record = await resolve_run(backend, args.run_id)
-        if args.follow:
-            return await follow(backend, record, raw=args.raw, transcript=args.transcript or args.raw)
-        if args.transcript or args.raw:
-            return await print_transcript(
-                backend, record.run_id, raw=args.raw, cursor=args.cursor, limit=args.limit, json_output=args.json
-            )
+        try:
+            record = await resolve_run(backend, args.run_id)
+        except RunNotFoundError:
+            async with remote_backend() as remote:  # Temporal: a task its list has not started has no row here
+                if remote is None:
+                    raise
+                return await _show_run(remote, await resolve_run(remote, args.run_id), args)
+        return await _show_run(backend, record, args)
+
+
+async def _show_run(backend: Backend, record: RunRecord, args: argparse.Namespace) -> int:
+    if args.follow:
+        return await follow(backend, record, raw=args.raw, transcript=args.transcript or args.raw)
+    if args.transcript or args.raw:
+        return await print_transcript(
+            backend, record.run_id, raw=args.raw, cursor=args.cursor, limit=args.limit, json_output=args.json
+        )
     if args.json:
         write_json(record_json(record))
     else:
@@ -120,6 +131,7 @@ def record_fields(record: RunRecord) -> list[tuple[str, str]]:
         ("status", record.status.value + (f" ({record.error_class})" if record.error_class else "")),
         ("task", record.task if len(record.task) <= 400 else record.task[:399] + "…"),
         ("cwd", record.cwd),
+        *list_fields(record),
         ("model", record.model or "(claude's default)"),
         ("permission mode", record.permission_mode or "-"),
         ("created", format_time(record.created_at)),
@@ -147,8 +159,17 @@ def record_fields(record: RunRecord) -> list[tuple[str, str]]:
         fields.append(("profile", profile_line(record.profile)))
     for approval in record.approvals:
         fields.append(("approval", approval_line(approval)))
-    fields.append(("transcript", record.transcript_path or "(not kept)"))
+    unstarted = "(none yet)" if record.status is RunStatus.PENDING else "(not kept)"
+    fields.append(("transcript", record.transcript_path or unstarted))
     return fields
+
+
+def list_fields(record: RunRecord) -> list[tuple[str, str]]:
+    """The task list a run belongs to, and its place there (a pending task has no more than that yet)."""
+    if record.list_id is None:
+        return []
+    place = f" (task {record.list_index})" if record.list_index is not None else ""
+    return [("list", record.list_id + place)]
 
 
 def worktree_fields(record: RunRecord) -> list[tuple[str, str]]:
@@ -238,7 +259,7 @@ def render(lines: list[str], *, raw: bool) -> list[str]:
     return [text for line in lines for text in render_line(line)]
 
 
-async def read_chunk(backend: LocalBackend, run_id: str, *, cursor: int, limit: int) -> TranscriptChunk:
+async def read_chunk(backend: Backend, run_id: str, *, cursor: int, limit: int) -> TranscriptChunk:
     from cc_executor.backends import TranscriptQuery
 
     query = seam_query(TranscriptQuery, cursor=cursor, limit=limit, max_bytes=_PAGE_BYTES)
@@ -246,7 +267,7 @@ async def read_chunk(backend: LocalBackend, run_id: str, *, cursor: int, limit: 
 
 
 async def print_transcript(
-    backend: LocalBackend, run_id: str, *, raw: bool, cursor: int, limit: int | None, json_output: bool
+    backend: Backend, run_id: str, *, raw: bool, cursor: int, limit: int | None, json_output: bool
 ) -> int:
     if limit is None and not json_output:
         await _print_whole(backend, run_id, raw=raw, cursor=cursor)
@@ -274,7 +295,7 @@ def _page_json(page: TranscriptChunk, lines: list[str]) -> dict[str, object]:
     }
 
 
-async def _print_whole(backend: LocalBackend, run_id: str, *, raw: bool, cursor: int) -> int:
+async def _print_whole(backend: Backend, run_id: str, *, raw: bool, cursor: int) -> int:
     """Print every complete line from ``cursor``; returns the cursor after the last one printed."""
     while True:
         page = await read_chunk(backend, run_id, cursor=cursor, limit=_WHOLE_PAGE_LINES)
@@ -290,7 +311,7 @@ async def _print_whole(backend: LocalBackend, run_id: str, *, raw: bool, cursor:
 # --- follow -----------------------------------------------------------------------------------------------------
 
 
-async def follow(backend: LocalBackend, record: RunRecord, *, raw: bool, transcript: bool) -> int:
+async def follow(backend: Backend, record: RunRecord, *, raw: bool, transcript: bool) -> int:
     """Attach to a run until its ``finished`` event: its live progress (or, with ``transcript``, its transcript as
     it grows), then its result and status line. The exit code says how it ended (``exit_code_for``)."""
     from cc_executor.cli.run import footer_lines, result_body
@@ -308,7 +329,7 @@ async def follow(backend: LocalBackend, record: RunRecord, *, raw: bool, transcr
     return exit_code_for(record.status.value)
 
 
-async def _follow_progress(backend: LocalBackend, record: RunRecord) -> None:
+async def _follow_progress(backend: Backend, record: RunRecord) -> None:
     from cc_executor.cli.live_display import make_display
 
     display = make_display(quiet=False)
@@ -321,7 +342,7 @@ async def _follow_progress(backend: LocalBackend, record: RunRecord) -> None:
         display.stop()
 
 
-async def _follow_transcript(backend: LocalBackend, record: RunRecord, *, raw: bool) -> None:
+async def _follow_transcript(backend: Backend, record: RunRecord, *, raw: bool) -> None:
     """The transcript as it grows until the run's ``finished`` event. The run's events say when it ends (and, for a
     run that keeps no transcript, what it is doing); the transcript is read on every event and at least every
     0.5 s, and once more after the end, so no line written before it is missed."""
@@ -341,7 +362,7 @@ async def _follow_transcript(backend: LocalBackend, record: RunRecord, *, raw: b
                     await ended.wait()
 
 
-async def _watch_events(backend: LocalBackend, run_id: str, keeps_transcript: bool, ended: anyio.Event) -> None:
+async def _watch_events(backend: Backend, run_id: str, keeps_transcript: bool, ended: anyio.Event) -> None:
     try:
         async for event in backend.events(run_id):
             if event.progress is not None and not keeps_transcript:
@@ -350,7 +371,7 @@ async def _watch_events(backend: LocalBackend, run_id: str, keeps_transcript: bo
         ended.set()
 
 
-async def _print_new(backend: LocalBackend, run_id: str, cursor: int, *, raw: bool) -> int:
+async def _print_new(backend: Backend, run_id: str, cursor: int, *, raw: bool) -> int:
     try:
         return await _print_whole(backend, run_id, raw=raw, cursor=cursor)
     except TranscriptNotFoundError:

@@ -90,7 +90,7 @@ def context_preamble(done: Sequence[ListEntry]) -> str:
 
 MemberState = Literal["pending", "running", "finished", "skipped"]
 _UNFINISHED_STATUS: dict[MemberState, RunStatus] = {
-    "pending": RunStatus.QUEUED,
+    "pending": RunStatus.PENDING,
     "running": RunStatus.RUNNING,
     "skipped": RunStatus.SKIPPED,
 }

@@ -27,10 +27,11 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import anyio
 
-from cc_executor.engine import process, worktree_include
+from cc_executor.engine import process, worktree_include, worktree_libgit2
 from cc_executor.engine.git import IDENTITY, MIN_GIT_ISOLATION, NO_HOOKS, GitOutput, check_git_version, git
 from cc_executor.errors import InvalidRequestError, RunError, RunTimeoutError, WorktreeError, WorktreeSetupError
 from cc_executor.models import ExecutionResult, RunRequest, WorktreeCommit
@@ -80,6 +81,7 @@ class WorktreePlan:
     base_branch: str | None  # the branch checked out in the caller's checkout (None: detached HEAD)
     dirty: bool  # the caller's checkout had uncommitted changes (not carried over)
     setup: list[str] | None
+    engine: Literal["git", "libgit2"] = "git"  # libgit2: in-process steps (worktree_libgit2.py); git: the CLI
 
     @property
     def cwd(self) -> Path:
@@ -89,9 +91,14 @@ class WorktreePlan:
 async def plan_worktree(request: RunRequest, root: Path) -> WorktreePlan:
     """Validate a worktree request; raises InvalidRequestError naming the problem, with nothing created.
 
-    The independent git questions run side by side (git works from any subdirectory): a handful of git
-    processes is most of what isolation costs a short run."""
+    With pygit2 installed, a request and repository that libgit2 handles exactly as git does are planned
+    in-process (no git process at all); everything else, every refusal included, through git. The independent git
+    questions run side by side (git works from any subdirectory): a handful of git processes is most of what
+    isolation costs a short run."""
     cwd = request.cwd
+    in_process = await _plan_in_process(request, root)
+    if in_process is not None:
+        return in_process
     try:  # asked once per process
         await check_git_version(MIN_GIT_ISOLATION, "isolation='worktree'")
     except WorktreeError as exc:
@@ -143,6 +150,32 @@ async def plan_worktree(request: RunRequest, root: Path) -> WorktreePlan:
         base_branch=head.removeprefix("refs/heads/") if head.startswith("refs/heads/") else None,
         dirty=bool(status.stdout.strip()),
         setup=request.setup,
+    )
+
+
+async def _plan_in_process(request: RunRequest, root: Path) -> WorktreePlan | None:
+    """The libgit2 plan, when it applies (the branch a caller named goes through git's check-ref-format)."""
+    if not worktree_libgit2.available() or request.branch == "HEAD":
+        return None
+    base_ref, branch = request.base_ref or "HEAD", request.branch or default_branch(request.run_id)
+    facts = await worktree_libgit2.plan_facts(request.cwd, base_ref, branch, root)
+    if facts is None or not request.cwd.is_relative_to(facts.repo_root):
+        return None
+    path = facts.worktree_root / request.run_id
+    if await anyio.Path(path).exists():
+        return None
+    return WorktreePlan(
+        run_id=request.run_id,
+        repo_root=facts.repo_root,
+        subdir=request.cwd.relative_to(facts.repo_root),
+        path=path,
+        branch=branch,
+        base_ref=base_ref,
+        base_sha=facts.base_sha,
+        base_branch=facts.base_branch,
+        dirty=facts.dirty,
+        setup=request.setup,
+        engine="libgit2",
     )
 
 
@@ -242,7 +275,11 @@ class RunWorktree:
         plan = self.plan
         ensure_private_dir(plan.path.parent)
         self.created = True  # even half made (cancelled mid-way), leave() must look at it
-        await git(["worktree", "add", "--quiet", "-b", plan.branch, str(plan.path), plan.base_sha], cwd=plan.repo_root)
+        if plan.engine == "libgit2":
+            await worktree_libgit2.create(plan.repo_root, plan.branch, plan.base_sha, plan.path, plan.run_id)
+        else:
+            add = ["worktree", "add", "--quiet", "-b", plan.branch, str(plan.path), plan.base_sha]
+            await git(add, cwd=plan.repo_root)
         await worktree_include.copy_included(plan.repo_root, plan.path)
         plan.cwd.mkdir(parents=True, exist_ok=True)  # a subdir that only held untracked files
 
@@ -306,9 +343,13 @@ class RunWorktree:
         plan = self.plan
         if not self.created or not _exists(plan.path):
             return WorktreeOutcome()
-        await git(["add", "--all"], cwd=plan.path)
         subject = f"cc-executor: {one_line(self.task, 60)}"
         body = f"Work of cc-executor run {plan.run_id}, committed when the run ended."
+        if plan.engine == "libgit2":
+            saved = await worktree_libgit2.save(plan.path, plan.branch, f"{subject}\n\n{body}\n")
+            if saved is not None:
+                return await _leave_in_process(plan, saved.head)
+        await git(["add", "--all"], cwd=plan.path)
         commit = ["commit", "--quiet", "--no-verify", "-m", subject, "-m", body]
         committed = await git(commit, cwd=plan.path, prefix=(*IDENTITY, *NO_HOOKS), check=False)
         if committed.returncode not in (0, 1):  # 1: nothing to commit
@@ -361,6 +402,39 @@ class RunWorktree:
                 "worktree_path": outcome.kept_path,
             }
         )
+
+
+async def _leave_in_process(plan: WorktreePlan, head: str) -> WorktreeOutcome:
+    """After libgit2's commit holds everything: measure the branch while the directory is deleted."""
+    outcomes: list[WorktreeOutcome] = []
+    problems: list[str | None] = []
+
+    async def read_changes() -> None:
+        outcomes.append(_outcome(head, await worktree_libgit2.changes(plan.repo_root, plan.base_sha, head)))
+
+    async def delete() -> None:
+        problems.append(await worktree_libgit2.remove(plan.repo_root, plan.path, plan.run_id))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(read_changes)
+        group.start_soon(delete)
+    outcome = outcomes[0]
+    if problems[0] is not None:
+        log.warning("run %s: kept its worktree %s: %s", plan.run_id, plan.path, problems[0])
+        outcome.kept_path = str(plan.path) if _exists(plan.path) else None
+    return outcome
+
+
+def _outcome(head_sha: str, found: worktree_libgit2.Changes) -> WorktreeOutcome:
+    commits = [WorktreeCommit(sha=sha, subject=subject) for sha, subject in found.commits]
+    outcome = WorktreeOutcome(
+        head_sha=head_sha, commits=commits, diffstat=found.diffstat.rstrip()[:_DIFFSTAT_CHARS] or None
+    )
+    for status, path in found.changed:
+        kind = status[:1]
+        target = outcome.created if kind == "A" else outcome.deleted if kind == "D" else outcome.modified
+        target.append(path)
+    return outcome
 
 
 Removal = tuple[str, str | None]  # the branch head, and the worktree path when it was kept
@@ -417,16 +491,9 @@ async def measure(repo: Path, base_sha: str, head_sha: str) -> WorktreeOutcome:
         raise WorktreeError(
             f"git could not compare {base_sha[:12]}..{head_sha[:12]} in {repo}: {failed.stderr.strip()}"
         )
-    commits = [
-        WorktreeCommit(sha=sha, subject=subject) for sha, _, subject in (x.partition("\0") for x in log_out.lines)
-    ]
+    commits = [(sha, subject) for sha, _, subject in (x.partition("\0") for x in log_out.lines)]
     changes, stat = _split_raw_and_stat(diff.stdout)
-    outcome = WorktreeOutcome(head_sha=head_sha, commits=commits, diffstat=stat.rstrip()[:_DIFFSTAT_CHARS] or None)
-    for status, path in changes:
-        kind = status[:1]
-        target = outcome.created if kind == "A" else outcome.deleted if kind == "D" else outcome.modified
-        target.append(path)
-    return outcome
+    return _outcome(head_sha, worktree_libgit2.Changes(commits=commits, changed=changes, diffstat=stat))
 
 
 def _split_raw_and_stat(output: str) -> tuple[list[tuple[str, str]], str]:

@@ -47,7 +47,7 @@ _SQL_ONLY_COLUMNS = ("input_tokens", "output_tokens")
 _UNFINISHED = (RunStatus.QUEUED.value, RunStatus.RUNNING.value, RunStatus.WAITING_FOR_APPROVAL.value)
 # What a cancel request wrote that the run's own result must not overwrite (finish_run's compare-and-set).
 _CANCEL_KEEPS = ("status", "error_class", "error", "finished_at")
-_DELETE_CHUNK = 400  # ids per DELETE: under SQLite's default limit of host parameters
+_DELETE_CHUNK = 400  # ids per DELETE (or IN list): under SQLite's default limit of host parameters
 LIST_RUNNING = "running"  # a durable list's status until its end is recorded (then success/failed/cancelled)
 
 
@@ -71,6 +71,20 @@ class TaskListRow:
     @property
     def finished(self) -> bool:
         return self.status != LIST_RUNNING
+
+
+@dataclass(frozen=True, slots=True)
+class UnstartedMember:
+    """A member of a durable list with no row in ``runs``: not started yet, or (list ended) never started."""
+
+    run_id: str
+    list_id: str
+    index: int  # 1-based
+    total: int  # members in its list
+    request: str  # its recorded request (JSON)
+    list_status: str
+    list_error: str | None
+    list_created_at: str
 
 
 def utc_now() -> str:
@@ -522,6 +536,54 @@ class RunStore:
                 await self._db.execute_fetchall("SELECT list_id FROM task_list_members WHERE run_id = ?", (run_id,))
             )
         return str(rows[0][0]) if rows else None
+
+    async def member_places(self, run_ids: Iterable[str]) -> dict[str, int]:
+        """The 1-based place of each of ``run_ids`` that is a member of a durable list."""
+        ids = list(run_ids)
+        places: dict[str, int] = {}
+        for start in range(0, len(ids), _DELETE_CHUNK):
+            chunk = ids[start : start + _DELETE_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            sql = f"SELECT run_id, idx FROM task_list_members WHERE run_id IN ({marks})"
+            async with self._lock:
+                rows = await self._db.execute_fetchall(sql, chunk)
+            places.update((str(r[0]), int(r[1])) for r in rows)
+        return places
+
+    async def unstarted_members(
+        self, *, run_id: str | None = None, list_id: str | None = None, running_lists_only: bool = False
+    ) -> list[UnstartedMember]:
+        """Members of recorded lists that have no row in ``runs`` (one run id, one list's, or all), newest list
+        first and later members first; ``running_lists_only``: only those of lists that have not ended."""
+        filters: dict[str, Any] = {
+            "m.run_id = ?": run_id,
+            "m.list_id = ?": list_id,
+            "l.status = ?": LIST_RUNNING if running_lists_only else None,
+        }
+        used = {clause: value for clause, value in filters.items() if value is not None}
+        where = "".join(f" AND {clause}" for clause in used)
+        sql = (
+            "SELECT m.run_id, m.list_id, m.idx, m.request, l.status, l.error, l.created_at, "
+            "(SELECT COUNT(*) FROM task_list_members c WHERE c.list_id = m.list_id) "
+            "FROM task_list_members m JOIN task_lists l ON l.list_id = m.list_id "
+            f"WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = m.run_id){where} "
+            "ORDER BY l.created_at DESC, m.idx DESC"
+        )
+        async with self._lock:
+            rows = await self._db.execute_fetchall(sql, tuple(used.values()))
+        return [
+            UnstartedMember(
+                run_id=str(r[0]),
+                list_id=str(r[1]),
+                index=int(r[2]),
+                total=int(r[7]),
+                request=str(r[3]),
+                list_status=str(r[4]),
+                list_error=None if r[5] is None else str(r[5]),
+                list_created_at=str(r[6]),
+            )
+            for r in rows
+        ]
 
     async def request_list_cancel(self, list_id: str, reason: str) -> bool:
         """Ask a running list's supervisor to stop it (the first reason wins); False if it has ended."""

@@ -47,6 +47,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from cc_executor.backends.list_outcomes import outcome_from_rows
+from cc_executor.backends.pending_members import merge_ids, placed, unstarted_transcript
 from cc_executor.backends.protocol import (
     CancelReport,
     ListOutcome,
@@ -68,6 +69,8 @@ from cc_executor.backends.temporal.lists import (
     list_spec,
     list_state,
     outcome_from_state,
+    pending_members,
+    running_lists,
 )
 from cc_executor.backends.temporal.observation import Observation, events_from, observe
 from cc_executor.backends.temporal.questions import answer_of, parse_questions
@@ -127,6 +130,7 @@ class TemporalBackend:
         self._lock = anyio.Lock()
         self._group: anyio.abc.TaskGroup | None = None
         self._lists: dict[str, str] = {}  # member run id -> list id, for the list workflows seen here
+        self._places: dict[str, int] = {}  # member run id -> its 1-based place in that list
         self._list_ids: set[str] = set()  # list workflows submitted or looked at here, unfinished: the sweep fills rows
         self._synced_attempts: dict[str, int] = {}
         self._follows: dict[str, _Follow] = {}
@@ -272,8 +276,8 @@ class TemporalBackend:
         reaches it with its next heartbeat, and this returns once the workflow has ended. A list member its list has
         not started yet is skipped (the list goes on)."""
         pending = await self._pending_member(run_id)
-        if pending is not None:
-            skipped = await self._skip_pending(pending[0], run_id, reason)
+        if pending is not None and pending.list_id is not None:
+            skipped = await self._skip_pending(pending.list_id, run_id, reason)
             if skipped is not None:
                 return skipped
         record = await (await self.store()).get(run_id)
@@ -309,19 +313,17 @@ class TemporalBackend:
                 await anyio.sleep(self.poll_s)
         raise TimeoutError(f"the list workflow {list_id} did not take the cancel of its member {run_id}")
 
-    async def _pending_member(self, run_id: str) -> tuple[str, dict[str, Any]] | None:
-        """A list member its list workflow has not started (so it has no run workflow and no row here): its list
-        id and state. Members that have started get their row here on the way (``_list_snapshot``)."""
+    async def _pending_member(self, run_id: str) -> RunRecord | None:
+        """A list member its list workflow has not started (so it has no run workflow and no row here), as a
+        ``pending`` run. Members that have started get their row here on the way (``_list_snapshot``)."""
         store = await self.store()
         with contextlib.suppress(RunNotFoundError):
             await store.get(run_id)
             return None
         list_id = await self.list_of(run_id)
         snapshot = await self._list_snapshot(list_id) if list_id is not None else None
-        member = snapshot[0].member(run_id) if snapshot is not None else None
-        if list_id is None or member is None or member["state"] != "pending":
-            return None
-        return list_id, member
+        pending = pending_members(snapshot[0]) if snapshot is not None else []
+        return next((record for record in pending if record.run_id == run_id), None)
 
     async def _until_submitted(self, run_id: str, timeout_s: float) -> bool:
         """For a pending list member: until its list starts or skips it (False if the timeout came first)."""
@@ -337,14 +339,11 @@ class TemporalBackend:
     async def status(self, run_id: str) -> RunRecord:
         pending = await self._pending_member(run_id)
         if pending is not None:
-            list_id, member = pending
-            return RunRecord(
-                run_id=run_id, status=RunStatus.QUEUED, task=member["task"], cwd=member["cwd"], list_id=list_id
-            )
+            return pending
         record = await (await self.store()).get(run_id)
         if record.backend == BACKEND and (not record.status.finished or record.finished_at is None):
-            return await self._sync(run_id)
-        return record
+            record = await self._sync(run_id)
+        return placed([record], self._places)[0]
 
     async def wait(self, run_id: str, timeout_s: float) -> ExecutionResult | None:
         started = anyio.current_time()
@@ -423,14 +422,36 @@ class TemporalBackend:
         store = await self.store()
         for record in await store.unfinished_runs(backend=BACKEND):
             await self._sync_quietly(record.run_id)
-        return await matching_runs(store, query)
+        pending = await self._pending_runs(query.list_id)
+        return placed(await matching_runs(store, query, pending), self._places)
 
     async def find_ids(self, prefix: str, limit: int = 10) -> list[str]:
-        """Run ids in this front end's registry starting with ``prefix``."""
-        return await (await self.store()).find_ids(prefix, limit=limit)
+        """Run ids in this front end's registry starting with ``prefix``, and members of running lists that have
+        not started (no row yet)."""
+        found = await (await self.store()).find_ids(prefix, limit=limit)
+        return merge_ids(found, await self._pending_runs(None), prefix, limit)
+
+    async def _pending_runs(self, list_id: str | None) -> list[RunRecord]:
+        """Members their list workflows have not started, as ``pending`` runs: of ``list_id``, or of every running
+        list (those Temporal lists, and those seen here), whichever front end submitted it."""
+        if list_id is not None:
+            candidates = {list_id}
+        else:
+            candidates = set(self._list_ids)
+            with contextlib.suppress(RPCError):
+                candidates.update(await running_lists(await self.client()))
+        pending: list[RunRecord] = []
+        for key in sorted(candidates):
+            snapshot = await self._list_snapshot(key)
+            if snapshot is not None:
+                pending += pending_members(snapshot[0])
+        return pending
 
     async def transcript(self, run_id: str, query: TranscriptQuery) -> TranscriptChunk:
         record = await self.status(run_id)
+        unstarted = unstarted_transcript(record)
+        if unstarted is not None:
+            raise unstarted
         if record.transcript_path and await anyio.Path(record.transcript_path).is_file():
             return read_chunk(Path(record.transcript_path), run_id, query, finished=record.status.finished)
         observation = await self._observe(run_id)
@@ -525,6 +546,7 @@ class TemporalBackend:
                 memo=list_memo(request),
             )
         self._lists.update((member.run_id, request.list_id) for member in request.requests)
+        self._places.update((member.run_id, i) for i, member in enumerate(request.requests, start=1))
         self._list_ids.add(request.list_id)
         return request.list_id
 
@@ -624,6 +646,7 @@ class TemporalBackend:
         for member in state.members:
             run_id = str(member["run_id"])
             self._lists[run_id] = state.list_id
+            self._places[run_id] = int(member["index"])
             record: RunRecord | None = None
             with contextlib.suppress(RunNotFoundError):
                 record = await store.get(run_id)

@@ -14,6 +14,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from cc_executor.backends.list_outcomes import ListStatus, tallied
+from cc_executor.backends.pending_members import pending_record
 from cc_executor.backends.protocol import ListMemberState, ListOutcome, ListRequest
 from cc_executor.backends.temporal.list_workflow import LIST_WORKFLOW, STATE_QUERY
 from cc_executor.models import ExecutionResult, RunRecord
@@ -140,6 +141,30 @@ async def list_holding(client: Client, run_id: str) -> str | None:
         if any(m.get("run_id") == run_id for m in memo.get(MEMBERS_MEMO) or []):
             return execution.id
     return None
+
+
+async def running_lists(client: Client) -> list[str]:
+    """The ids of the list workflows Temporal runs now (from its visibility store)."""
+    query = f"WorkflowType = '{LIST_WORKFLOW}' AND ExecutionStatus = 'Running'"
+    return [execution.id async for execution in client.list_workflows(query)]
+
+
+def pending_members(state: ListState) -> list[RunRecord]:
+    """The list's members it has not started, as ``pending`` runs (``backends.pending_members``)."""
+    created = state.started.astimezone(UTC).isoformat(timespec="microseconds") if state.started else None
+    return [
+        pending_record(
+            str(m["run_id"]),
+            list_id=state.list_id,
+            index=int(m["index"]),
+            total=len(state.members),
+            task=str(m["task"]),
+            cwd=str(m["cwd"]),
+            created_at=created,
+        )
+        for m in state.members
+        if m["state"] == "pending" and not state.ended
+    ]
 
 
 def outcome_from_state(state: ListState, rows: dict[str, RunRecord]) -> ListOutcome:

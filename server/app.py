@@ -420,6 +420,7 @@ TOOLS: list[ToolSpec] = [
 def create_server(settings: ServerSettings | None = None) -> MCPServer[AppState]:
     """A ready MCPServer; ``settings`` default to the environment (ServerSettings.from_env())."""
     settings = settings or ServerSettings.from_env()
+    tools = build_tools(TOOLS)  # each structured (outputSchema), as add_tool(fn, structured_output=True) builds it
     with sdk_logging_setup():
         server: MCPServer[AppState] = ToolErrorServer(
             SERVER_NAME,
@@ -430,7 +431,7 @@ def create_server(settings: ServerSettings | None = None) -> MCPServer[AppState]
             ),
             lifespan=lifespan_for(settings),
             log_level="WARNING",
-            tools=build_tools(TOOLS),  # each tool structured (outputSchema), as add_tool(structured_output=True)
+            tools=tools,
         )
     register_resources(server)
     return server

@@ -5,7 +5,7 @@ Three costs are avoided here, none changing anything a host sees (the same tools
 
 - ``build_tools``: the SDK derives a tool's outputSchema from its return annotation (~5 ms for RunResult, which six
   tools return); each distinct return type is derived once and shared. And each tool's annotations are evaluated
-  once, not at each of the SDK's three reads.
+  once, not at each of the SDK's reads.
 - ``sdk_logging_setup``: ``MCPServer.__init__`` imports rich (~20 ms) to hand ``logging.basicConfig`` a
   RichHandler, which basicConfig drops unused once the root logger has a handler (``__main__`` sets one up first).
 - ``LazyModule``: the modules only tool bodies use (run_tools, task_list_tools, ...) load with the first tool call.
@@ -35,14 +35,14 @@ ToolSpec = tuple[Callable[..., Any], str, ToolAnnotations]  # the tool function,
 def build_tools(specs: Sequence[ToolSpec]) -> list[Tool]:
     """The tools as ``MCPServer.add_tool(fn, structured_output=True)`` would build them, for ``MCPServer(tools=)``.
 
-    The first tool with a given return annotation gets its output model and schema derived by the SDK; a later tool
-    with the same annotation is built without structured output (which skips only that derivation) and then given
+    The first tool with a given return type gets its output model and schema derived by the SDK; a later tool with
+    the same return type is built without structured output (which skips only that derivation) and then given
     the first one's output_model, output_schema and wrap_output. FuncMetadata reads those fields live at each call,
     so the tool validates, converts and publishes its result exactly as if the SDK had derived them again."""
     derived: dict[Any, FuncMetadata] = {}
     tools = []
     for fn, title, hints in specs:
-        # The SDK reads a tool's annotations three times (context, resolvers, arguments) and each read evaluates
+        # The SDK reads a tool's annotations several times (context, resolvers, arguments) and each read evaluates
         # the strings of ``from __future__ import annotations`` again; evaluated once here, they are objects.
         fn.__annotations__ = typing.get_type_hints(fn, include_extras=True)
         returns = _data_type(inspect.signature(fn).return_annotation)

@@ -288,6 +288,8 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
     root = _made(workspace / "worktrees")
     disk = described(root)
     tmp_floor: list[tuple[float, float]] = []
+    unhinted = _made(workspace / "no-topdir-hint")  # beside the root, without chattr +T
+    unhinted_floor: list[tuple[float, float]] = []
 
     default: list[dict[str, float]] = []
     through_git: list[dict[str, float]] = []
@@ -326,6 +328,7 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
                 through_git.append(await one_cycle(small, root))
             floor.append(empty_files_floor(tracked, root))
             tmp_floor.append(empty_files_floor(tracked, options.tmp))
+            unhinted_floor.append(empty_files_floor(tracked, unhinted))
             if fast_root is not None:
                 fast.append(await one_cycle(small, fast_root))
                 fast_floor.append(empty_files_floor(tracked, fast_root))
@@ -353,6 +356,7 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
     floor_s = median([a + b for a, b in floor])
     floor_create, floor_delete = median([a for a, _ in floor]), median([b for _, b in floor])
     tmp_floor_s = median([a + b for a, b in tmp_floor])
+    unhinted_s = median([a + b for a, b in unhinted_floor])
     folders = len({str(Path(x).parent) for x in tracked} - {"."})
     e2e = median(isolated_small) - median(plain_small)
     section.rows += [
@@ -374,7 +378,8 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
         Row(
             f"7c. filesystem floor: {len(tracked)} empty files (+ {folders} directories) created and deleted",
             f"{ms(floor_s)} = {floor_s / baseline * 100:.1f} % of a trivial run "
-            f"(create {ms(floor_create)}, delete {ms(floor_delete)}; under /tmp: {ms(tmp_floor_s)})",
+            f"(create {ms(floor_create)}, delete {ms(floor_delete)}; in a directory beside it without the +T hint: "
+            f"{ms(unhinted_s)}; under /tmp: {ms(tmp_floor_s)})",
             "info",
             None,
             f"median of {n}, plain Python beside the worktrees ({disk}): what the checkout and the removal write, "
@@ -483,7 +488,7 @@ async def _measure(options: Options, section: Section, workspace: Path, fast_roo
             journaled,
             git_cost,
             fast_cost,
-            (floor_s, tmp_floor_s),
+            (floor_s, unhinted_s, tmp_floor_s),
             (baseline, baseline_cpu),
             len(tracked),
             disk,
@@ -498,20 +503,21 @@ def _reading(
     journaled: dict[str, float] | str,
     through_git: dict[str, float],
     fast: dict[str, float] | None,
-    floors: tuple[float, float],
+    floors: tuple[float, float, float],
     baselines: tuple[float, float],
     files: int,
     disk: str,
     loose: dict[str, float],
 ) -> list[str]:
     """The reading under the table, from the figures (so it stays true when they change)."""
-    (floor_s, tmp_floor_s), (baseline, baseline_cpu) = floors, baselines
+    (floor_s, unhinted_s, tmp_floor_s), (baseline, baseline_cpu) = floors, baselines
     text = (
         f"Reading: isolation costs {ms(small['total'])} per run here, {small['total'] / baseline * 100:.0f} % of a "
         f"trivial run ({ms(baseline, 0)} wall, {ms(baseline_cpu, 0)} CPU). Of that, {ms(floor_s)} is the filesystem "
         f"floor: creating and deleting {files} empty files beside the worktrees ({disk}), before git reads or writes "
-        f"a byte (under /tmp, where earlier versions of this benchmark worked, the same floor was {ms(tmp_floor_s)}: "
-        "on this VM creating a file costs tenfold more or less by directory and moment). "
+        f"a byte. The worktrees root carries ext4's +T hint (`chattr +T`: each worktree starts a block group of its "
+        f"own, engine/topdir.py); in a directory beside it without the hint the same floor is {ms(unhinted_s)}, "
+        f"under /tmp {ms(tmp_floor_s)}. "
         f"{_journal_reading(disk, journaled, baseline)}"
         f"The same steps through the git CLI cost {ms(through_git['total'])} "
         f"({through_git['total'] / baseline * 100:.0f} %, CPU {ms(through_git['cpu'])} against {ms(small['cpu'])}): "
@@ -538,10 +544,10 @@ def _journal_reading(disk: str, journaled: dict[str, float] | str, baseline: flo
     if "no journal" not in disk:
         return ""
     text = (
-        "This disk's ext4 has no journal: there every file created skips each inode freed in the last 30 s (one "
-        "buffer lookup each, kernel CPU), so creating the checkout slows with every deletion before it, the "
-        "trivial runs' and the worktrees' own (the target cycles run first, after a 35 s pause, so the other "
-        "variants' deletions are not charged to them). "
+        "This disk's ext4 has no journal: there every file created skips each inode freed in the last 30 s in its "
+        "block group (one buffer lookup each, kernel CPU), so without the hint a checkout slows with every deletion "
+        "before it in the same group, the trivial runs' and the worktrees' own (the target cycles run first, after "
+        "a 35 s pause, so the other variants' deletions are not charged to them). "
     )
     if isinstance(journaled, str):
         return text

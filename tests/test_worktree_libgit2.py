@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from cc_executor import CCExecutorConfig, RunStatus, cc_execute
+from cc_executor.engine.topdir import is_top_directory
 from cc_executor.engine.worktree import RunWorktree, plan_worktree
 from cc_executor.errors import InvalidRequestError
 from cc_executor.models import RunRequest
@@ -151,3 +153,23 @@ async def test_an_unknown_engine_setting_is_refused_naming_it(tmp_path: Path, mo
     ):
         await plan_worktree(request, tmp_path / "wt")
     assert not (tmp_path / "wt").exists() and git(repo, "branch", "--list") == "* main"
+
+
+async def test_the_worktrees_root_spreads_its_worktrees_over_the_filesystem(tmp_path: Path) -> None:
+    """ext4's Orlov hint (chattr +T) on the root: each worktree is an unrelated tree (see engine/topdir.py)."""
+    if is_top_directory(tmp_path) is None:
+        pytest.skip(f"{tmp_path}'s filesystem keeps no inode flags")
+    repo = make_repo(tmp_path / "repo")
+    request = RunRequest(task="t", cwd=repo, isolation="worktree")
+    plan = await plan_worktree(request, tmp_path / "worktrees")
+    worktree = RunWorktree(plan, request.task)
+    _, error = await worktree.enter(request, None, {}, 1e12)
+    assert error is None and is_top_directory(tmp_path / "worktrees") is True
+    assert "T" in lsattr_letters(tmp_path / "worktrees")
+    assert (await worktree.leave()).kept_path is None
+
+
+def lsattr_letters(path: Path) -> str:
+    """The attribute letters ``lsattr -d`` shows (e2fsprogs), as a user would check."""
+    done = subprocess.run(["lsattr", "-d", str(path)], capture_output=True, text=True, check=True)
+    return done.stdout.split()[0]

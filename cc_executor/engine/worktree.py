@@ -33,6 +33,7 @@ import anyio
 
 from cc_executor.engine import process, worktree_include, worktree_libgit2
 from cc_executor.engine.git import IDENTITY, MIN_GIT_ISOLATION, NO_HOOKS, GitOutput, check_git_version, git
+from cc_executor.engine.topdir import mark_top_directory
 from cc_executor.errors import InvalidRequestError, RunError, RunTimeoutError, WorktreeError, WorktreeSetupError
 from cc_executor.models import ExecutionResult, RunRequest, WorktreeCommit
 from cc_executor.paths import ensure_private_dir, state_dir
@@ -274,6 +275,7 @@ class RunWorktree:
     async def _create(self) -> None:
         plan = self.plan
         ensure_private_dir(plan.path.parent)
+        mark_top_directory(plan.path.parent)  # each worktree in a block group of its own (ext4): see topdir.py
         self.created = True  # even half made (cancelled mid-way), leave() must look at it
         if plan.engine == "libgit2":
             await worktree_libgit2.create(plan.repo_root, plan.branch, plan.base_sha, plan.path, plan.run_id)

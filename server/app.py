@@ -2,8 +2,8 @@
 
 ``create_server(settings)`` builds an MCPServer; the tools are thin wrappers over run_tools.py,
 task_list_tools.py and transcript_tools.py, which reach runs only through the backend seam. Importing this
-module loads no cc_executor code: the core comes in on the first tool call, so the initialize answer costs
-little more than importing the SDK.
+module loads none of the core (api, backends) and not the modules only tool bodies use: they come in on the first
+tool call, so the initialize answer costs little more than importing the SDK (server/startup.py, bench 4a).
 """
 
 from __future__ import annotations
@@ -12,18 +12,13 @@ import functools
 import inspect
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import MCPServer, Resolve
 from mcp.types import InputRequiredResult, ListRootsResult, ToolAnnotations
 from pydantic import Field
 
-from . import approval_tools
-from . import run_tools as runs
-from . import task_list_tools as lists
-from . import transcript_tools as transcripts
 from . import worktree_tools as worktrees
-from .approval_tools import HostPerson
 from .errors import ToolErrorServer
 from .progress_notifications import ProgressSink
 from .resources import register_resources
@@ -44,7 +39,19 @@ from .schemas import (
     TranscriptPageOutput,
 )
 from .settings import MAX_RETURN_AFTER_S, MAX_WAIT_S, ServerSettings
+from .startup import LazyModule, ToolSpec, build_tools, sdk_logging_setup
 from .state import AppState, Ctx, lifespan_for, peer_cancel_check
+
+if TYPE_CHECKING:
+    from . import approval_tools
+    from . import run_tools as runs
+    from . import task_list_tools as lists
+    from . import transcript_tools as transcripts
+else:  # only the tool bodies use these: they load with the first tool call, not before the initialize answer
+    approval_tools = LazyModule(".approval_tools", __package__)
+    runs = LazyModule(".run_tools", __package__)
+    lists = LazyModule(".task_list_tools", __package__)
+    transcripts = LazyModule(".transcript_tools", __package__)
 
 SERVER_NAME = "cc-executor"
 
@@ -175,7 +182,8 @@ async def execute_task(
     wait_s = state.settings.return_after_s if return_after_s is None else return_after_s
     with runs.tool_errors():
         submission = await runs.make_request(state, task, options, resume_run_id=resume_run_id, roots=root_paths(roots))
-        return await runs.execute(state, submission, _sink(ctx), wait_s, HostPerson(ctx), peer_cancel_check(ctx))
+        person = approval_tools.HostPerson(ctx)
+        return await runs.execute(state, submission, _sink(ctx), wait_s, person, peer_cancel_check(ctx))
 
 
 @with_run_options()
@@ -272,7 +280,7 @@ async def wait_run(
     state = _state(ctx)
     wait_s = state.settings.return_after_s if timeout_s is None else timeout_s
     sink = _sink(ctx)
-    person = HostPerson(ctx)
+    person = approval_tools.HostPerson(ctx)
     with runs.tool_errors():
         async with runs.cancelling_on_peer_cancel(state, run_id, peer_cancel_check(ctx)):
             list_id = await lists.find_list(state, run_id)
@@ -394,7 +402,7 @@ async def discard_run(run_id: RunId, ctx: Ctx) -> worktrees.DiscardOutput:
 
 # --- assembly ------------------------------------------------------------------------------------------------------
 
-TOOLS: list[tuple[Any, str, ToolAnnotations]] = [
+TOOLS: list[ToolSpec] = [
     (execute_task, "Run a task with Claude Code", _RUNNING),
     (execute_task_list, "Run a list of tasks with Claude Code", _RUNNING),
     (start_task, "Start a task in the background", _RUNNING),
@@ -412,19 +420,19 @@ TOOLS: list[tuple[Any, str, ToolAnnotations]] = [
 def create_server(settings: ServerSettings | None = None) -> MCPServer[AppState]:
     """A ready MCPServer; ``settings`` default to the environment (ServerSettings.from_env())."""
     settings = settings or ServerSettings.from_env()
-    server: MCPServer[AppState] = ToolErrorServer(
-        SERVER_NAME,
-        title="Claude Code executor",
-        version=version("cc-executor"),  # one source: pyproject.toml
-        instructions=INSTRUCTIONS.format(
-            return_after=f"{settings.return_after_s:g}", max_chars=settings.max_result_chars
-        ),
-        lifespan=lifespan_for(settings),
-        log_level="WARNING",
-    )
-    for fn, title, hints in TOOLS:
-        description = inspect.cleandoc(fn.__doc__ or "")
-        server.add_tool(fn, title=title, description=description, annotations=hints, structured_output=True)
+    tools = build_tools(TOOLS)  # each structured (outputSchema), as add_tool(fn, structured_output=True) builds it
+    with sdk_logging_setup():
+        server: MCPServer[AppState] = ToolErrorServer(
+            SERVER_NAME,
+            title="Claude Code executor",
+            version=version("cc-executor"),  # one source: pyproject.toml
+            instructions=INSTRUCTIONS.format(
+                return_after=f"{settings.return_after_s:g}", max_chars=settings.max_result_chars
+            ),
+            lifespan=lifespan_for(settings),
+            log_level="WARNING",
+            tools=tools,
+        )
     register_resources(server)
     return server
 

@@ -5,14 +5,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 
 from cc_executor.ids import check_run_id
 
-from . import transcript_tools as transcripts
+from .startup import LazyModule
 from .state import AppState, Ctx
+
+if TYPE_CHECKING:
+    from . import transcript_tools as transcripts
+else:  # loads with the first read, not before the initialize answer (server/startup.py)
+    transcripts = LazyModule(".transcript_tools", __package__)
 
 log = logging.getLogger(__name__)
 

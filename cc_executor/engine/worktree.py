@@ -97,13 +97,25 @@ async def plan_worktree(request: RunRequest, root: Path) -> WorktreePlan:
     questions run side by side (git works from any subdirectory): a handful of git processes is most of what
     isolation costs a short run."""
     cwd = request.cwd
-    in_process = await _plan_in_process(request, root)
-    if in_process is not None:
-        return in_process
-    try:  # asked once per process
-        await check_git_version(MIN_GIT_ISOLATION, "isolation='worktree'")
-    except WorktreeError as exc:
-        raise InvalidRequestError(f"{exc} Or use isolation='none'.") from None
+    # git itself is needed either way (.worktreeinclude, the git path's fallbacks when leaving, discard, the
+    # leftover search): its version is asked (once per process) beside the in-process plan.
+    too_old: list[WorktreeError] = []
+    in_process: list[WorktreePlan | None] = []
+
+    async def check_version() -> None:
+        try:
+            await check_git_version(MIN_GIT_ISOLATION, "isolation='worktree'")
+        except WorktreeError as exc:
+            too_old.append(exc)
+
+    in_process_allowed = worktree_libgit2.available()  # raises on an unknown setting, naming it
+    async with anyio.create_task_group() as group:
+        group.start_soon(check_version)
+        in_process.append(await _plan_in_process(request, root) if in_process_allowed else None)
+    if too_old:
+        raise InvalidRequestError(f"{too_old[0]} Or use isolation='none'.")
+    if in_process[0] is not None:
+        return in_process[0]
     base_ref = request.base_ref or "HEAD"
     branch = request.branch or default_branch(request.run_id)
     # One rev-parse answers four questions: the top level, the base commit, the checked-out branch and whether
@@ -155,8 +167,8 @@ async def plan_worktree(request: RunRequest, root: Path) -> WorktreePlan:
 
 
 async def _plan_in_process(request: RunRequest, root: Path) -> WorktreePlan | None:
-    """The libgit2 plan, when it applies (the branch a caller named goes through git's check-ref-format)."""
-    if not worktree_libgit2.available() or request.branch == "HEAD":
+    """The libgit2 plan, when it applies; None sends the request through git's own checks."""
+    if request.branch == "HEAD":
         return None
     base_ref, branch = request.base_ref or "HEAD", request.branch or default_branch(request.run_id)
     facts = await worktree_libgit2.plan_facts(request.cwd, base_ref, branch, root)

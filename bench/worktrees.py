@@ -137,7 +137,9 @@ def mount_journaled_ext4(workspace: Path) -> Path | str:
 
 
 def unmount(mount: Path) -> None:
-    subprocess.run(["umount", str(mount)], check=False, capture_output=True, timeout=60)
+    """Unmount, detaching lazily if something still holds a file there (the workspace is deleted next)."""
+    if subprocess.run(["umount", str(mount)], check=False, capture_output=True, timeout=60).returncode != 0:
+        subprocess.run(["umount", "--lazy", str(mount)], check=False, capture_output=True, timeout=60)
 
 
 async def on_journaled_ext4(workspace: Path, n: int) -> dict[str, float] | str:

@@ -3,6 +3,8 @@ plain repository, and every repository libgit2 would check out differently still
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import stat
@@ -174,3 +176,35 @@ def lsattr_letters(path: Path) -> str:
     """The attribute letters ``lsattr -d`` shows (e2fsprogs), as a user would check."""
     done = subprocess.run(["lsattr", "-d", str(path)], capture_output=True, text=True, check=True)
     return done.stdout.split()[0]
+
+
+def files_held_under(folder: Path) -> list[str]:
+    """Files under ``folder`` this process has open or mapped (/proc/self/fd and /proc/self/maps)."""
+    held = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            held.add(os.readlink(f"/proc/self/fd/{fd}"))
+    held |= {line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines() if "/" in line}
+    return sorted(x for x in held if x.startswith(str(folder)))
+
+
+async def test_no_file_of_the_repository_stays_open_after_a_run(tmp_path: Path) -> None:
+    """A long-lived server keeps nothing of the user's repository open between runs (a pack that `git gc` deleted
+    would keep its disk space; the filesystem could not be unmounted). The garbage collector is off meanwhile:
+    pygit2's reference cycles would otherwise hide a leak until it ran."""
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    git(repo, "repack", "-a", "-d", "-q")
+    request = RunRequest(task="t", cwd=repo, isolation="worktree")
+    gc.collect()
+    gc.disable()
+    try:
+        plan = await plan_worktree(request, tmp_path / "worktrees")
+        worktree = RunWorktree(plan, request.task)
+        moved, error = await worktree.enter(request, None, {}, 1e12)
+        assert error is None and plan.engine == "libgit2"
+        (moved.cwd / "b.txt").write_text("b\n")
+        outcome = await worktree.leave()
+        assert outcome.created == ["b.txt"] and outcome.kept_path is None
+        assert files_held_under(repo) == []
+    finally:
+        gc.enable()

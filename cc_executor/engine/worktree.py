@@ -360,9 +360,9 @@ class RunWorktree:
         subject = f"cc-executor: {one_line(self.task, 60)}"
         body = f"Work of cc-executor run {plan.run_id}, committed when the run ended."
         if plan.engine == "libgit2":
-            saved = await worktree_libgit2.save(plan.path, plan.branch, f"{subject}\n\n{body}\n")
-            if saved is not None:
-                return await _leave_in_process(plan, saved.head)
+            head = await worktree_libgit2.save(plan.path, plan.branch, f"{subject}\n\n{body}\n")
+            if head is not None:
+                return await _leave_in_process(plan, head)
         await git(["add", "--all"], cwd=plan.path)
         commit = ["commit", "--quiet", "--no-verify", "-m", subject, "-m", body]
         committed = await git(commit, cwd=plan.path, prefix=(*IDENTITY, *NO_HOOKS), check=False)

@@ -20,10 +20,12 @@ Blocking libgit2 calls run in a worker thread. ``CC_EXECUTOR_WORKTREE_GIT=cli`` 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -40,7 +42,6 @@ __all__ = [
     "GIT_PATH_CASES",
     "Changes",
     "PlanFacts",
-    "Saved",
     "available",
     "changes",
     "create",
@@ -99,6 +100,18 @@ def describe() -> str:
     return f"pygit2 {git2.__version__}, libgit2 {git2.LIBGIT2_VERSION}" if git2 is not None else "pygit2 not installed"
 
 
+@contextlib.contextmanager
+def _repository(path: Path | str) -> Iterator[pygit2.Repository]:
+    """An open repository whose files are closed on leaving. pygit2's objects form reference cycles that only the
+    garbage collector breaks: until it runs, a pack file stays open and mapped (a long-lived server would hold
+    packs that ``git gc`` deleted, and the filesystem could not be unmounted)."""
+    repo = _pygit2().Repository(str(path))
+    try:
+        yield repo
+    finally:
+        repo.free()
+
+
 @dataclass(frozen=True, slots=True)
 class PlanFacts:
     repo_root: Path
@@ -121,27 +134,29 @@ def _plan_facts(cwd: Path, base_ref: str, branch: str, root: Path) -> PlanFacts 
         found = git2.discover_repository(str(cwd))
         if found is None:
             return None
-        repo = git2.Repository(found)
-        if repo.is_bare or repo.workdir is None or repo.head_is_unborn:
-            return None
-        repo_root = Path(repo.workdir).resolve()
-        resolved_root = root.resolve()
-        if resolved_root == repo_root or resolved_root.is_relative_to(repo_root):
-            return None
-        if not git2.reference_is_valid_name(f"refs/heads/{branch}") or f"refs/heads/{branch}" in repo.references:
-            return None
-        base = repo.revparse_single(base_ref).peel(git2.Commit)
-        if not _same_as_git(repo, base.tree):
-            return None
-        head = repo.references.get("HEAD")
-        base_branch = head.target if head is not None and isinstance(head.target, str) else None
-        dirty = bool(repo.status(untracked_files="normal", ignored=False))
+        with _repository(found) as repo:
+            if repo.is_bare or repo.workdir is None or repo.head_is_unborn:
+                return None
+            repo_root = Path(repo.workdir).resolve()
+            resolved_root = root.resolve()
+            if resolved_root == repo_root or resolved_root.is_relative_to(repo_root):
+                return None
+            new_ref = f"refs/heads/{branch}"
+            if not git2.reference_is_valid_name(new_ref) or new_ref in repo.references:
+                return None
+            base = repo.revparse_single(base_ref).peel(git2.Commit)
+            if not _same_as_git(repo, base.tree):
+                return None
+            head = repo.references.get("HEAD")
+            base_branch = head.target if head is not None and isinstance(head.target, str) else None
+            dirty = bool(repo.status(untracked_files="normal", ignored=False))
+            base_sha = str(base.id)
     except (git2.GitError, KeyError, ValueError, OSError):
         return None  # whatever it is, git's own path says it better
     return PlanFacts(
         repo_root=repo_root,
         worktree_root=resolved_root,
-        base_sha=str(base.id),
+        base_sha=base_sha,
         base_branch=base_branch.removeprefix("refs/heads/")
         if base_branch and base_branch.startswith("refs/heads/")
         else None,
@@ -179,9 +194,8 @@ def _has_post_checkout_hook(repo: pygit2.Repository) -> bool:
 
 @functools.lru_cache(maxsize=64)
 def _tree_is_plain_cached(git_dir: str, tree_id: str) -> bool:
-    git2 = _pygit2()
-    repo = git2.Repository(git_dir)
-    return _walk_plain(repo, repo[tree_id])
+    with _repository(git_dir) as repo:
+        return _walk_plain(repo, cast("pygit2.Tree", repo[tree_id]))
 
 
 def _tree_is_plain(repo: pygit2.Repository, tree_id: str) -> bool:
@@ -211,53 +225,46 @@ async def create(repo_root: Path, branch: str, base_sha: str, path: Path, name: 
 
 def _create(repo_root: Path, branch: str, base_sha: str, path: Path, name: str) -> None:
     git2 = _pygit2()
-    repo = git2.Repository(str(repo_root))
-    try:
-        ref = repo.branches.local.create(branch, repo[base_sha].peel(git2.Commit))
-    except (git2.GitError, ValueError) as exc:
-        raise WorktreeError(f"could not create the branch {branch}: {exc}") from None
-    try:
-        repo.add_worktree(name, str(path), ref)
-    except (git2.GitError, ValueError, OSError) as exc:
-        repo.branches.local.delete(branch)
-        raise WorktreeError(f"could not add the worktree {path}: {exc}") from None
+    with _repository(repo_root) as repo:
+        try:
+            ref = repo.branches.local.create(branch, repo[base_sha].peel(git2.Commit))
+        except (git2.GitError, ValueError) as exc:
+            raise WorktreeError(f"could not create the branch {branch}: {exc}") from None
+        try:
+            repo.add_worktree(name, str(path), ref)
+        except (git2.GitError, ValueError, OSError) as exc:
+            repo.branches.local.delete(branch)
+            raise WorktreeError(f"could not add the worktree {path}: {exc}") from None
 
 
-@dataclass(frozen=True, slots=True)
-class Saved:
-    committed: bool  # a commit was made (False: nothing to commit)
-    head: str
-    proven_clean: bool  # the commit holds everything: the worktree can go without git's re-check
-
-
-async def save(path: Path, branch: str, message: str) -> Saved | None:
-    """``git add --all`` and one commit on ``branch``, in-process; None when git's own path must do it."""
+async def save(path: Path, branch: str, message: str) -> str | None:
+    """``git add --all`` and one commit on ``branch`` when anything changed, in-process: the branch head after it.
+    None when git's own path must do it (then nothing was changed here)."""
     return await anyio.to_thread.run_sync(_save, path, branch, message)
 
 
-def _save(path: Path, branch: str, message: str) -> Saved | None:
+def _save(path: Path, branch: str, message: str) -> str | None:
     git2 = _pygit2()
     try:
-        repo = git2.Repository(str(path))
-        if repo.head_is_detached or repo.head.name != f"refs/heads/{branch}":
-            return None  # the agent moved HEAD: git's path keeps the worktree
-        if repo.state() != git2.enums.RepositoryState.NONE or _holds_nested_repository(repo, path):
-            return None
-        head = repo.head.peel(git2.Commit)
-        index = repo.index
-        index.read()
-        index.add_all()
-        if index.conflicts is not None:
-            return None
-        index.write()
-        tree = index.write_tree()
-        if tree == head.tree_id:
-            return Saved(committed=False, head=str(head.id), proven_clean=False)
-        who = git2.Signature("cc-executor", "cc-executor@localhost")
-        commit = repo.create_commit("HEAD", who, who, message, tree, [head.id])
+        with _repository(path) as repo:
+            if repo.head_is_detached or repo.head.name != f"refs/heads/{branch}":
+                return None  # the agent moved HEAD: git's path keeps the worktree
+            if repo.state() != git2.enums.RepositoryState.NONE or _holds_nested_repository(repo, path):
+                return None
+            head = repo.head.peel(git2.Commit)
+            index = repo.index
+            index.read()
+            index.add_all()
+            if index.conflicts is not None:
+                return None
+            index.write()
+            tree = index.write_tree()
+            if tree == head.tree_id:
+                return str(head.id)  # nothing to commit
+            who = git2.Signature("cc-executor", "cc-executor@localhost")
+            return str(repo.create_commit("HEAD", who, who, message, tree, [head.id]))
     except (git2.GitError, KeyError, ValueError, OSError):
         return None
-    return Saved(committed=True, head=str(commit), proven_clean=True)
 
 
 def _holds_nested_repository(repo: pygit2.Repository, root: Path) -> bool:
@@ -297,16 +304,16 @@ async def changes(repo_root: Path, base_sha: str, head_sha: str) -> Changes:
 def _changes(repo_root: Path, base_sha: str, head_sha: str) -> Changes:
     git2 = _pygit2()
     try:
-        repo = git2.Repository(str(repo_root))
-        base, head = repo[base_sha].peel(git2.Commit), repo[head_sha].peel(git2.Commit)
-        walker = repo.walk(head.id, git2.enums.SortMode.TOPOLOGICAL | git2.enums.SortMode.REVERSE)
-        walker.hide(base.id)
-        commits = [(str(c.id), c.message.split("\n", 1)[0]) for c in walker]
-        diff = repo.diff(base, head)
-        changed = [
-            (d.status_char(), d.new_file.path if d.status_char() != "D" else d.old_file.path) for d in diff.deltas
-        ]
-        stat = diff.stats.format(git2.enums.DiffStatsFormat.FULL, 80) if changed else ""
+        with _repository(repo_root) as repo:
+            base, head = repo[base_sha].peel(git2.Commit), repo[head_sha].peel(git2.Commit)
+            walker = repo.walk(head.id, git2.enums.SortMode.TOPOLOGICAL | git2.enums.SortMode.REVERSE)
+            walker.hide(base.id)
+            commits = [(str(c.id), c.message.split("\n", 1)[0]) for c in walker]
+            diff = repo.diff(base, head)
+            changed = [
+                (d.status_char(), d.new_file.path if d.status_char() != "D" else d.old_file.path) for d in diff.deltas
+            ]
+            stat = diff.stats.format(git2.enums.DiffStatsFormat.FULL, 80) if changed else ""
     except (git2.GitError, KeyError, ValueError) as exc:
         raise WorktreeError(f"could not compare {base_sha[:12]}..{head_sha[:12]} in {repo_root}: {exc}") from None
     return Changes(commits=commits, changed=changed, diffstat=stat)
@@ -321,7 +328,8 @@ def _remove(repo_root: Path, path: Path, name: str) -> str | None:
     git2 = _pygit2()
     try:
         shutil.rmtree(path)
-        git2.Repository(str(repo_root)).lookup_worktree(name).prune(True)
+        with _repository(repo_root) as repo:
+            repo.lookup_worktree(name).prune(True)
     except (git2.GitError, OSError) as exc:
         return str(exc)
     return None

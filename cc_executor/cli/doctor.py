@@ -16,8 +16,9 @@ from cc_executor.models import PERMISSION_MODES
 _EPILOG = """\
 checks: claude found (where), claude version (minimum 2.1.0), credentials (API key env or a logged-in CLI),
 nested session (CLAUDECODE), root + bypass (IS_SANDBOX), the operator's policy in force (CC_EXECUTOR_ALLOWED_*,
-CC_EXECUTOR_MAX_*, CC_EXECUTOR_ALWAYS_*), state dir writable, sqlite, leftover worktrees of isolated runs,
-node/npm, mcp server;
+CC_EXECUTOR_MAX_*, CC_EXECUTOR_ALWAYS_*), state dir writable, sqlite, git version, worktree engine (in-process
+libgit2 or the git CLI; CC_EXECUTOR_WORKTREE_GIT), leftover worktrees of isolated runs, state size, node/npm,
+mcp server;
 --smoke adds a one-turn task through the library. Every check is bounded in time: doctor never hangs.
 Exit codes: 0 nothing failed (warnings allowed), 1 at least one check failed."""
 

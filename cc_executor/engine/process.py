@@ -309,4 +309,13 @@ def reap_all() -> None:
     for pid, (pgid, marker) in live.items():
         _signal_group(pgid, signal.SIGKILL)
         _signal_all([pid, *marked_processes(marker)], signal.SIGKILL)
+    # A process in the middle of exec has no readable environment for a moment, so one scan can miss it (seen in
+    # CI: a double-forked tool survived). Look again, briefly, until nothing marked is left.
+    markers = [marker for _, marker in live.values()]
+    deadline = time.monotonic() + 1.0
+    while escaped := [p for marker in markers for p in marked_processes(marker)]:
+        _signal_all(escaped, signal.SIGKILL)
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     _LIVE.clear()

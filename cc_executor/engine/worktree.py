@@ -424,7 +424,8 @@ async def _leave_in_process(plan: WorktreePlan, head: str) -> WorktreeOutcome:
     problems: list[str | None] = []
 
     async def read_changes() -> None:
-        outcomes.append(_outcome(head, await worktree_libgit2.changes(plan.repo_root, plan.base_sha, head)))
+        found = await worktree_libgit2.changes(plan.repo_root, plan.base_sha, head)
+        outcomes.append(_outcome(head, found.commits, found.changed, found.diffstat))
 
     async def delete() -> None:
         problems.append(await worktree_libgit2.remove(plan.repo_root, plan.path, plan.run_id))
@@ -439,12 +440,16 @@ async def _leave_in_process(plan: WorktreePlan, head: str) -> WorktreeOutcome:
     return outcome
 
 
-def _outcome(head_sha: str, found: worktree_libgit2.Changes) -> WorktreeOutcome:
-    commits = [WorktreeCommit(sha=sha, subject=subject) for sha, subject in found.commits]
+def _outcome(
+    head_sha: str, commits: list[tuple[str, str]], changed: list[tuple[str, str]], diffstat: str
+) -> WorktreeOutcome:
+    """base..head as the result tells it, from either path: (sha, subject) oldest first, (status letter, path)."""
     outcome = WorktreeOutcome(
-        head_sha=head_sha, commits=commits, diffstat=found.diffstat.rstrip()[:_DIFFSTAT_CHARS] or None
+        head_sha=head_sha,
+        commits=[WorktreeCommit(sha=sha, subject=subject) for sha, subject in commits],
+        diffstat=diffstat.rstrip()[:_DIFFSTAT_CHARS] or None,
     )
-    for status, path in found.changed:
+    for status, path in changed:
         kind = status[:1]
         target = outcome.created if kind == "A" else outcome.deleted if kind == "D" else outcome.modified
         target.append(path)
@@ -507,7 +512,7 @@ async def measure(repo: Path, base_sha: str, head_sha: str) -> WorktreeOutcome:
         )
     commits = [(sha, subject) for sha, _, subject in (x.partition("\0") for x in log_out.lines)]
     changes, stat = _split_raw_and_stat(diff.stdout)
-    return _outcome(head_sha, worktree_libgit2.Changes(commits=commits, changed=changes, diffstat=stat))
+    return _outcome(head_sha, commits, changes, stat)
 
 
 def _split_raw_and_stat(output: str) -> tuple[list[tuple[str, str]], str]:
